@@ -1,0 +1,30 @@
+# The two commands the README opens with: `make demo` and `make test`.
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench setup setup-test testbed clean
+
+setup:
+	@scripts/bootstrap.sh runtime
+
+setup-test:
+	@scripts/bootstrap.sh test
+
+demo: setup
+	@.venv/bin/albprobe demo
+
+testbed: setup
+	@.venv/bin/albprobe testbed up
+
+test: setup-test
+	@.venv/bin/ruff check .
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: setup-test
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+bench: setup-test
+	@$(PY) bench/run_all.py
+
+clean:
+	rm -rf .venv runs .pytest_cache .ruff_cache

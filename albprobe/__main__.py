@@ -1,0 +1,5 @@
+import sys
+
+from albprobe.cli import main
+
+sys.exit(main())

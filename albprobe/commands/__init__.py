@@ -1,0 +1,7 @@
+"""Sub-commands of `albprobe`; each module exposes ``register(app)``."""
+
+from __future__ import annotations
+
+from albprobe.commands import analyze, check, cors, demo, run, testbed
+
+COMMAND_MODULES = [testbed, cors, check, run, analyze, demo]

@@ -1,0 +1,415 @@
+"""albprobe.toml: the schema as dataclasses, and a loader whose errors name the key and the fix.
+
+With no config file every value defaults to the local testbed. The documented schema, with an
+example, is docs/config.md; `albprobe config-example` prints it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from albprobe.errors import ConfigError
+
+DEFAULT_ORIGIN = "https://hakwonplus.com"
+TESTBED = "testbed"
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+(?:\.\d+)?)ms)?\s*$")
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+def parse_duration(value: str | int | float, *, key: str) -> float:
+    """'90s', '2m', '1h30m', '250ms' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a duration like '30s' or '2m', got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{key}: a duration cannot be negative ({value})")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m or not any(m.groups()):
+        raise ConfigError(f"{key}: cannot read duration {value!r}", hint="write e.g. '30s', '2m', '1h30m' or '250ms'")
+    h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
+    return h * 3600 + mi * 60 + s + ms / 1000
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One API call a browser makes: what the load user and `albprobe cors` send."""
+
+    name: str
+    path: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class Browser:
+    origin: str = DEFAULT_ORIGIN
+    credentials: bool = True
+    cors_mode: str = "chrome"  # "chrome" (today's Chromium) or "spec" (the Fetch standard)
+    force_preflight: bool = False
+    # Secrets come from the environment only and are never written to a run directory.
+    auth_header_env: str = "ALBPROBE_AUTHORIZATION"
+    cookie_env: str = "ALBPROBE_COOKIE"
+
+
+@dataclass(frozen=True)
+class Safety:
+    allowed_hosts: tuple[str, ...] = ()
+    max_users: int = 500
+    max_rps: float = 2000.0
+    abort_error_rate: float = 0.9  # abort when this share of requests fails ...
+    abort_after: float = 15.0  # ... for this many consecutive seconds
+
+
+@dataclass(frozen=True)
+class Load:
+    shape: str = "step"
+    duration: float = 60.0
+    users: int = 20
+    spawn_rate: float = 10.0
+    # step ramp
+    step_users: int = 10
+    step_every: float = 10.0
+    # spike
+    spike_users: int = 100
+    spike_at: float = 20.0
+    spike_for: float = 10.0
+    # open model (arrival rate, requests/s of user iterations)
+    rate: float = 20.0
+    start_rate: float = 1.0
+    end_rate: float = 50.0
+    max_vus: int = 200
+    # idle-gap (keep-alive race): gaps around the backend keep-alive
+    gap: float = 1.0
+    gap_jitter: float = 0.3
+    workers: int = 0  # 0 = one process; N = a master and N Locust workers
+    web_ui: bool = False
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """The gunicorn capacity model of the target (taken from the testbed when it is the target)."""
+
+    worker_class: str = "sync"
+    workers: int = 2
+    threads: int = 1
+    timeout: float = 30.0
+    keepalive: float = 2.0
+
+    @property
+    def slots(self) -> int:
+        threads = self.threads if self.worker_class == "gthread" else 1
+        return self.workers * max(threads, 1)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str = "/health"
+    port: int | None = None  # None = the traffic port
+    matcher: str = "200"
+    interval: float = 30.0
+    timeout: float = 5.0
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+
+
+@dataclass(frozen=True)
+class Proxy:
+    idle_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Aws:
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None  # for moto / LocalStack in tests
+    load_balancer: str | None = None
+    target_group: str | None = None
+    port: int = 8000
+    poll_interval: float = 10.0
+    health_check: HealthCheck = field(default_factory=HealthCheck)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """A user-supplied response fingerprint for attribution (see docs/attribution.md)."""
+
+    name: str
+    source: str  # proxy | server | app
+    header: str | None = None
+    header_pattern: str | None = None
+    body_pattern: str | None = None
+    status: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    target: str = TESTBED  # "testbed" or a base URL
+    endpoints: tuple[Endpoint, ...] = ()
+    browser: Browser = field(default_factory=Browser)
+    safety: Safety = field(default_factory=Safety)
+    load: Load = field(default_factory=Load)
+    capacity: Capacity = field(default_factory=Capacity)
+    proxy: Proxy = field(default_factory=Proxy)
+    aws: Aws = field(default_factory=Aws)
+    fingerprints: tuple[Fingerprint, ...] = ()
+    source_path: str | None = None
+
+    @property
+    def is_testbed(self) -> bool:
+        return self.target == TESTBED
+
+
+DEFAULT_ENDPOINTS = (
+    Endpoint(name="fast", path="/api/fast", method="GET", weight=6),
+    Endpoint(
+        name="write",
+        path="/api/items",
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Client": "albprobe"},
+        body='{"title": "probe"}',
+        weight=2,
+    ),
+    Endpoint(name="slow", path="/api/slow?ms=200", method="GET", weight=1),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _check_keys(section: str, raw: dict[str, Any], cls: type) -> None:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(
+            f"{section}: unknown key {unknown[0]!r}",
+            hint=f"known keys: {', '.join(sorted(known - {'source_path'}))}",
+        )
+
+
+def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, bool) and kind in (int, float):
+        raise ConfigError(f"{section}.{key}: expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ConfigError(f"{section}.{key}: expected {name}, got {value!r}")
+    return value
+
+
+def _positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{section}.{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+_DURATION_KEYS = {
+    "duration", "step_every", "spike_at", "spike_for", "gap", "gap_jitter", "abort_after",
+    "timeout", "keepalive", "idle_timeout", "poll_interval", "interval",
+}
+
+
+def _build(section: str, cls: type, raw: Any) -> Any:
+    if raw is None:
+        return cls()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{section}] must be a table, got {type(raw).__name__}")
+    _check_keys(section, raw, cls)
+    values: dict[str, Any] = {}
+    defaults = cls()
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        v = raw[f.name]
+        default = getattr(defaults, f.name)
+        key = f"{section}.{f.name}"
+        if f.name in _DURATION_KEYS and isinstance(default, float):
+            v = parse_duration(v, key=key)
+        elif isinstance(default, bool):
+            v = _typed(section, f.name, v, bool)
+        elif isinstance(default, int) and not isinstance(default, bool):
+            v = _typed(section, f.name, v, int)
+        elif isinstance(default, float):
+            v = _typed(section, f.name, v, float)
+        elif isinstance(default, tuple):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise ConfigError(f"{key}: expected a list of strings, got {v!r}")
+            v = tuple(v)
+        elif isinstance(default, HealthCheck):
+            v = _build(key, HealthCheck, v)
+        elif isinstance(default, str) or default is None:
+            if f.name == "port" and isinstance(v, int):
+                pass
+            else:
+                v = _typed(section, f.name, v, str)
+        values[f.name] = v
+    return cls(**values)
+
+
+def _endpoint(i: int, raw: Any) -> Endpoint:
+    where = f"endpoints[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: each [[endpoints]] entry must be a table")
+    _check_keys(where, raw, Endpoint)
+    for req in ("path",):
+        if req not in raw:
+            raise ConfigError(f"{where}: missing {req!r}", hint="e.g. path = \"/api/me\"")
+    path = _typed(where, "path", raw["path"], str)
+    if not path.startswith("/"):
+        raise ConfigError(f"{where}.path: must start with '/', got {path!r}")
+    method = _typed(where, "method", raw.get("method", "GET"), str).upper()
+    if method not in _METHODS:
+        raise ConfigError(f"{where}.method: unsupported method {method!r}", hint=f"one of {', '.join(sorted(_METHODS))}")
+    headers = raw.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise ConfigError(f"{where}.headers: expected a table of string values")
+    for secret in ("authorization", "cookie"):
+        if any(k.lower() == secret for k in headers):
+            raise ConfigError(
+                f"{where}.headers: {secret.title()} must not be written in the config",
+                hint="put it in the environment (browser.auth_header_env / browser.cookie_env)",
+            )
+    body = raw.get("body")
+    if body is not None and not isinstance(body, str):
+        raise ConfigError(f"{where}.body: expected a string (JSON text), got {type(body).__name__}")
+    weight = _typed(where, "weight", raw.get("weight", 1), int)
+    _positive(where, "weight", weight)
+    name = _typed(where, "name", raw.get("name", f"{method} {path}"), str)
+    return Endpoint(name=name, path=path, method=method, headers=dict(headers), body=body, weight=weight)
+
+
+def _fingerprint(i: int, raw: Any) -> Fingerprint:
+    where = f"fingerprints[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: each [[fingerprints]] entry must be a table")
+    _check_keys(where, raw, Fingerprint)
+    if "name" not in raw or "source" not in raw:
+        raise ConfigError(f"{where}: needs 'name' and 'source'")
+    source = raw["source"]
+    if source not in ("proxy", "server", "app"):
+        raise ConfigError(f"{where}.source: must be proxy, server or app, got {source!r}")
+    for key in ("header_pattern", "body_pattern"):
+        if key in raw:
+            try:
+                re.compile(raw[key])
+            except (re.error, TypeError) as exc:
+                raise ConfigError(f"{where}.{key}: not a valid regular expression ({exc})") from None
+    if not any(k in raw for k in ("header", "body_pattern")):
+        raise ConfigError(f"{where}: give 'header' (with optional 'header_pattern') or 'body_pattern'")
+    status = raw.get("status", [])
+    if not isinstance(status, list) or not all(isinstance(s, int) for s in status):
+        raise ConfigError(f"{where}.status: expected a list of status codes")
+    return Fingerprint(
+        name=str(raw["name"]), source=source, header=raw.get("header"),
+        header_pattern=raw.get("header_pattern"), body_pattern=raw.get("body_pattern"),
+        status=tuple(status),
+    )
+
+
+def validate_target(target: str) -> str:
+    """'testbed' or an absolute http(s) URL without a path beyond '/'."""
+    if target == TESTBED:
+        return target
+    parts = urlsplit(target)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"target: {target!r} is not 'testbed' or an http(s) URL",
+            hint="e.g. target = \"https://api.hakwonplus.com\"",
+        )
+    return target.rstrip("/")
+
+
+def validate_origin(origin: str, *, key: str = "browser.origin") -> str:
+    parts = urlsplit(origin)
+    if origin == "null":
+        return origin
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"{key}: {origin!r} is not an origin", hint="write scheme://host[:port], e.g. https://hakwonplus.com")
+    return origin.rstrip("/")
+
+
+def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> Config:
+    known = {"target", "endpoints", "browser", "safety", "load", "capacity", "proxy", "aws", "fingerprints"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown top-level key {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+    target = raw.get("target", TESTBED)
+    if not isinstance(target, str):
+        raise ConfigError(f"target: expected a string, got {target!r}")
+    target = validate_target(target)
+    eps = raw.get("endpoints")
+    if eps is None:
+        endpoints = DEFAULT_ENDPOINTS
+    elif not isinstance(eps, list) or not eps:
+        raise ConfigError("endpoints: expected one or more [[endpoints]] tables")
+    else:
+        endpoints = tuple(_endpoint(i, e) for i, e in enumerate(eps))
+        names = [e.name for e in endpoints]
+        dup = next((n for n in names if names.count(n) > 1), None)
+        if dup:
+            raise ConfigError(f"endpoints: name {dup!r} is used twice", hint="give each endpoint a unique name")
+    browser = _build("browser", Browser, raw.get("browser"))
+    validate_origin(browser.origin)
+    if browser.cors_mode not in ("chrome", "spec"):
+        raise ConfigError(f"browser.cors_mode: must be 'chrome' or 'spec', got {browser.cors_mode!r}")
+    safety = _build("safety", Safety, raw.get("safety"))
+    _positive("safety", "max_users", safety.max_users)
+    _positive("safety", "max_rps", safety.max_rps)
+    if not 0 < safety.abort_error_rate <= 1:
+        raise ConfigError(f"safety.abort_error_rate: must be in (0, 1], got {safety.abort_error_rate}")
+    load = _build("load", Load, raw.get("load"))
+    from albprobe.shapes_catalog import SHAPES  # local: keeps config free of locust imports
+
+    if load.shape not in SHAPES:
+        raise ConfigError(f"load.shape: unknown shape {load.shape!r}", hint=f"one of {', '.join(SHAPES)}")
+    for key in ("duration", "users", "spawn_rate", "rate", "max_vus"):
+        _positive("load", key, getattr(load, key))
+    _positive("load", "workers", load.workers, allow_zero=True)
+    capacity = _build("capacity", Capacity, raw.get("capacity"))
+    if capacity.worker_class not in ("sync", "gthread", "gevent", "eventlet", "tornado", "uvicorn"):
+        raise ConfigError(f"capacity.worker_class: unknown gunicorn worker class {capacity.worker_class!r}")
+    _positive("capacity", "workers", capacity.workers)
+    _positive("capacity", "threads", capacity.threads)
+    proxy = _build("proxy", Proxy, raw.get("proxy"))
+    _positive("proxy", "idle_timeout", proxy.idle_timeout)
+    aws = _build("aws", Aws, raw.get("aws"))
+    fps = raw.get("fingerprints", [])
+    if not isinstance(fps, list):
+        raise ConfigError("fingerprints: expected [[fingerprints]] tables")
+    fingerprints = tuple(_fingerprint(i, f) for i, f in enumerate(fps))
+    return Config(
+        target=target, endpoints=endpoints, browser=browser, safety=safety, load=load,
+        capacity=capacity, proxy=proxy, aws=aws, fingerprints=fingerprints, source_path=source_path,
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read albprobe.toml; None (and no ./albprobe.toml) means all testbed defaults."""
+    if path is None:
+        default = Path("albprobe.toml")
+        if not default.exists():
+            return config_from_dict({})
+        path = default
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config {str(p)!r} not found", hint="check the path, or omit --config to use testbed defaults") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {str(p)!r} cannot be read: {exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {str(p)!r} is not valid TOML: {exc}") from None
+    try:
+        return config_from_dict(raw, source_path=str(p))
+    except ConfigError as exc:
+        raise ConfigError(f"config {str(p)!r}: {exc.message}", hint=exc.hint) from None

@@ -1,0 +1,1 @@
+"""Offline analysis of run directories: parsers, correlation, verdict, reports."""

@@ -1,0 +1,1 @@
+"""The local stand-in of browser -> ALB -> gunicorn/Django, with fault switches."""
