@@ -17,7 +17,9 @@ from albprobe.errors import ConfigError
 
 DEFAULT_ORIGIN = "https://hakwonplus.com"
 TESTBED = "testbed"
-_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+(?:\.\d+)?)ms)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+(?:\.\d+)?)ms)?\s*$"
+)
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
@@ -31,7 +33,10 @@ def parse_duration(value: str | int | float, *, key: str) -> float:
         return float(value)
     m = _DURATION.match(str(value))
     if not m or not any(m.groups()):
-        raise ConfigError(f"{key}: cannot read duration {value!r}", hint="write e.g. '30s', '2m', '1h30m' or '250ms'")
+        raise ConfigError(
+            f"{key}: cannot read duration {value!r}",
+            hint="write e.g. '30s', '2m', '1h30m' or '250ms'",
+        )
     h, mi, s, ms = (float(g) if g else 0.0 for g in m.groups())
     return h * 3600 + mi * 60 + s + ms / 1000
 
@@ -208,12 +213,24 @@ def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) ->
 
 def _positive(section: str, key: str, value: float, *, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{section}.{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise ConfigError(
+            f"{section}.{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value}"
+        )
 
 
 _DURATION_KEYS = {
-    "duration", "step_every", "spike_at", "spike_for", "gap", "gap_jitter", "abort_after",
-    "timeout", "keepalive", "idle_timeout", "poll_interval", "interval",
+    "duration",
+    "step_every",
+    "spike_at",
+    "spike_for",
+    "gap",
+    "gap_jitter",
+    "abort_after",
+    "timeout",
+    "keepalive",
+    "idle_timeout",
+    "poll_interval",
+    "interval",
 }
 
 
@@ -261,15 +278,20 @@ def _endpoint(i: int, raw: Any) -> Endpoint:
     _check_keys(where, raw, Endpoint)
     for req in ("path",):
         if req not in raw:
-            raise ConfigError(f"{where}: missing {req!r}", hint="e.g. path = \"/api/me\"")
+            raise ConfigError(f"{where}: missing {req!r}", hint='e.g. path = "/api/me"')
     path = _typed(where, "path", raw["path"], str)
     if not path.startswith("/"):
         raise ConfigError(f"{where}.path: must start with '/', got {path!r}")
     method = _typed(where, "method", raw.get("method", "GET"), str).upper()
     if method not in _METHODS:
-        raise ConfigError(f"{where}.method: unsupported method {method!r}", hint=f"one of {', '.join(sorted(_METHODS))}")
+        raise ConfigError(
+            f"{where}.method: unsupported method {method!r}",
+            hint=f"one of {', '.join(sorted(_METHODS))}",
+        )
     headers = raw.get("headers", {})
-    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+    if not isinstance(headers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
+    ):
         raise ConfigError(f"{where}.headers: expected a table of string values")
     for secret in ("authorization", "cookie"):
         if any(k.lower() == secret for k in headers):
@@ -283,7 +305,9 @@ def _endpoint(i: int, raw: Any) -> Endpoint:
     weight = _typed(where, "weight", raw.get("weight", 1), int)
     _positive(where, "weight", weight)
     name = _typed(where, "name", raw.get("name", f"{method} {path}"), str)
-    return Endpoint(name=name, path=path, method=method, headers=dict(headers), body=body, weight=weight)
+    return Endpoint(
+        name=name, path=path, method=method, headers=dict(headers), body=body, weight=weight
+    )
 
 
 def _fingerprint(i: int, raw: Any) -> Fingerprint:
@@ -301,15 +325,22 @@ def _fingerprint(i: int, raw: Any) -> Fingerprint:
             try:
                 re.compile(raw[key])
             except (re.error, TypeError) as exc:
-                raise ConfigError(f"{where}.{key}: not a valid regular expression ({exc})") from None
+                raise ConfigError(
+                    f"{where}.{key}: not a valid regular expression ({exc})"
+                ) from None
     if not any(k in raw for k in ("header", "body_pattern")):
-        raise ConfigError(f"{where}: give 'header' (with optional 'header_pattern') or 'body_pattern'")
+        raise ConfigError(
+            f"{where}: give 'header' (with optional 'header_pattern') or 'body_pattern'"
+        )
     status = raw.get("status", [])
     if not isinstance(status, list) or not all(isinstance(s, int) for s in status):
         raise ConfigError(f"{where}.status: expected a list of status codes")
     return Fingerprint(
-        name=str(raw["name"]), source=source, header=raw.get("header"),
-        header_pattern=raw.get("header_pattern"), body_pattern=raw.get("body_pattern"),
+        name=str(raw["name"]),
+        source=source,
+        header=raw.get("header"),
+        header_pattern=raw.get("header_pattern"),
+        body_pattern=raw.get("body_pattern"),
         status=tuple(status),
     )
 
@@ -322,7 +353,7 @@ def validate_target(target: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"target: {target!r} is not 'testbed' or an http(s) URL",
-            hint="e.g. target = \"https://api.hakwonplus.com\"",
+            hint='e.g. target = "https://api.hakwonplus.com"',
         )
     return target.rstrip("/")
 
@@ -332,15 +363,30 @@ def validate_origin(origin: str, *, key: str = "browser.origin") -> str:
     if origin == "null":
         return origin
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-        raise ConfigError(f"{key}: {origin!r} is not an origin", hint="write scheme://host[:port], e.g. https://hakwonplus.com")
+        raise ConfigError(
+            f"{key}: {origin!r} is not an origin",
+            hint="write scheme://host[:port], e.g. https://hakwonplus.com",
+        )
     return origin.rstrip("/")
 
 
 def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> Config:
-    known = {"target", "endpoints", "browser", "safety", "load", "capacity", "proxy", "aws", "fingerprints"}
+    known = {
+        "target",
+        "endpoints",
+        "browser",
+        "safety",
+        "load",
+        "capacity",
+        "proxy",
+        "aws",
+        "fingerprints",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"unknown top-level key {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"unknown top-level key {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}"
+        )
     target = raw.get("target", TESTBED)
     if not isinstance(target, str):
         raise ConfigError(f"target: expected a string, got {target!r}")
@@ -355,27 +401,37 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         names = [e.name for e in endpoints]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
-            raise ConfigError(f"endpoints: name {dup!r} is used twice", hint="give each endpoint a unique name")
+            raise ConfigError(
+                f"endpoints: name {dup!r} is used twice", hint="give each endpoint a unique name"
+            )
     browser = _build("browser", Browser, raw.get("browser"))
     validate_origin(browser.origin)
     if browser.cors_mode not in ("chrome", "spec"):
-        raise ConfigError(f"browser.cors_mode: must be 'chrome' or 'spec', got {browser.cors_mode!r}")
+        raise ConfigError(
+            f"browser.cors_mode: must be 'chrome' or 'spec', got {browser.cors_mode!r}"
+        )
     safety = _build("safety", Safety, raw.get("safety"))
     _positive("safety", "max_users", safety.max_users)
     _positive("safety", "max_rps", safety.max_rps)
     if not 0 < safety.abort_error_rate <= 1:
-        raise ConfigError(f"safety.abort_error_rate: must be in (0, 1], got {safety.abort_error_rate}")
+        raise ConfigError(
+            f"safety.abort_error_rate: must be in (0, 1], got {safety.abort_error_rate}"
+        )
     load = _build("load", Load, raw.get("load"))
     from albprobe.shapes_catalog import SHAPES  # local: keeps config free of locust imports
 
     if load.shape not in SHAPES:
-        raise ConfigError(f"load.shape: unknown shape {load.shape!r}", hint=f"one of {', '.join(SHAPES)}")
+        raise ConfigError(
+            f"load.shape: unknown shape {load.shape!r}", hint=f"one of {', '.join(SHAPES)}"
+        )
     for key in ("duration", "users", "spawn_rate", "rate", "max_vus"):
         _positive("load", key, getattr(load, key))
     _positive("load", "workers", load.workers, allow_zero=True)
     capacity = _build("capacity", Capacity, raw.get("capacity"))
     if capacity.worker_class not in ("sync", "gthread", "gevent", "eventlet", "tornado", "uvicorn"):
-        raise ConfigError(f"capacity.worker_class: unknown gunicorn worker class {capacity.worker_class!r}")
+        raise ConfigError(
+            f"capacity.worker_class: unknown gunicorn worker class {capacity.worker_class!r}"
+        )
     _positive("capacity", "workers", capacity.workers)
     _positive("capacity", "threads", capacity.threads)
     proxy = _build("proxy", Proxy, raw.get("proxy"))
@@ -386,8 +442,16 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         raise ConfigError("fingerprints: expected [[fingerprints]] tables")
     fingerprints = tuple(_fingerprint(i, f) for i, f in enumerate(fps))
     return Config(
-        target=target, endpoints=endpoints, browser=browser, safety=safety, load=load,
-        capacity=capacity, proxy=proxy, aws=aws, fingerprints=fingerprints, source_path=source_path,
+        target=target,
+        endpoints=endpoints,
+        browser=browser,
+        safety=safety,
+        load=load,
+        capacity=capacity,
+        proxy=proxy,
+        aws=aws,
+        fingerprints=fingerprints,
+        source_path=source_path,
     )
 
 
@@ -402,7 +466,10 @@ def load_config(path: str | Path | None) -> Config:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config {str(p)!r} not found", hint="check the path, or omit --config to use testbed defaults") from None
+        raise ConfigError(
+            f"config {str(p)!r} not found",
+            hint="check the path, or omit --config to use testbed defaults",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {str(p)!r} cannot be read: {exc}") from None
     try:

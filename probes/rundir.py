@@ -1,0 +1,222 @@
+"""The run directory (docs/run-directory.md): table schemas, run.json, and bounded-memory writers.
+
+Every collector writes through ``TableWriter``: rows are buffered in columnar lists and flushed as a
+new Parquet part when the buffer reaches ``flush_rows`` or ``flush_seconds``, so memory stays
+bounded however long the run, and a crash loses at most one unflushed buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "requests": pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("intended_ts", pa.float64()),
+            ("kind", pa.string()),
+            ("endpoint", pa.string()),
+            ("method", pa.string()),
+            ("path", pa.string()),
+            ("status", pa.int32()),
+            ("source", pa.string()),
+            ("source_evidence", pa.string()),
+            ("cors_ok", pa.bool_()),
+            ("cors_step", pa.string()),
+            ("cors_message", pa.string()),
+            ("latency_ms", pa.float64()),
+            ("co_latency_ms", pa.float64()),
+            ("bytes", pa.int64()),
+            ("error", pa.string()),
+            ("conn_reused", pa.bool_()),
+            ("worker_id", pa.string()),
+            ("user_id", pa.int32()),
+        ]
+    ),
+    "health": pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("target", pa.string()),
+            ("state", pa.string()),
+            ("reason", pa.string()),
+            ("description", pa.string()),
+            ("collector", pa.string()),
+            ("in_flight", pa.int32()),
+            ("queued", pa.int32()),
+        ]
+    ),
+    "metrics": pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("metric", pa.string()),
+            ("stat", pa.string()),
+            ("period", pa.int32()),
+            ("value", pa.float64()),
+            ("dimensions", pa.string()),
+        ]
+    ),
+    "events": pa.schema(
+        [
+            ("ts", pa.float64()),
+            ("source", pa.string()),
+            ("kind", pa.string()),
+            ("detail", pa.string()),
+            ("pid", pa.int64()),
+        ]
+    ),
+    "schedule": pa.schema(
+        [("ts", pa.float64()), ("scheduled", pa.int64()), ("dropped", pa.int64())]
+    ),
+}
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """A run directory on disk; cheap to construct, creates folders lazily."""
+
+    path: Path
+
+    @classmethod
+    def create(cls, root: str | Path, run_id: str) -> RunDir:
+        path = Path(root) / run_id
+        path.mkdir(parents=True, exist_ok=False)
+        (path / "logs").mkdir()
+        return cls(path)
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    def table_dir(self, table: str) -> Path:
+        if table not in SCHEMAS:
+            raise ValueError(f"unknown run-directory table {table!r}")
+        return self.path / table
+
+    def parts(self, table: str) -> list[Path]:
+        d = self.table_dir(table)
+        return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+
+    def read_meta(self) -> dict[str, Any]:
+        return json.loads(self.run_json.read_text(encoding="utf-8"))
+
+    def write_meta(self, meta: Mapping[str, Any]) -> None:
+        """Atomic rewrite of run.json, so a crash mid-write never leaves it unreadable."""
+        data = dict(meta)
+        data.setdefault("schema_version", SCHEMA_VERSION)
+        tmp = self.run_json.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        os.replace(tmp, self.run_json)
+
+    def update_meta(self, **changes: Any) -> dict[str, Any]:
+        meta = self.read_meta() if self.run_json.exists() else {}
+        meta.update(changes)
+        self.write_meta(meta)
+        return meta
+
+    def read_table(self, table: str) -> pa.Table:
+        """All parts of a table (an empty table with the schema when none were written)."""
+        parts = self.parts(table)
+        if not parts:
+            return SCHEMAS[table].empty_table()
+        return pa.concat_tables(pq.read_table(p, schema=SCHEMAS[table]) for p in parts)
+
+
+class TableWriter:
+    """Append rows (dicts) to one table of a run directory as numbered Parquet parts.
+
+    Thread-safe; ``prefix`` keeps parts of concurrent writers apart (e.g. one per Locust worker).
+    """
+
+    def __init__(
+        self,
+        rundir: RunDir,
+        table: str,
+        *,
+        prefix: str = "part",
+        flush_rows: int = 50_000,
+        flush_seconds: float = 2.0,
+    ) -> None:
+        self.rundir = rundir
+        self.table = table
+        self.schema = SCHEMAS[table]
+        self._names = self.schema.names
+        self._prefix = prefix
+        self._flush_rows = flush_rows
+        self._flush_seconds = flush_seconds
+        self._cols: dict[str, list[Any]] = {n: [] for n in self._names}
+        self._n = 0
+        self._part = 0
+        self._last_flush = time.monotonic()
+        self._lock = threading.Lock()
+        self.rows_written = 0
+        self.table_dir = rundir.table_dir(table)
+        self.table_dir.mkdir(parents=True, exist_ok=True)
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        with self._lock:
+            for n in self._names:
+                self._cols[n].append(row.get(n))
+            self._n += 1
+            due = self._n >= self._flush_rows or (
+                time.monotonic() - self._last_flush >= self._flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def append_columns(self, columns: Mapping[str, list[Any]]) -> None:
+        """Append a batch given column-wise (how Locust workers ship rows to the master)."""
+        with self._lock:
+            n = len(next(iter(columns.values()))) if columns else 0
+            for name in self._names:
+                col = columns.get(name)
+                self._cols[name].extend(col if col is not None else [None] * n)
+            self._n += n
+            due = self._n >= self._flush_rows or (
+                time.monotonic() - self._last_flush >= self._flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if not self._n:
+                self._last_flush = time.monotonic()
+                return
+            cols, n = self._cols, self._n
+            self._cols = {name: [] for name in self._names}
+            self._n = 0
+            part = self._part
+            self._part += 1
+            self._last_flush = time.monotonic()
+            table = pa.table(
+                {k: pa.array(cols[k], type=self.schema.field(k).type) for k in self._names}
+            )
+            final = self.table_dir / f"{self._prefix}-{part:05d}.parquet"
+            tmp = final.with_suffix(".tmp")
+            # Write-then-rename: a reader (or a crash) never sees a half-written part.
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, final)
+            self.rows_written += n
+
+    def close(self) -> None:
+        self.flush()
