@@ -240,6 +240,8 @@ CASES: list[Case] = [
     ),
     C("client-hint-dpr-no-preflight", Call("GET", (("DPR", "2"), ("Viewport-Width", "800"))), actual=act()),
     C("accept-language-underscore-preflight", Call("GET", (("Accept-Language", "en_US"),)), preflight=pre()),
+    C("forbidden-method-trace", Call("TRACE")),
+    C("xhr-forbidden-method-track", Call("TRACK", initiator="xhr")),
     C(
         "preflight-cache-max-age",
         calls=[Call("PUT"), Call("PUT")],
@@ -274,11 +276,13 @@ CASES: list[Case] = [
 
 
 def _js(url: str, call: Call) -> str:
+    """A script making the call; resolves to 'status N' or the error the script sees."""
     headers = json.dumps(dict(call.headers))
     if call.initiator == "xhr":
         return (
             "new Promise(res => { const x = new XMLHttpRequest();"
-            f" x.open({json.dumps(call.method)}, {json.dumps(url)});"
+            f" try {{ x.open({json.dumps(call.method)}, {json.dumps(url)}); }}"
+            " catch (e) { res(String(e)); return; }"
             f" x.withCredentials = {'true' if call.credentials == 'include' else 'false'};"
             f" const h = {headers}; for (const k in h) x.setRequestHeader(k, h[k]);"
             " x.onload = () => res('status ' + x.status);"
@@ -430,6 +434,8 @@ def test_evaluator_matches_chromium(case: Case, browser_outcomes: dict[str, Outc
         if verdict.ok:
             status = (case.hops.get("hop") or case.actual).status
             assert js == f"status {status}"
+        elif verdict.step == "request-invalid":
+            assert js == verdict.message
         elif verdict.step == "network":
             assert js == verdict.message
             assert f"Failed to load resource: {verdict.net_error}" in out.net_errors
@@ -439,7 +445,7 @@ def test_evaluator_matches_chromium(case: Case, browser_outcomes: dict[str, Outc
                 if case.calls[i].initiator == "xhr"
                 else "TypeError: Failed to fetch"
             )
-    failures = [v.message for v in out.expected if not v.ok and v.step != "network"]
+    failures = [v.message for v in out.expected if not v.ok and v.step not in ("network", "request-invalid")]
     assert out.console == failures
     if any(AUTHORIZATION_WILDCARD_WARNING in v.warnings for v in out.expected):
         assert "AuthorizationCoveredByWildcard" in out.issues
