@@ -48,7 +48,10 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: every AlbprobeError becomes one line on stderr."""
     try:
-        app(args=argv, standalone_mode=False)
+        # In non-standalone mode click returns a command's exit code instead of raising it.
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
     except (AlbprobeError, TestbedError) as exc:
         typer.echo(f"albprobe: error: {exc.one_line()}", err=True)
         return exc.exit_code

@@ -191,7 +191,6 @@ def _haproxy_sampler(tb) -> Callable[[], list[dict[str, Any]]]:
 def locust_command(
     opts: RunOptions, host: str, rundir: RunDir, config_path: Path, web_port: int | None
 ) -> list[str]:
-    load = opts.config.load
     cmd = [
         sys.executable,
         "-m",
@@ -206,9 +205,6 @@ def locust_command(
         str(config_path),
         "--albprobe-shape",
         opts.shape,
-        # A hard stop beyond the shape's own end: every run ends by itself.
-        "--run-time",
-        f"{int(load.duration + 30)}s",
         "--stop-timeout",
         "2",
         "--csv",
@@ -406,8 +402,13 @@ def execute(
         )
         load_start = time.time()
         pending = list(opts.faults)
+        # Locust ignores --run-time under a shape; this bound is ours (plus start-up and drain).
+        deadline = load_start + cfg.load.duration + 60
         while proc.poll() is None:
             if stop.event.wait(0.25):
+                break
+            if time.time() > deadline:
+                stop.set("hard time limit: the load process did not end by itself")
                 break
             elapsed = time.time() - load_start
             while pending and pending[0].at <= elapsed and tb is not None:
@@ -481,12 +482,14 @@ def _read_progress(rundir: RunDir, tb, elapsed: float) -> dict[str, Any]:
 
 
 def _stop_locust(proc: subprocess.Popen, reason: str | None) -> None:
-    """Ask Locust to stop (SIGTERM: it flushes and writes its summary), then insist."""
+    """Ask Locust to stop, then insist. SIGINT, not SIGTERM: in a headless shape run Locust waits on
+    the shape before it installs its SIGTERM handler, but it catches KeyboardInterrupt there and
+    shuts down in order (final worker reports, summary)."""
     if proc.poll() is not None:
         return
     if reason:
         with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(signal.SIGINT)
     try:
         proc.wait(30 if reason else 60)
     except subprocess.TimeoutExpired:

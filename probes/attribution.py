@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from probes.cors.neterrors import error_class
-from probes.fingerprints import BUILTIN, Fingerprint
+from probes.fingerprints import BUILTIN
 
 SOURCES = ("proxy", "server", "app", "network")
 _BODY_PREFIX = 8192

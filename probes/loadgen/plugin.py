@@ -119,6 +119,7 @@ class LoadSession:
     last_report: dict[str, float] = field(default_factory=dict)
     started_at: float | None = None
     standalone: bool = False  # no --albprobe-run-dir: this process owns run.json too
+    environment: Any = None
     _weights: list[float] | None = None
 
     @property
@@ -204,6 +205,7 @@ def _on_init(environment, **_kw) -> None:
         processes = 1
     s = LoadSession(config=cfg, shape=shape, role=role, processes=processes)
     s._worker_id = "local" if role == "local" else "master" if role == "master" else "w?"
+    s.environment = environment
     SESSION = s
     ev = environment.events
     if role in ("local", "worker"):
@@ -217,7 +219,8 @@ def _on_init(environment, **_kw) -> None:
         ev.worker_report.add_listener(_on_worker_report)
     ev.test_start.add_listener(_on_test_start)
     ev.test_stop.add_listener(_on_test_stop)
-    ev.quitting.add_listener(_on_quitting)
+    # `quit` fires after runner.quit(), i.e. after the master has the workers' final reports.
+    ev.quit.add_listener(_on_quit)
 
 
 def _make_limiter(rate: float) -> TokenBucket:
@@ -387,9 +390,10 @@ def _on_test_stop(environment, **_kw) -> None:
         s.scheduler.stop()
 
 
-def _on_quitting(environment, **_kw) -> None:
+def _on_quit(exit_code: int = 0, **_kw) -> None:
     """Final flush (master/local): every row Locust counted is on disk before the process ends."""
     s = session()
+    environment = s.environment
     if s.role == "worker":
         return
     now = time.time()

@@ -35,8 +35,8 @@ class TokenBucket:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            if self._tokens >= 1.0 - 1e-9:  # float dust must not turn into an endless tiny wait
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return
             wait = (1.0 - self._tokens) / self.rate
             self.waited += wait
