@@ -166,8 +166,11 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
     origin = serialize_origin(req.origin)
     same_origin = origin != "null" and url_origin(req.url) == origin
     unsafe = unsafe_header_names(req.headers, mode)
-    needs = not same_origin and (
-        req.force_preflight or method not in SAFELISTED_METHODS or bool(unsafe)
+    forbidden = is_forbidden_method(method)
+    needs = (
+        not same_origin
+        and not forbidden  # fetch() throws before anything is sent
+        and (req.force_preflight or method not in SAFELISTED_METHODS or bool(unsafe))
     )
     return _Derived(
         method=method,
@@ -179,7 +182,7 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
         unsafe=unsafe,
         has_authorization="authorization" in unsafe,
         needs_preflight=needs,
-        forbidden_method=is_forbidden_method(method),
+        forbidden_method=forbidden,
         redirected_from=display_url(req.redirected_from) if req.redirected_from else None,
     )
 

@@ -157,5 +157,8 @@ def cors_message(
 def forbidden_method_message(method: str, initiator: str = "fetch") -> str:
     """The TypeError/SyntaxError a script gets for CONNECT/TRACE/TRACK (no request is sent)."""
     if initiator == "xhr":
-        return f"Failed to execute 'open' on 'XMLHttpRequest': '{method}' HTTP method is unsupported."
-    return f"Failed to execute 'fetch' on 'Window': '{method}' HTTP method is unsupported."
+        return (
+            "SecurityError: Failed to execute 'open' on 'XMLHttpRequest':"
+            f" '{method}' HTTP method is unsupported."
+        )
+    return f"TypeError: Failed to execute 'fetch' on 'Window': '{method}' HTTP method is unsupported."
