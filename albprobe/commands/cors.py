@@ -111,11 +111,18 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False, width=wide)
 
 
+def _esc(*texts: str) -> list[str]:
+    """Server-controlled text (headers, messages) must not be read as rich markup."""
+    from rich.markup import escape
+
+    return [escape(t) for t in texts]
+
+
 def _print_results(results: list[Any], origin: str, mode: str) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"CORS as Chromium sees it, from origin {origin} (mode: {mode})")
+    table = Table(title=_esc(f"CORS as Chromium sees it, from origin {origin} (mode: {mode})")[0])
     for col in ("endpoint", "preflight", "actual", "verdict", "browser message"):
         table.add_column(col, overflow="fold")
     for r in results:
@@ -126,7 +133,7 @@ def _print_results(results: list[Any], origin: str, mode: str) -> None:
             msg = f"{msg} [{v.net_error}]"
         if v.warnings:
             msg = (msg + " " if msg else "") + "warning: " + " ".join(v.warnings)
-        table.add_row(f"{r.method} {r.url}", _cell(r.preflight), _cell(r.actual), verdict, msg)
+        table.add_row(*_esc(f"{r.method} {r.url}", _cell(r.preflight), _cell(r.actual), verdict, msg))
     console.print(table)
     fails = [r for r in results if not r.ok]
     if not fails:
@@ -150,18 +157,20 @@ def _print_scan(report: Any) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=f"CORS misconfiguration scan of {report.url} (allowed: {report.allowed_origin})")
+    table = Table(
+        title=_esc(f"CORS misconfiguration scan of {report.url} (allowed: {report.allowed_origin})")[0]
+    )
     for col in ("severity", "check", "origin sent", "ACAO / ACAC", "detail", "fix"):
         table.add_column(col, overflow="fold")
     for f in report.findings:
         table.add_row(
-            f.severity, f.check, f.origin_sent, f"{f.acao} / {f.acac}", f.detail, f.fix
+            *_esc(f.severity, f.check, f.origin_sent, f"{f.acao} / {f.acac}", f.detail, f.fix)
         )
     console.print(table)
     if not report.findings:
         console.print("no misconfiguration found")
     for note in report.inconclusive:
-        console.print(f"inconclusive: {note}")
+        console.print(*_esc(f"inconclusive: {note}"))
 
 
 def register(app: typer.Typer) -> None:
@@ -306,11 +315,11 @@ def register(app: typer.Typer) -> None:
             from rich.table import Table
 
             console = _console()
-            table = Table(title=f"Does {settings} admit {new_origin}?")
+            table = Table(title=_esc(f"Does {settings} admit {new_origin}?")[0])
             for col in ("check", "result", "detail", "fix"):
                 table.add_column(col, overflow="fold")
             for c in checks:
-                table.add_row(c.name, c.status.upper(), c.detail, c.fix or "")
+                table.add_row(*_esc(c.name, c.status.upper(), c.detail, c.fix or ""))
             console.print(table)
             console.print(summarize(checks))
         if not ok:
