@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from probes.cors.neterrors import error_class
-from probes.fingerprints import BUILTIN, Fingerprint
+from probes.fingerprints import BUILTIN
 
 SOURCES = ("proxy", "server", "app", "network")
 _BODY_PREFIX = 8192
@@ -24,7 +24,9 @@ _BODY_PREFIX = 8192
 @dataclass(frozen=True)
 class Attribution:
     source: str  # "proxy" | "server" | "app" | "network"
-    evidence: str  # e.g. "server: awselb/2.0", "body: gunicorn error page", "ConnectionRefusedError"
+    evidence: (
+        str  # e.g. "server: awselb/2.0", "body: gunicorn error page", "ConnectionRefusedError"
+    )
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,9 @@ async def probe_endpoint(
     warnings: tuple[str, ...] = ()
     if needs_preflight(req, opts.mode):
         hdrs = preflight_headers(req, opts.mode, user_agent=opts.user_agent)
-        preflight_ex, resp, err = await _send(client, "preflight", "OPTIONS", ep.url, hdrs, None, opts)
+        preflight_ex, resp, err = await _send(
+            client, "preflight", "OPTIONS", ep.url, hdrs, None, opts
+        )
         v = evaluate_preflight(req, resp, opts.mode, error=err)
         if not v.ok:  # the browser stops here: the actual request is never sent
             return ProbeResult(ep.name, ep.url, req.method, opts.origin, v, preflight_ex)

@@ -288,9 +288,7 @@ def check_urls_regex(path: str, s: DjangoSettings) -> Check:
     )
 
 
-def check_origin(
-    origin: str, s: DjangoSettings, *, api_url: str | None = None
-) -> list[Check]:
+def check_origin(origin: str, s: DjangoSettings, *, api_url: str | None = None) -> list[Check]:
     """All static checks for ``origin`` (pure; the live preflight is separate)."""
     o, _scheme, netloc = validate_new_origin(origin)
     checks = [

@@ -133,7 +133,9 @@ def _print_results(results: list[Any], origin: str, mode: str) -> None:
             msg = f"{msg} [{v.net_error}]"
         if v.warnings:
             msg = (msg + " " if msg else "") + "warning: " + " ".join(v.warnings)
-        table.add_row(*_esc(f"{r.method} {r.url}", _cell(r.preflight), _cell(r.actual), verdict, msg))
+        table.add_row(
+            *_esc(f"{r.method} {r.url}", _cell(r.preflight), _cell(r.actual), verdict, msg)
+        )
     console.print(table)
     fails = [r for r in results if not r.ok]
     if not fails:
@@ -150,7 +152,9 @@ def _print_results(results: list[Any], origin: str, mode: str) -> None:
             "(a proxy/server error page or no response never carries CORS headers)"
         )
     elif "app" in by_source:
-        console.print("the app itself answered without the right CORS headers: check the CORS setup")
+        console.print(
+            "the app itself answered without the right CORS headers: check the CORS setup"
+        )
 
 
 def _print_scan(report: Any) -> None:
@@ -158,7 +162,9 @@ def _print_scan(report: Any) -> None:
 
     console = _console()
     table = Table(
-        title=_esc(f"CORS misconfiguration scan of {report.url} (allowed: {report.allowed_origin})")[0]
+        title=_esc(
+            f"CORS misconfiguration scan of {report.url} (allowed: {report.allowed_origin})"
+        )[0]
     )
     for col in ("severity", "check", "origin sent", "ACAO / ACAC", "detail", "fix"):
         table.add_column(col, overflow="fold")
@@ -213,7 +219,8 @@ def register(app: typer.Typer) -> None:
         if timeout <= 0:
             raise ConfigError(f"--timeout must be > 0, got {timeout}")
         if scan:
-            from probes.cors_scan import SEVERITIES, scan as run_scan
+            from probes.cors_scan import SEVERITIES
+            from probes.cors_scan import scan as run_scan
 
             reports = [
                 run_scan(ep.url, opts["origin"], timeout=timeout, verify_tls=not insecure)
@@ -224,9 +231,7 @@ def register(app: typer.Typer) -> None:
             else:
                 for r in reports:
                     _print_scan(r)
-            worst = max(
-                (SEVERITIES.index(r.worst) for r in reports if r.worst), default=0
-            )
+            worst = max((SEVERITIES.index(r.worst) for r in reports if r.worst), default=0)
             if worst >= SEVERITIES.index("medium"):
                 raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
             return
@@ -259,16 +264,23 @@ def register(app: typer.Typer) -> None:
 
     @app.command("origin-check")
     def origin_check(
-        new_origin: str = typer.Argument(..., help="The new front-end origin, e.g. https://new.hakwonplus.com"),
+        new_origin: str = typer.Argument(
+            ..., help="The new front-end origin, e.g. https://new.hakwonplus.com"
+        ),
         settings: str = typer.Option(
-            ..., "--settings", help="Django settings file (path/settings.py) or module (pkg.settings)."
+            ...,
+            "--settings",
+            help="Django settings file (path/settings.py) or module (pkg.settings).",
         ),
         url: str = typer.Option(
             None, "--url", help="An API URL: also check its host and send a live preflight."
         ),
         method: str = typer.Option("POST", "--method", "-X", help="Method of the live request."),
         header: list[str] = typer.Option(
-            [], "--header", "-H", help="Header of the live request (default: Content-Type: application/json)."
+            [],
+            "--header",
+            "-H",
+            help="Header of the live request (default: Content-Type: application/json).",
         ),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
         timeout: float = typer.Option(10.0, "--timeout"),
@@ -294,7 +306,11 @@ def register(app: typer.Typer) -> None:
             hdrs = _parse_headers(header) or (("Content-Type", "application/json"),)
             origin = new_origin.rstrip("/")
             res = probe(
-                [Endpoint("live", url, method.upper(), hdrs, "{}" if method.upper() != "GET" else None)],
+                [
+                    Endpoint(
+                        "live", url, method.upper(), hdrs, "{}" if method.upper() != "GET" else None
+                    )
+                ],
                 ProbeOptions(origin=origin, timeout=timeout),
             )[0]
             checks.append(live_check(res))

@@ -61,7 +61,9 @@ class CorsRequest:
 
     def __post_init__(self) -> None:
         if self.credentials not in CREDENTIALS_MODES:
-            raise ValueError(f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}")
+            raise ValueError(
+                f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}"
+            )
         if self.initiator not in INITIATORS:
             raise ValueError(f"initiator must be one of {INITIATORS}, got {self.initiator!r}")
         if not isinstance(self.headers, tuple):  # keep the request hashable (memoisation)
@@ -262,9 +264,7 @@ def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     return min(float(seconds), CHROME_MAX_AGE_CAP)
 
 
-def _fail(
-    d: _Derived, req: CorsRequest, step: str, param: str, *, preflight: bool
-) -> CorsVerdict:
+def _fail(d: _Derived, req: CorsRequest, step: str, param: str, *, preflight: bool) -> CorsVerdict:
     msg = M.cors_message(
         step,
         param,
@@ -299,7 +299,10 @@ def network_verdict(
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
     return CorsVerdict(
-        False, M.REQUEST_INVALID, M.forbidden_method_message(d.method, req.initiator), phase="actual"
+        False,
+        M.REQUEST_INVALID,
+        M.forbidden_method_message(d.method, req.initiator),
+        phase="actual",
     )
 
 
@@ -425,7 +428,11 @@ def redirected_request(req: CorsRequest, resp: HttpResponse) -> CorsRequest | No
     if resp.status == 303 and method != "HEAD" or resp.status in (301, 302) and method == "POST":
         method = "GET"
     origin = serialize_origin(req.origin)
-    if origin != "null" and url_origin(url) != url_origin(req.url) and url_origin(req.url) != origin:
+    if (
+        origin != "null"
+        and url_origin(url) != url_origin(req.url)
+        and url_origin(req.url) != origin
+    ):
         origin = "null"
     return replace(
         req, url=url, method=method, origin=origin, redirected_from=req.redirected_from or req.url

@@ -110,16 +110,16 @@ def body(step: str, param: str, initiator: str) -> str:
         return "Redirect is not allowed for a preflight request."
     if step == ALLOW_METHODS_INVALID:
         return (
-            "Cannot parse Access-Control-Allow-Methods response header field in preflight"
-            " response."
+            "Cannot parse Access-Control-Allow-Methods response header field in preflight response."
         )
     if step == ALLOW_HEADERS_INVALID:
         return (
-            "Cannot parse Access-Control-Allow-Headers response header field in preflight"
-            " response."
+            "Cannot parse Access-Control-Allow-Headers response header field in preflight response."
         )
     if step == ALLOW_METHODS:
-        return f"Method {param} is not allowed by Access-Control-Allow-Methods in preflight response."
+        return (
+            f"Method {param} is not allowed by Access-Control-Allow-Methods in preflight response."
+        )
     if step == ALLOW_HEADERS:
         return (
             f"Request header field {param} is not allowed by Access-Control-Allow-Headers in"
@@ -161,4 +161,6 @@ def forbidden_method_message(method: str, initiator: str = "fetch") -> str:
             "SecurityError: Failed to execute 'open' on 'XMLHttpRequest':"
             f" '{method}' HTTP method is unsupported."
         )
-    return f"TypeError: Failed to execute 'fetch' on 'Window': '{method}' HTTP method is unsupported."
+    return (
+        f"TypeError: Failed to execute 'fetch' on 'Window': '{method}' HTTP method is unsupported."
+    )

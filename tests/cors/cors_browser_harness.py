@@ -6,6 +6,7 @@ Used by test_cors_browser.py. Every process started here is ended by its own han
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -142,13 +143,13 @@ class Chromium:
 
     def issues(self) -> list[dict[str, Any]]:
         with self._events_lock:
-            return [e["params"]["issue"] for e in self.events if e.get("method") == "Audits.issueAdded"]
+            return [
+                e["params"]["issue"] for e in self.events if e.get("method") == "Audits.issueAdded"
+            ]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing anyway
             self.send("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -159,10 +160,8 @@ class Chromium:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         for fd in (self._to_chrome, self._from_chrome):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
 

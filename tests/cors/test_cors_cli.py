@@ -57,7 +57,19 @@ def api():
 def test_preflight_then_actual_like_chromium(api, capsys, monkeypatch) -> None:
     base, seen = api
     monkeypatch.setenv("ALBPROBE_COOKIE", "sessionid=abc")
-    rc = main(["cors", f"{base}/api/items", "-X", "PUT", "-H", "Content-Type: application/json", "--data", "{}", "--json"])
+    rc = main(
+        [
+            "cors",
+            f"{base}/api/items",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            "{}",
+            "--json",
+        ]
+    )
     assert rc == 0
     doc = json.loads(capsys.readouterr().out)
     [r] = doc["results"]
@@ -70,13 +82,17 @@ def test_preflight_then_actual_like_chromium(api, capsys, monkeypatch) -> None:
     assert act["cookie"] == "sessionid=abc" and act["origin"] == ORIGIN
 
 
-def test_authorization_from_env_triggers_preflight_and_is_not_printed(api, capsys, monkeypatch) -> None:
+def test_authorization_from_env_triggers_preflight_and_is_not_printed(
+    api, capsys, monkeypatch
+) -> None:
     base, seen = api
     monkeypatch.setenv("ALBPROBE_AUTHORIZATION", "Bearer s3cret")
     assert main(["cors", f"{base}/api/me", "--json"]) == 0
     out = capsys.readouterr().out
     assert "s3cret" not in out
-    assert seen[0][0] == "OPTIONS" and seen[0][2]["access-control-request-headers"] == "authorization"
+    assert (
+        seen[0][0] == "OPTIONS" and seen[0][2]["access-control-request-headers"] == "authorization"
+    )
     assert seen[1][2]["authorization"] == "Bearer s3cret"
 
 
@@ -92,15 +108,19 @@ def test_config_endpoints_on_target(api, tmp_path, capsys) -> None:
     cfg = tmp_path / "albprobe.toml"
     cfg.write_text(
         'target = "https://example.invalid"\n'
-        "[[endpoints]]\nname = \"me\"\npath = \"/api/me\"\n"
-        "[[endpoints]]\nname = \"rm\"\npath = \"/api/items/1\"\nmethod = \"DELETE\"\n"
-        "[browser]\ncors_mode = \"spec\"\ncredentials = false\n"
+        '[[endpoints]]\nname = "me"\npath = "/api/me"\n'
+        '[[endpoints]]\nname = "rm"\npath = "/api/items/1"\nmethod = "DELETE"\n'
+        '[browser]\ncors_mode = "spec"\ncredentials = false\n'
     )
     assert main(["cors", "-c", str(cfg), "--target", base, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert (doc["mode"], doc["credentials"]) == ("spec", "omit")
     assert [r["endpoint"] for r in doc["results"]] == ["me", "rm"]
-    assert {(m, p) for m, p, _ in seen} == {("GET", "/api/me"), ("OPTIONS", "/api/items/1"), ("DELETE", "/api/items/1")}
+    assert {(m, p) for m, p, _ in seen} == {
+        ("GET", "/api/me"),
+        ("OPTIONS", "/api/items/1"),
+        ("DELETE", "/api/items/1"),
+    }
 
 
 def test_unreachable_host_is_a_network_row_not_a_crash(capsys) -> None:
@@ -113,7 +133,9 @@ def test_unreachable_host_is_a_network_row_not_a_crash(capsys) -> None:
     assert r["verdict"]["step"] == "network"
     assert r["verdict"]["message"] == "TypeError: Failed to fetch"
     assert r["verdict"]["net_error"] == "net::ERR_CONNECTION_REFUSED"
-    assert r["actual"]["source"] == "network" and r["actual"]["evidence"] == "ConnectionRefusedError"
+    assert (
+        r["actual"]["source"] == "network" and r["actual"]["evidence"] == "ConnectionRefusedError"
+    )
     assert main(["cors", f"http://127.0.0.1:{port}/api/me"]) == 1
     assert "net::ERR_CONNECTION_REFUSED" in capsys.readouterr().out
 

@@ -66,7 +66,10 @@ def test_nothing_admits_it_and_the_fixes_say_what_to_add() -> None:
     ],
 )
 def test_cors_allowed_origins_matching(entries, expected) -> None:
-    assert status(check_origin(NEW, S(CORS_ALLOWED_ORIGINS=entries)))["CORS_ALLOWED_ORIGINS"] == expected
+    assert (
+        status(check_origin(NEW, S(CORS_ALLOWED_ORIGINS=entries)))["CORS_ALLOWED_ORIGINS"]
+        == expected
+    )
 
 
 def test_cors_regexes_anchored_pass_unanchored_warn() -> None:
@@ -108,9 +111,13 @@ def test_csrf_wildcard_needs_same_scheme() -> None:
 
 
 def test_allowed_hosts_rules() -> None:
-    assert status(check_origin(NEW, S(ALLOWED_HOSTS=("*",))))["ALLOWED_HOSTS (front host)"] == "pass"
+    assert (
+        status(check_origin(NEW, S(ALLOWED_HOSTS=("*",))))["ALLOWED_HOSTS (front host)"] == "pass"
+    )
     debug = S(DEBUG=True)
-    assert status(check_origin("http://localhost:3000", debug))["ALLOWED_HOSTS (front host)"] == "pass"
+    assert (
+        status(check_origin("http://localhost:3000", debug))["ALLOWED_HOSTS (front host)"] == "pass"
+    )
     assert status(check_origin(NEW, debug))["ALLOWED_HOSTS (front host)"] == "fail"
 
 

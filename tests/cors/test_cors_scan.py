@@ -79,7 +79,12 @@ def test_probe_origins_cover_every_class() -> None:
     assert sum(p.check == "special-characters" for p in probes) >= 5
     assert sum(p.check == "third-party-origin" for p in probes) >= 3
     probe_classes = {p.check for p in probes} - {"baseline"}
-    passive = {"wildcard-origin", "wildcard-with-credentials", "missing-vary-origin", "allowed-origin-rejected"}
+    passive = {
+        "wildcard-origin",
+        "wildcard-with-credentials",
+        "missing-vary-origin",
+        "allowed-origin-rejected",
+    }
     assert probe_classes | passive == set(CHECKS)
 
 

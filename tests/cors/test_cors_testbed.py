@@ -63,7 +63,11 @@ def test_target_down_proxy_502_is_the_proxy_not_cors(cors_testbed) -> None:
         f" blocked by CORS policy: {MISSING}"
     )
     post = results["create"]
-    assert (post.verdict.phase, post.failing_source, post.preflight.status) == ("preflight", "proxy", 502)
+    assert (post.verdict.phase, post.failing_source, post.preflight.status) == (
+        "preflight",
+        "proxy",
+        502,
+    )
     assert post.actual is None  # the browser never sends it
     assert post.verdict.message.endswith(PREFIX + MISSING)
     assert all(r.failing_source == "proxy" for r in results.values())
@@ -76,7 +80,11 @@ def test_cors_misconfig_is_the_app(cors_testbed) -> None:
     assert not get.ok and get.verdict.step == "allow-origin-missing"
     assert (get.actual.status, get.actual.source) == (200, "app")
     post = results["create"]
-    assert (post.preflight.status, post.failing_source, post.verdict.phase) == (200, "app", "preflight")
+    assert (post.preflight.status, post.failing_source, post.verdict.phase) == (
+        200,
+        "app",
+        "preflight",
+    )
     assert all(r.failing_source == "app" for r in results.values())
 
 
