@@ -232,6 +232,7 @@ def _check_access(h: _CorsHeaders, d: _Derived) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # servers send the same few values over and over
 def parse_allow_list(value: str | None, lower: bool) -> frozenset[str] | None:
     """Access-Control-Allow-Methods/-Headers: comma list of tokens (empty items skipped);
     None on a parse failure. Methods keep their case; header names are lower-cased."""
@@ -248,6 +249,7 @@ def parse_allow_list(value: str | None, lower: bool) -> frozenset[str] | None:
     return frozenset(out)
 
 
+@lru_cache(maxsize=256)
 def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     """Seconds a preflight result may be cached: 5 when absent or unparsable; Chromium turns a
     negative value into 0 and caps at 2 h; the spec takes only delta-seconds (no cap)."""
