@@ -35,6 +35,7 @@ from probes.cors.requestside import (
 
 MODES = ("chrome", "spec")
 CREDENTIALS_MODES = ("omit", "same-origin", "include")
+REQUEST_MODES = ("cors", "same-origin", "no-cors")
 INITIATORS = ("fetch", "xhr")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHROME_MAX_AGE_CAP = 7200.0  # Chromium caps Access-Control-Max-Age at 2 hours
@@ -58,12 +59,15 @@ class CorsRequest:
     initiator: str = "fetch"  # "fetch" or "xhr" (changes the message wording only)
     force_preflight: bool = False  # Fetch's use-CORS-preflight flag (e.g. XHR upload listeners)
     redirected_from: str | None = None  # initial URL when this hop follows a redirect
+    mode: str = "cors"  # fetch request mode: cors | same-origin | no-cors
 
     def __post_init__(self) -> None:
         if self.credentials not in CREDENTIALS_MODES:
             raise ValueError(
                 f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}"
             )
+        if self.mode not in REQUEST_MODES:
+            raise ValueError(f"mode must be one of {REQUEST_MODES}, got {self.mode!r}")
         if self.initiator not in INITIATORS:
             raise ValueError(f"initiator must be one of {INITIATORS}, got {self.initiator!r}")
         if not isinstance(self.headers, tuple):  # keep the request hashable (memoisation)
@@ -156,7 +160,7 @@ class _Derived:
     unsafe: tuple[str, ...]
     has_authorization: bool
     needs_preflight: bool
-    forbidden_method: bool
+    invalid: str | None  # "forbidden-method" | "no-cors-method" | "mode" | "scheme" | None
     redirected_from: str | None = field(default=None)
 
 
@@ -168,10 +172,20 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
     origin = serialize_origin(req.origin)
     same_origin = origin != "null" and url_origin(req.url) == origin
     unsafe = unsafe_header_names(req.headers, mode)
-    forbidden = is_forbidden_method(method)
+    scheme = urlsplit(req.url).scheme.lower()
+    invalid = None  # refused by Blink before the network: nothing is sent
+    if is_forbidden_method(method):
+        invalid = "forbidden-method"
+    elif req.mode == "no-cors" and method not in SAFELISTED_METHODS:
+        invalid = "no-cors-method"
+    elif scheme not in ("http", "https"):
+        invalid = "scheme"
+    elif req.mode == "same-origin" and not same_origin:
+        invalid = "mode"
     needs = (
         not same_origin
-        and not forbidden  # fetch() throws before anything is sent
+        and invalid is None
+        and req.mode == "cors"
         and (req.force_preflight or method not in SAFELISTED_METHODS or bool(unsafe))
     )
     return _Derived(
@@ -184,7 +198,7 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
         unsafe=unsafe,
         has_authorization="authorization" in unsafe,
         needs_preflight=needs,
-        forbidden_method=forbidden,
+        invalid=invalid,
         redirected_from=display_url(req.redirected_from) if req.redirected_from else None,
     )
 
@@ -300,12 +314,33 @@ def network_verdict(
 
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
+    if d.invalid == "mode":
+        return CorsVerdict(
+            False,
+            M.DISALLOWED_BY_MODE,
+            M.disallowed_by_mode_message(d.url, d.origin),
+            phase="actual",
+        )
+    if d.invalid == "scheme":
+        scheme = urlsplit(req.url).scheme.lower()
+        return CorsVerdict(
+            False,
+            M.DISABLED_SCHEME,
+            M.disabled_scheme_message(d.url, scheme, req.initiator),
+            phase="actual",
+        )
     return CorsVerdict(
         False,
         M.REQUEST_INVALID,
-        M.forbidden_method_message(d.method, req.initiator),
+        M.request_invalid_message(d.invalid or "", d.method, req.initiator),
         phase="actual",
     )
+
+
+_OPAQUE_WARNING = (
+    "no-cors request: the response is opaque (the script sees status 0 and no body or headers)",
+)
+_OPAQUE = CorsVerdict(True, None, None, warnings=_OPAQUE_WARNING)
 
 
 def evaluate_preflight(
@@ -317,10 +352,10 @@ def evaluate_preflight(
 ) -> CorsVerdict:
     """Verdict on the OPTIONS response (``None`` = the preflight got no response at all)."""
     d = _derive(req, mode)
+    if d.invalid is not None:
+        return _invalid_request(req, d)
     if d.same_origin:
         return _OK
-    if d.forbidden_method:
-        return _invalid_request(req, d)
     if resp is None:
         return network_verdict(req, error, phase="preflight")
     h = resp.cors
@@ -374,12 +409,14 @@ def evaluate_actual(
 ) -> CorsVerdict:
     """Verdict on the actual response. Any status may pass: only the headers decide."""
     d = _derive(req, mode)
-    if d.forbidden_method:
+    if d.invalid is not None:
         return _invalid_request(req, d)
     if resp is None:
         return network_verdict(req, error, phase="actual")
     if d.same_origin:
         return _OK
+    if req.mode == "no-cors":
+        return _OPAQUE
     h = resp.cors
     failed = _check_access(h, d)
     if failed is not None:

@@ -757,6 +757,58 @@ TABLE = [
         "TypeError: Failed to execute 'fetch' on 'Window': 'TRACE' HTTP method is unsupported.",
         (),
     ),
+    (
+        "no-cors-put-refused",
+        {"method": "PUT", "mode": "no-cors"},
+        None,
+        OK_ACT,
+        "chrome",
+        "request-invalid",
+        "TypeError: Failed to execute 'fetch' on 'Window': 'PUT' is unsupported in no-cors mode.",
+        (),
+    ),
+    (
+        "no-cors-opaque-passes",
+        {"mode": "no-cors", "headers": (("X-A", "1"),)},
+        None,
+        ALB_502,
+        "spec",
+        None,
+        None,
+        (
+            "no-cors request: the response is opaque (the script sees status 0 and no body or headers)",
+        ),
+    ),
+    (
+        "same-origin-mode-cross-origin",
+        {"mode": "same-origin"},
+        None,
+        OK_ACT,
+        "chrome",
+        "disallowed-by-mode",
+        f'Fetch API cannot load {URL}. Request mode is "same-origin" but the URL\'s origin is not same as the request origin {ORIGIN}.',
+        (),
+    ),
+    (
+        "ftp-scheme",
+        {"url": "ftp://files.hakwonplus.com/a"},
+        None,
+        None,
+        "chrome",
+        "disabled-scheme",
+        'Fetch API cannot load ftp://files.hakwonplus.com/a. URL scheme "ftp" is not supported.',
+        (),
+    ),
+    (
+        "ftp-scheme-xhr",
+        {"url": "ftp://files.hakwonplus.com/a", "initiator": "xhr"},
+        None,
+        None,
+        "spec",
+        "disabled-scheme",
+        "FTP is not supported.",
+        (),
+    ),
 ]
 
 
@@ -766,7 +818,7 @@ TABLE = [
     ids=[row[0] for row in TABLE],
 )
 def test_verdict(req_kw, preflight, actual, mode, step, message, warnings) -> None:
-    req = CorsRequest(URL, ORIGIN, **req_kw)
+    req = CorsRequest(req_kw.pop("url", URL), ORIGIN, **req_kw)
     v = evaluate(req, preflight, actual, mode)
     assert (v.ok, v.step, v.message, v.warnings) == (step is None, step, message, warnings)
     if step is not None:
@@ -780,6 +832,45 @@ def test_table_size_and_coverage() -> None:
     assert set(STEPS) <= covered, set(STEPS) - covered
     for mode in ("chrome", "spec"):
         assert sum(row[4] == mode for row in TABLE) >= 8
+
+
+def test_reference_only_chromium_strings() -> None:
+    """cors_error_string.cc texts the evaluator never emits on its own paths (Blink answers
+    mode/scheme errors first; PNA is not enforced), kept verbatim for reports."""
+    from probes.cors.messages import REFERENCE_ONLY, reference_message
+
+    assert reference_message("kDisallowedByMode") == (
+        "Cross origin requests are not allowed by request mode."
+    )
+    assert reference_message("kInvalidResponse") == "The response is invalid."
+    assert reference_message("kCorsDisabledScheme", list="http, https") == (
+        "Cross origin requests are only supported for protocol schemes: http, https."
+    )
+    assert reference_message("kPreflightMissingAllowPrivateNetwork", space="loopback") == (
+        "No 'Access-Control-Allow-Private-Network' header was present in the preflight response"
+        " for this private network request targeting the `loopback` address space."
+    )
+    assert reference_message(
+        "kPreflightInvalidAllowPrivateNetwork", space="private", value="yes"
+    ).endswith("had a value of 'yes',  not 'true'.")  # two spaces, as in Chromium
+    assert reference_message("kInsecurePrivateNetwork", space="local") == (
+        "The request client is not a secure context and the resource is in more-private address"
+        " space `local`."
+    )
+    assert reference_message("kInvalidPrivateNetworkAccess", target="public", space="private") == (
+        "Request had a target IP address space of `public` yet the resource is in address space"
+        " `private`."
+    )
+    assert "no target IP address space" in reference_message(
+        "kUnexpectedPrivateNetworkAccess", space="private"
+    )
+    assert "Permission was denied" in reference_message(
+        "kLocalNetworkAccessPermissionDenied", space="loopback"
+    )
+    assert "Unable to ask for permission" in reference_message(
+        "kLocalNetworkAccessPermissionUnavailable", space="local"
+    )
+    assert len(REFERENCE_ONLY) == 10
 
 
 def test_network_verdict_names_the_net_error() -> None:
