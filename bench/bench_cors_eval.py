@@ -34,7 +34,10 @@ PRE_HEADERS = (
     ("Vary", "origin"),
     ("access-control-allow-origin", ORIGIN),
     ("access-control-allow-credentials", "true"),
-    ("access-control-allow-headers", "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with, x-client"),
+    (
+        "access-control-allow-headers",
+        "accept, authorization, content-type, user-agent, x-csrftoken, x-requested-with, x-client",
+    ),
     ("access-control-allow-methods", "DELETE, GET, OPTIONS, PATCH, POST, PUT"),
     ("access-control-max-age", "86400"),
 )
