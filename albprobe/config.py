@@ -79,6 +79,7 @@ class Load:
     duration: float = 60.0
     users: int = 20
     spawn_rate: float = 10.0
+    think_time: float = 0.0  # pause between a user's calls (closed-model shapes)
     # step ramp
     step_users: int = 10
     step_every: float = 10.0
