@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Iterator
 
 import pytest
-
-ORIGIN = "https://hakwonplus.com"
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +28,3 @@ def cors_testbed():
         yield tb
     finally:
         tb.stop()
-
-
-@contextlib.contextmanager
-def fault(tb, name: str, wait: str | None = None) -> Iterator[None]:
-    """Switch a testbed fault on for the block; always switch it off again."""
-    tb.set_fault(name, True)
-    try:
-        if wait:
-            tb.wait_for_health(wait, timeout=20)
-        yield
-    finally:
-        tb.set_fault(name, False)
-        if wait:
-            tb.wait_for_health("UP", timeout=30)

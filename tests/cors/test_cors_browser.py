@@ -458,6 +458,8 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                             out.request_headers_ok.append(
                                 f"{name}: ours {ours.get(name)!r} chromium {theirs.get(name)!r}"
                             )
+                    if "Access-Control-Request-Private-Network" in theirs:  # PNA/LNA kicked in
+                        out.request_headers_ok.append("chromium sent a Private Network preflight")
                     if "Cookie" in theirs:
                         out.request_headers_ok.append("chromium sent a Cookie on the preflight")
                 replies = [case.actual] + list(case.hops.values())

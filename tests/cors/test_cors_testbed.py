@@ -4,17 +4,32 @@ cors-misconfig control is attributed to the app; healthy passes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-
-from conftest import ORIGIN, fault
+from collections.abc import Iterator
 
 from albprobe.cli import main
 from probes.cors_probe import Endpoint, ProbeOptions, probe
 from probes.cors_scan import scan
 
+ORIGIN = "https://hakwonplus.com"
 MISSING = "No 'Access-Control-Allow-Origin' header is present on the requested resource."
 PREFIX = "Response to preflight request doesn't pass access control check: "
 JSON_WRITE = (("Content-Type", "application/json"), ("X-Client", "albprobe"))
+
+
+@contextlib.contextmanager
+def fault(tb, name: str, wait: str | None = None) -> Iterator[None]:
+    """Switch a testbed fault on for the block; always switch it off again."""
+    tb.set_fault(name, True)
+    try:
+        if wait:
+            tb.wait_for_health(wait, timeout=20)
+        yield
+    finally:
+        tb.set_fault(name, False)
+        if wait:
+            tb.wait_for_health("UP", timeout=30)
 
 
 def endpoints(base: str) -> list[Endpoint]:
