@@ -24,7 +24,9 @@ _BODY_PREFIX = 8192
 @dataclass(frozen=True)
 class Attribution:
     source: str  # "proxy" | "server" | "app" | "network"
-    evidence: str  # e.g. "server: awselb/2.0", "body: gunicorn error page", "ConnectionRefusedError"
+    evidence: (
+        str  # e.g. "server: awselb/2.0", "body: gunicorn error page", "ConnectionRefusedError"
+    )
 
 
 @dataclass(frozen=True)

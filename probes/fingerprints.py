@@ -73,7 +73,10 @@ BUILTIN: tuple[Fingerprint, ...] = (
         status=(520, 521, 522, 523, 524, 525, 526, 527, 530),
     ),
     Fingerprint(
-        "cloudflare-body", "proxy", body_pattern=r'id="cf-error-details"', label="body: Cloudflare error page"
+        "cloudflare-body",
+        "proxy",
+        body_pattern=r'id="cf-error-details"',
+        label="body: Cloudflare error page",
     ),
     # gunicorn's own error page (util.write_error): worker timeout 500, bad request 400, ...
     # It carries no Server header and never CORS headers: Django did not see the request.

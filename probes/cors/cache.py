@@ -63,9 +63,7 @@ class PreflightCache:
             return False
         m = d.method
         if not (
-            m in e.methods
-            or m in SAFELISTED_METHODS
-            or (not e.credentials and "*" in e.methods)
+            m in e.methods or m in SAFELISTED_METHODS or (not e.credentials and "*" in e.methods)
         ):
             return False
         if not e.credentials and "*" in e.headers:

@@ -35,6 +35,7 @@ from probes.cors.requestside import (
 
 MODES = ("chrome", "spec")
 CREDENTIALS_MODES = ("omit", "same-origin", "include")
+REQUEST_MODES = ("cors", "same-origin", "no-cors")
 INITIATORS = ("fetch", "xhr")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHROME_MAX_AGE_CAP = 7200.0  # Chromium caps Access-Control-Max-Age at 2 hours
@@ -58,10 +59,15 @@ class CorsRequest:
     initiator: str = "fetch"  # "fetch" or "xhr" (changes the message wording only)
     force_preflight: bool = False  # Fetch's use-CORS-preflight flag (e.g. XHR upload listeners)
     redirected_from: str | None = None  # initial URL when this hop follows a redirect
+    mode: str = "cors"  # fetch request mode: cors | same-origin | no-cors
 
     def __post_init__(self) -> None:
         if self.credentials not in CREDENTIALS_MODES:
-            raise ValueError(f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}")
+            raise ValueError(
+                f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}"
+            )
+        if self.mode not in REQUEST_MODES:
+            raise ValueError(f"mode must be one of {REQUEST_MODES}, got {self.mode!r}")
         if self.initiator not in INITIATORS:
             raise ValueError(f"initiator must be one of {INITIATORS}, got {self.initiator!r}")
         if not isinstance(self.headers, tuple):  # keep the request hashable (memoisation)
@@ -154,7 +160,7 @@ class _Derived:
     unsafe: tuple[str, ...]
     has_authorization: bool
     needs_preflight: bool
-    forbidden_method: bool
+    invalid: str | None  # "forbidden-method" | "no-cors-method" | "mode" | "scheme" | None
     redirected_from: str | None = field(default=None)
 
 
@@ -166,8 +172,21 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
     origin = serialize_origin(req.origin)
     same_origin = origin != "null" and url_origin(req.url) == origin
     unsafe = unsafe_header_names(req.headers, mode)
-    needs = not same_origin and (
-        req.force_preflight or method not in SAFELISTED_METHODS or bool(unsafe)
+    scheme = urlsplit(req.url).scheme.lower()
+    invalid = None  # refused by Blink before the network: nothing is sent
+    if is_forbidden_method(method):
+        invalid = "forbidden-method"
+    elif req.mode == "no-cors" and method not in SAFELISTED_METHODS:
+        invalid = "no-cors-method"
+    elif scheme not in ("http", "https"):
+        invalid = "scheme"
+    elif req.mode == "same-origin" and not same_origin:
+        invalid = "mode"
+    needs = (
+        not same_origin
+        and invalid is None
+        and req.mode == "cors"
+        and (req.force_preflight or method not in SAFELISTED_METHODS or bool(unsafe))
     )
     return _Derived(
         method=method,
@@ -179,7 +198,7 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
         unsafe=unsafe,
         has_authorization="authorization" in unsafe,
         needs_preflight=needs,
-        forbidden_method=is_forbidden_method(method),
+        invalid=invalid,
         redirected_from=display_url(req.redirected_from) if req.redirected_from else None,
     )
 
@@ -227,6 +246,7 @@ def _check_access(h: _CorsHeaders, d: _Derived) -> tuple[str, str] | None:
     return None
 
 
+@lru_cache(maxsize=1024)  # servers send the same few values over and over
 def parse_allow_list(value: str | None, lower: bool) -> frozenset[str] | None:
     """Access-Control-Allow-Methods/-Headers: comma list of tokens (empty items skipped);
     None on a parse failure. Methods keep their case; header names are lower-cased."""
@@ -243,6 +263,7 @@ def parse_allow_list(value: str | None, lower: bool) -> frozenset[str] | None:
     return frozenset(out)
 
 
+@lru_cache(maxsize=256)
 def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     """Seconds a preflight result may be cached: 5 when absent or unparsable; Chromium turns a
     negative value into 0 and caps at 2 h; the spec takes only delta-seconds (no cap)."""
@@ -259,9 +280,7 @@ def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     return min(float(seconds), CHROME_MAX_AGE_CAP)
 
 
-def _fail(
-    d: _Derived, req: CorsRequest, step: str, param: str, *, preflight: bool
-) -> CorsVerdict:
+def _fail(d: _Derived, req: CorsRequest, step: str, param: str, *, preflight: bool) -> CorsVerdict:
     msg = M.cors_message(
         step,
         param,
@@ -295,9 +314,33 @@ def network_verdict(
 
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
+    if d.invalid == "mode":
+        return CorsVerdict(
+            False,
+            M.DISALLOWED_BY_MODE,
+            M.disallowed_by_mode_message(d.url, d.origin),
+            phase="actual",
+        )
+    if d.invalid == "scheme":
+        scheme = urlsplit(req.url).scheme.lower()
+        return CorsVerdict(
+            False,
+            M.DISABLED_SCHEME,
+            M.disabled_scheme_message(d.url, scheme, req.initiator),
+            phase="actual",
+        )
     return CorsVerdict(
-        False, M.REQUEST_INVALID, M.forbidden_method_message(d.method, req.initiator), phase="actual"
+        False,
+        M.REQUEST_INVALID,
+        M.request_invalid_message(d.invalid or "", d.method, req.initiator),
+        phase="actual",
     )
+
+
+_OPAQUE_WARNING = (
+    "no-cors request: the response is opaque (the script sees status 0 and no body or headers)",
+)
+_OPAQUE = CorsVerdict(True, None, None, warnings=_OPAQUE_WARNING)
 
 
 def evaluate_preflight(
@@ -309,10 +352,10 @@ def evaluate_preflight(
 ) -> CorsVerdict:
     """Verdict on the OPTIONS response (``None`` = the preflight got no response at all)."""
     d = _derive(req, mode)
+    if d.invalid is not None:
+        return _invalid_request(req, d)
     if d.same_origin:
         return _OK
-    if d.forbidden_method:
-        return _invalid_request(req, d)
     if resp is None:
         return network_verdict(req, error, phase="preflight")
     h = resp.cors
@@ -366,12 +409,14 @@ def evaluate_actual(
 ) -> CorsVerdict:
     """Verdict on the actual response. Any status may pass: only the headers decide."""
     d = _derive(req, mode)
-    if d.forbidden_method:
+    if d.invalid is not None:
         return _invalid_request(req, d)
     if resp is None:
         return network_verdict(req, error, phase="actual")
     if d.same_origin:
         return _OK
+    if req.mode == "no-cors":
+        return _OPAQUE
     h = resp.cors
     failed = _check_access(h, d)
     if failed is not None:
@@ -422,7 +467,11 @@ def redirected_request(req: CorsRequest, resp: HttpResponse) -> CorsRequest | No
     if resp.status == 303 and method != "HEAD" or resp.status in (301, 302) and method == "POST":
         method = "GET"
     origin = serialize_origin(req.origin)
-    if origin != "null" and url_origin(url) != url_origin(req.url) and url_origin(req.url) != origin:
+    if (
+        origin != "null"
+        and url_origin(url) != url_origin(req.url)
+        and url_origin(req.url) != origin
+    ):
         origin = "null"
     return replace(
         req, url=url, method=method, origin=origin, redirected_from=req.redirected_from or req.url

@@ -44,14 +44,18 @@ def error_class(error: BaseException | str | None) -> str:
     if isinstance(error, str):
         return error
     best = type(error).__name__
+    generic_os = None
     for e in _chain(error):
-        if isinstance(e, OSError | socket.gaierror | ssl.SSLError) and not isinstance(
-            e, socket.timeout
-        ):
-            return type(e).__name__
-        if type(e).__name__ in _BY_NAME:
-            best = type(e).__name__
-    return best
+        name = type(e).__name__
+        if isinstance(e, socket.gaierror | ssl.SSLError):
+            return name
+        if isinstance(e, OSError) and not isinstance(e, socket.timeout):
+            if type(e) is not OSError:
+                return name  # ConnectionRefusedError, ConnectionResetError, ...
+            generic_os = generic_os or name
+        elif name in _BY_NAME:
+            best = name
+    return best if best in _BY_NAME or generic_os is None else generic_os
 
 
 def net_error(error: BaseException | str | None) -> str:

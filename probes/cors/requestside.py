@@ -74,9 +74,7 @@ def is_forbidden_header(name: str, value: str, mode: str = "chrome") -> bool:
     if name in names or name.startswith(("proxy-", "sec-")):
         return True
     if name in _METHOD_OVERRIDE_NAMES:
-        return any(
-            part.strip(_HTTP_WS).lower() in FORBIDDEN_METHODS for part in value.split(",")
-        )
+        return any(part.strip(_HTTP_WS).lower() in FORBIDDEN_METHODS for part in value.split(","))
     return False
 
 
@@ -139,9 +137,7 @@ def author_headers(
         lname = name.lower()
         v = value.strip(_HTTP_WS)
         combined[lname] = f"{combined[lname]}, {v}" if lname in combined else v
-    return tuple(
-        (n, v) for n, v in combined.items() if not is_forbidden_header(n, v, mode)
-    )
+    return tuple((n, v) for n, v in combined.items() if not is_forbidden_header(n, v, mode))
 
 
 def unsafe_header_names(

@@ -6,6 +6,7 @@ Used by test_cors_browser.py. Every process started here is ended by its own han
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -142,13 +143,13 @@ class Chromium:
 
     def issues(self) -> list[dict[str, Any]]:
         with self._events_lock:
-            return [e["params"]["issue"] for e in self.events if e.get("method") == "Audits.issueAdded"]
+            return [
+                e["params"]["issue"] for e in self.events if e.get("method") == "Audits.issueAdded"
+            ]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # closing anyway
             self.send("Browser.close", timeout=5)
-        except Exception:  # noqa: BLE001 - closing anyway
-            pass
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -159,10 +160,8 @@ class Chromium:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         for fd in (self._to_chrome, self._from_chrome):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
@@ -228,7 +227,9 @@ class ApiServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     def close(self) -> None:
@@ -253,7 +254,9 @@ class PageServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -7,6 +7,7 @@ message and preflight prediction equal what Chromium did and printed to its cons
 from __future__ import annotations
 
 import json
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -87,6 +88,7 @@ class Call:
     headers: tuple[tuple[str, str], ...] = ()
     credentials: str = "include"
     initiator: str = "fetch"
+    mode: str = "cors"
 
 
 @dataclass
@@ -97,6 +99,7 @@ class Case:
     actual: Reply | None = None
     hops: dict[str, Reply] = field(default_factory=dict)  # redirect targets: sub-path -> reply
     closed_port: bool = False  # the API URL points at a port nobody listens on
+    scheme: str = "http"  # another scheme: Blink refuses before the network
 
 
 def C(id, call=None, preflight=None, actual=None, **kw) -> Case:  # noqa: N802 - table helper
@@ -122,20 +125,35 @@ CASES: list[Case] = [
     C(
         "wildcard-with-credentials-preflight",
         Call("PUT"),
-        preflight=pre(("Access-Control-Allow-Methods", "PUT"), base=[("Access-Control-Allow-Origin", "*")]),
+        preflight=pre(
+            ("Access-Control-Allow-Methods", "PUT"), base=[("Access-Control-Allow-Origin", "*")]
+        ),
     ),
-    C("wildcard-omit-ok", Call(credentials="omit"), actual=act(base=[("Access-Control-Allow-Origin", "*")])),
+    C(
+        "wildcard-omit-ok",
+        Call(credentials="omit"),
+        actual=act(base=[("Access-Control-Allow-Origin", "*")]),
+    ),
     C(
         "wildcard-same-origin-mode-ok",
         Call(credentials="same-origin"),
-        actual=act(base=[("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Credentials", "true")]),
+        actual=act(
+            base=[
+                ("Access-Control-Allow-Origin", "*"),
+                ("Access-Control-Allow-Credentials", "true"),
+            ]
+        ),
     ),
     C(
         "allow-methods-lowercase",
         Call("PUT"),
         preflight=pre(("Access-Control-Allow-Methods", "get, post, put")),
     ),
-    C("request-method-lowercase-patch", Call("patch"), preflight=pre(("Access-Control-Allow-Methods", "PATCH"))),
+    C(
+        "request-method-lowercase-patch",
+        Call("patch"),
+        preflight=pre(("Access-Control-Allow-Methods", "PATCH")),
+    ),
     C(
         "request-method-lowercase-put-normalized",
         Call("put"),
@@ -147,21 +165,42 @@ CASES: list[Case] = [
         Call("POST", JSON_WRITE),
         preflight=pre(("Access-Control-Allow-Headers", "content-type")),
     ),
-    C("acao-mismatch", actual=act(base=[("Access-Control-Allow-Origin", "https://hakwonplus.com")])),
+    C(
+        "acao-mismatch",
+        actual=act(base=[("Access-Control-Allow-Origin", "https://hakwonplus.com")]),
+    ),
     C("acao-trailing-slash", actual=act(base=[("Access-Control-Allow-Origin", "$ORIGIN/")])),
     C("acao-null", actual=act(base=[("Access-Control-Allow-Origin", "null")])),
     C("acao-invalid", actual=act(base=[("Access-Control-Allow-Origin", "foo")])),
-    C("acao-duplicate-headers", actual=act(base=ACAO + ACAO + [("Access-Control-Allow-Credentials", "true")])),
-    C("acao-list", actual=act(base=[("Access-Control-Allow-Origin", "https://a.example, $ORIGIN")])),
+    C(
+        "acao-duplicate-headers",
+        actual=act(base=ACAO + ACAO + [("Access-Control-Allow-Credentials", "true")]),
+    ),
+    C(
+        "acao-list",
+        actual=act(base=[("Access-Control-Allow-Origin", "https://a.example, $ORIGIN")]),
+    ),
     C("acac-missing", actual=act(base=ACAO)),
     C("acac-capitalised", actual=act(base=ACAO + [("Access-Control-Allow-Credentials", "True")])),
     C(
         "acac-duplicate",
         actual=act(("Access-Control-Allow-Credentials", "true")),
     ),
-    C("preflight-acao-mismatch", Call("PUT"), preflight=pre(base=[("Access-Control-Allow-Origin", "https://x.example")])),
-    C("preflight-acac-missing", Call("PUT"), preflight=pre(("Access-Control-Allow-Methods", "PUT"), base=ACAO)),
-    C("preflight-404-no-cors", Call("PUT"), preflight=Reply(404, [("Content-Type", "text/html")], b"nope")),
+    C(
+        "preflight-acao-mismatch",
+        Call("PUT"),
+        preflight=pre(base=[("Access-Control-Allow-Origin", "https://x.example")]),
+    ),
+    C(
+        "preflight-acac-missing",
+        Call("PUT"),
+        preflight=pre(("Access-Control-Allow-Methods", "PUT"), base=ACAO),
+    ),
+    C(
+        "preflight-404-no-cors",
+        Call("PUT"),
+        preflight=Reply(404, [("Content-Type", "text/html")], b"nope"),
+    ),
     C("preflight-500-with-cors", Call("PUT"), preflight=pre(status=500)),
     C(
         "preflight-redirect",
@@ -169,13 +208,23 @@ CASES: list[Case] = [
         preflight=pre(("Location", "/c/preflight-redirect/elsewhere"), status=301),
     ),
     C("preflight-302-without-location", Call("PUT"), preflight=pre(status=302)),
-    C("allow-methods-unparsable", Call("PUT"), preflight=pre(("Access-Control-Allow-Methods", "PUT, P(T"))),
+    C(
+        "allow-methods-unparsable",
+        Call("PUT"),
+        preflight=pre(("Access-Control-Allow-Methods", "PUT, P(T")),
+    ),
     C(
         "allow-headers-unparsable",
         Call("PUT", (("X-A", "1"),)),
-        preflight=pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Allow-Headers", "x-a, x:b")),
+        preflight=pre(
+            ("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Allow-Headers", "x-a, x:b")
+        ),
     ),
-    C("methods-wildcard-with-credentials", Call("PUT"), preflight=pre(("Access-Control-Allow-Methods", "*"))),
+    C(
+        "methods-wildcard-with-credentials",
+        Call("PUT"),
+        preflight=pre(("Access-Control-Allow-Methods", "*")),
+    ),
     C(
         "methods-wildcard-omit-ok",
         Call("PUT", credentials="omit"),
@@ -213,9 +262,17 @@ CASES: list[Case] = [
         Call("POST", (("Content-Type", "text/plain; charset=utf-8"),)),
         actual=act(),
     ),
-    C("xhr-wildcard-with-credentials", Call(initiator="xhr"), actual=act(base=[("Access-Control-Allow-Origin", "*")])),
+    C(
+        "xhr-wildcard-with-credentials",
+        Call(initiator="xhr"),
+        actual=act(base=[("Access-Control-Allow-Origin", "*")]),
+    ),
     C("xhr-acac-missing", Call(initiator="xhr"), actual=act(base=ACAO)),
-    C("xhr-acao-mismatch", Call(initiator="xhr"), actual=act(base=[("Access-Control-Allow-Origin", "https://x.example")])),
+    C(
+        "xhr-acao-mismatch",
+        Call(initiator="xhr"),
+        actual=act(base=[("Access-Control-Allow-Origin", "https://x.example")]),
+    ),
     C("xhr-preflight-alb-502", Call("PUT", JSON_WRITE, initiator="xhr"), preflight=alb(502)),
     C("network-refused", closed_port=True),
     C("network-refused-preflighted", Call("POST", JSON_WRITE), closed_port=True),
@@ -238,9 +295,22 @@ CASES: list[Case] = [
         "redirect-location-with-credentials-no-cors",
         actual=Reply(302, [("Location", "http://user:pw@localhost:1/x")], b""),
     ),
-    C("client-hint-dpr-no-preflight", Call("GET", (("DPR", "2"), ("Viewport-Width", "800"))), actual=act()),
-    C("accept-language-underscore-preflight", Call("GET", (("Accept-Language", "en_US"),)), preflight=pre()),
+    C(
+        "client-hint-dpr-no-preflight",
+        Call("GET", (("DPR", "2"), ("Viewport-Width", "800"))),
+        actual=act(),
+    ),
+    C(
+        "accept-language-underscore-preflight",
+        Call("GET", (("Accept-Language", "en_US"),)),
+        preflight=pre(),
+    ),
     C("forbidden-method-trace", Call("TRACE")),
+    C("no-cors-put-refused", Call("PUT", mode="no-cors")),
+    C("no-cors-opaque", Call(mode="no-cors"), actual=alb(502)),
+    C("same-origin-mode-cross-origin", Call(mode="same-origin"), actual=act()),
+    C("ftp-scheme", scheme="ftp"),
+    C("xhr-ftp-scheme", Call(initiator="xhr"), scheme="ftp"),
     C("xhr-forbidden-method-track", Call("TRACK", initiator="xhr")),
     C(
         "preflight-cache-max-age",
@@ -289,7 +359,12 @@ def _js(url: str, call: Call) -> str:
             " x.onerror = () => res('XMLHttpRequest error event (status ' + x.status + ')');"
             " x.send(); })"
         )
-    init = {"method": call.method, "headers": dict(call.headers), "credentials": call.credentials}
+    init = {
+        "method": call.method,
+        "headers": dict(call.headers),
+        "credentials": call.credentials,
+        "mode": call.mode,
+    }
     return (
         f"fetch({json.dumps(url)}, {json.dumps(init)})"
         ".then(r => 'status ' + r.status, e => String(e))"
@@ -314,12 +389,15 @@ class Outcome:
     net_errors: list[str]
     request_headers_ok: list[str]  # problems with what Chromium sent vs preflight_headers()
     issues: list[str]
+    all_console: list[str] = field(default_factory=list)
 
 
 @pytest.fixture(scope="module")
 def browser_outcomes() -> dict[str, Outcome]:
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (scripts/bootstrap.sh test installs Debian chromium)")
+        pytest.skip(
+            "chromium is not installed (scripts/bootstrap.sh test installs Debian chromium)"
+        )
     return run_cases(CHROMIUM, CASES)
 
 
@@ -340,11 +418,19 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
             for sub, reply in case.hops.items():
                 api.replies[(case.id, f"ACTUAL:{sub}")] = reply
             host = f"localhost:{_closed_port() if case.closed_port else api.port}"
-            url = f"http://{host}/c/{case.id}"
+            url = f"{case.scheme}://{host}/c/{case.id}"
             out = Outcome([], [], [], [], [], [], [], [])
             issues_before = len(browser.issues())
             for call in case.calls:
-                req = CorsRequest(url, origin, call.method, call.headers, call.credentials, call.initiator)
+                req = CorsRequest(
+                    url,
+                    origin,
+                    call.method,
+                    call.headers,
+                    call.credentials,
+                    call.initiator,
+                    mode=call.mode,
+                )
                 skipped = cache.allows(req, time.monotonic())
                 out.predicted_preflight.append(needs_preflight(req) and not skipped)
                 n_seen = len(api.seen.get(case.id, []))
@@ -361,9 +447,19 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                 if options:  # what Chromium sent on the OPTIONS vs what we would send
                     ours = dict(preflight_headers(req))
                     theirs = dict(options[0].headers)
-                    for name in ("Access-Control-Request-Method", "Access-Control-Request-Headers", "Origin", "Accept", "Sec-Fetch-Mode"):
+                    for name in (
+                        "Access-Control-Request-Method",
+                        "Access-Control-Request-Headers",
+                        "Origin",
+                        "Accept",
+                        "Sec-Fetch-Mode",
+                    ):
                         if ours.get(name) != theirs.get(name):
-                            out.request_headers_ok.append(f"{name}: ours {ours.get(name)!r} chromium {theirs.get(name)!r}")
+                            out.request_headers_ok.append(
+                                f"{name}: ours {ours.get(name)!r} chromium {theirs.get(name)!r}"
+                            )
+                    if "Access-Control-Request-Private-Network" in theirs:  # PNA/LNA kicked in
+                        out.request_headers_ok.append("chromium sent a Private Network preflight")
                     if "Cookie" in theirs:
                         out.request_headers_ok.append("chromium sent a Cookie on the preflight")
                 replies = [case.actual] + list(case.hops.values())
@@ -402,9 +498,13 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
         for case in cases:
             path = f"/c/{case.id}"
             out = outcomes[case.id]
-            out.console = [
-                e["text"] for e in entries if e["text"].startswith("Access to ") and f"{path}'" in e["text"]
+            mentions = re.compile(re.escape(path) + r"(?![\w-])")
+            out.console = [  # the page's console lines about this case's URL
+                e["text"]
+                for e in entries
+                if e.get("source") == "javascript" and mentions.search(e["text"])
             ]
+            out.all_console = [e["text"] for e in entries if e.get("source") == "javascript"]
             out.net_errors = [
                 e["text"]
                 for e in entries
@@ -432,7 +532,11 @@ def test_evaluator_matches_chromium(case: Case, browser_outcomes: dict[str, Outc
         if not case.closed_port:  # nobody listens there to count preflights
             assert out.predicted_preflight[i] == (out.seen_options[i] > 0), (i, out.seen_options)
         if verdict.ok:
-            status = (case.hops.get("hop") or case.actual).status
+            status = (
+                0
+                if case.calls[i].mode == "no-cors"
+                else (case.hops.get("hop") or case.actual).status
+            )
             assert js == f"status {status}"
         elif verdict.step == "request-invalid":
             assert js == verdict.message
@@ -445,8 +549,14 @@ def test_evaluator_matches_chromium(case: Case, browser_outcomes: dict[str, Outc
                 if case.calls[i].initiator == "xhr"
                 else "TypeError: Failed to fetch"
             )
-    failures = [v.message for v in out.expected if not v.ok and v.step not in ("network", "request-invalid")]
-    assert out.console == failures
+    failures = [
+        v.message for v in out.expected if not v.ok and v.step not in ("network", "request-invalid")
+    ]
+    path = re.compile(re.escape(f"/c/{case.id}") + r"(?![\w-])")
+    assert out.console == [m for m in failures if path.search(m)]
+    for m in failures:  # messages that do not name the URL ("FTP is not supported.")
+        if not path.search(m):
+            assert m in out.all_console
     if any(AUTHORIZATION_WILDCARD_WARNING in v.warnings for v in out.expected):
         assert "AuthorizationCoveredByWildcard" in out.issues
 

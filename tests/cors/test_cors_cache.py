@@ -67,11 +67,17 @@ def test_negative_max_age_not_cached_in_chrome() -> None:
 @pytest.mark.parametrize("mode", ["chrome", "spec"])
 def test_uncredentialed_entry_does_not_serve_credentialed_request(mode) -> None:
     c = PreflightCache(mode)
-    c.store(PUT_OMIT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0)
+    c.store(
+        PUT_OMIT,
+        pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")),
+        0.0,
+    )
     assert c.allows(PUT_OMIT, 1.0)
     assert not c.allows(PUT, 1.0)
     c2 = PreflightCache(mode)
-    c2.store(PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0)
+    c2.store(
+        PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0
+    )
     assert c2.allows(PUT_OMIT, 1.0)  # a credentialed entry serves both
 
 
@@ -84,7 +90,9 @@ def test_wildcards_only_without_credentials(mode) -> None:
     )
     omit = PreflightCache(mode)
     omit.store(PUT_OMIT, resp, 0.0)
-    assert omit.allows(CorsRequest(URL, ORIGIN, "DELETE", (("X-Any", "1"),), credentials="omit"), 1.0)
+    assert omit.allows(
+        CorsRequest(URL, ORIGIN, "DELETE", (("X-Any", "1"),), credentials="omit"), 1.0
+    )
     incl = PreflightCache(mode)
     incl.store(PUT, resp, 0.0)  # `*` is a literal name for a credentialed entry
     assert not incl.allows(CorsRequest(URL, ORIGIN, "DELETE"), 1.0)
@@ -102,7 +110,9 @@ def test_authorization_and_wildcard_chrome_vs_spec() -> None:
 
 def test_new_header_needs_a_new_preflight() -> None:
     c = PreflightCache()
-    c.store(PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0)
+    c.store(
+        PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0
+    )
     assert not c.allows(CorsRequest(URL, ORIGIN, "PUT", (("X-Client", "a"),)), 1.0)
     assert c.allows(CorsRequest(URL, ORIGIN, "PUT", (("Accept", "application/json"),)), 1.0)
 
@@ -122,7 +132,9 @@ def test_chrome_replaces_spec_accumulates() -> None:
 
 def test_keyed_by_origin_and_url() -> None:
     c = PreflightCache()
-    c.store(PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0)
+    c.store(
+        PUT, pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "60")), 0.0
+    )
     assert not c.allows(CorsRequest(URL + "/1", ORIGIN, "PUT"), 1.0)
     assert not c.allows(CorsRequest(URL, "https://admin.hakwonplus.com", "PUT"), 1.0)
     assert c.allows(CorsRequest(URL + "#frag", ORIGIN, "PUT"), 1.0)

@@ -22,7 +22,9 @@ from probes.cors.messages import AUTHORIZATION_WILDCARD_WARNING, PREFLIGHT_PREFI
 URL = "https://api.hakwonplus.com/api/items"
 ORIGIN = "https://hakwonplus.com"
 FETCH = f"Access to fetch at '{URL}' from origin '{ORIGIN}' has been blocked by CORS policy: "
-XHR = f"Access to XMLHttpRequest at '{URL}' from origin '{ORIGIN}' has been blocked by CORS policy: "
+XHR = (
+    f"Access to XMLHttpRequest at '{URL}' from origin '{ORIGIN}' has been blocked by CORS policy: "
+)
 VALID = " Have the server send the header with a valid value."
 XHR_CRED = (
     " The credentials mode of requests initiated by the XMLHttpRequest is controlled by the"
@@ -70,77 +72,743 @@ OK_ACT = R(200, ACAO, CRED)
 TABLE = [
     # --- passes
     ("simple-get-pass", {}, None, OK_ACT, "chrome", None, None, ()),
-    ("json-post-pass", {"method": "POST", "headers": JSON}, OK_PRE, OK_ACT, "chrome", None, None, ()),
+    (
+        "json-post-pass",
+        {"method": "POST", "headers": JSON},
+        OK_PRE,
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
     ("app-500-with-cors-passes", {}, None, R(500, ACAO, CRED), "chrome", None, None, ()),
-    ("app-404-with-cors-passes", {"method": "PUT"}, OK_PRE, R(404, ACAO, CRED), "chrome", None, None, ()),
-    ("wildcard-omit-pass", {"credentials": "omit"}, None, R(200, ("Access-Control-Allow-Origin", "*")), "chrome", None, None, ()),
-    ("wildcard-same-origin-mode-pass", {"credentials": "same-origin"}, None, R(200, ("Access-Control-Allow-Origin", "*"), CRED), "spec", None, None, ()),
-    ("omit-ignores-acac", {"credentials": "omit"}, None, R(200, ACAO, ("Access-Control-Allow-Credentials", "false")), "chrome", None, None, ()),
-    ("acao-whitespace-trimmed", {}, None, R(200, ("Access-Control-Allow-Origin", f"  {ORIGIN} "), CRED), "chrome", None, None, ()),
-    ("lowercase-put-normalized", {"method": "put"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT")), OK_ACT, "chrome", None, None, ()),
-    ("methods-wildcard-omit", {"method": "PUT", "credentials": "omit"}, R(200, ACAO, ("Access-Control-Allow-Methods", "*")), R(200, ACAO), "chrome", None, None, ()),
-    ("headers-wildcard-omit", {"method": "POST", "headers": JSON, "credentials": "omit"}, R(200, ACAO, ("Access-Control-Allow-Headers", "*")), R(200, ACAO), "spec", None, None, ()),
-    ("allow-list-empty-items", {"method": "PUT"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT,,")), OK_ACT, "chrome", None, None, ()),
-    ("allow-methods-repeated-headers-join", {"method": "PUT"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "GET"), ("access-control-allow-methods", "PUT")), OK_ACT, "chrome", None, None, ()),
-    ("allow-headers-case-insensitive", {"method": "POST", "headers": JSON}, R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "Content-Type, X-CLIENT")), OK_ACT, "chrome", None, None, ()),
-    ("safelisted-method-needs-no-listing", {"method": "POST", "headers": (("X-A", "1"),)}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Allow-Headers", "x-a")), OK_ACT, "chrome", None, None, ()),
+    (
+        "app-404-with-cors-passes",
+        {"method": "PUT"},
+        OK_PRE,
+        R(404, ACAO, CRED),
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "wildcard-omit-pass",
+        {"credentials": "omit"},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "wildcard-same-origin-mode-pass",
+        {"credentials": "same-origin"},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "*"), CRED),
+        "spec",
+        None,
+        None,
+        (),
+    ),
+    (
+        "omit-ignores-acac",
+        {"credentials": "omit"},
+        None,
+        R(200, ACAO, ("Access-Control-Allow-Credentials", "false")),
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "acao-whitespace-trimmed",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", f"  {ORIGIN} "), CRED),
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "lowercase-put-normalized",
+        {"method": "put"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT")),
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "methods-wildcard-omit",
+        {"method": "PUT", "credentials": "omit"},
+        R(200, ACAO, ("Access-Control-Allow-Methods", "*")),
+        R(200, ACAO),
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "headers-wildcard-omit",
+        {"method": "POST", "headers": JSON, "credentials": "omit"},
+        R(200, ACAO, ("Access-Control-Allow-Headers", "*")),
+        R(200, ACAO),
+        "spec",
+        None,
+        None,
+        (),
+    ),
+    (
+        "allow-list-empty-items",
+        {"method": "PUT"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT,,")),
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "allow-methods-repeated-headers-join",
+        {"method": "PUT"},
+        R(
+            200,
+            ACAO,
+            CRED,
+            ("Access-Control-Allow-Methods", "GET"),
+            ("access-control-allow-methods", "PUT"),
+        ),
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "allow-headers-case-insensitive",
+        {"method": "POST", "headers": JSON},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "Content-Type, X-CLIENT")),
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "safelisted-method-needs-no-listing",
+        {"method": "POST", "headers": (("X-A", "1"),)},
+        R(
+            200,
+            ACAO,
+            CRED,
+            ("Access-Control-Allow-Methods", "PUT"),
+            ("Access-Control-Allow-Headers", "x-a"),
+        ),
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
     # --- Allow-Origin / Allow-Credentials on the actual response
     ("alb-502-actual", {}, None, ALB_502, "chrome", "allow-origin-missing", FETCH + MISSING, ()),
-    ("wildcard-credentials", {}, None, R(200, ("Access-Control-Allow-Origin", "*"), CRED), "chrome", "allow-origin-wildcard-credentials", FETCH + WILDCARD, ()),
-    ("xhr-wildcard-credentials", {"initiator": "xhr"}, None, R(200, ("Access-Control-Allow-Origin", "*")), "chrome", "allow-origin-wildcard-credentials", XHR + WILDCARD + XHR_CRED, ()),
-    ("multiple-values-duplicated", {}, None, R(200, ACAO, ACAO, CRED), "chrome", "allow-origin-multiple", FETCH + f"The 'Access-Control-Allow-Origin' header contains multiple values '{ORIGIN}, {ORIGIN}', but only one is allowed." + VALID, ()),
-    ("multiple-values-xhr", {"initiator": "xhr"}, None, R(200, ("Access-Control-Allow-Origin", "https://a.com https://b.com")), "chrome", "allow-origin-multiple", XHR + "The 'Access-Control-Allow-Origin' header contains multiple values 'https://a.com https://b.com', but only one is allowed.", ()),
-    ("invalid-value", {}, None, R(200, ("Access-Control-Allow-Origin", "foo")), "chrome", "allow-origin-invalid", FETCH + "The 'Access-Control-Allow-Origin' header contains the invalid value 'foo'." + VALID, ()),
-    ("invalid-empty-value", {}, None, R(200, ("Access-Control-Allow-Origin", "")), "chrome", "allow-origin-invalid", FETCH + "The 'Access-Control-Allow-Origin' header contains the invalid value ''." + VALID, ()),
-    ("null-value", {}, None, R(200, ("Access-Control-Allow-Origin", "null"), CRED), "chrome", "allow-origin-mismatch", FETCH + "The 'Access-Control-Allow-Origin' header has a value 'null' that is not equal to the supplied origin." + VALID, ()),
-    ("trailing-slash", {}, None, R(200, ("Access-Control-Allow-Origin", ORIGIN + "/"), CRED), "chrome", "allow-origin-mismatch", FETCH + f"The 'Access-Control-Allow-Origin' header has a value '{ORIGIN}/' that is not equal to the supplied origin." + VALID, ()),
-    ("http-twin", {}, None, R(200, ("Access-Control-Allow-Origin", "http://hakwonplus.com"), CRED), "spec", "allow-origin-mismatch", FETCH + "The 'Access-Control-Allow-Origin' header has a value 'http://hakwonplus.com' that is not equal to the supplied origin." + VALID, ()),
-    ("case-differs", {}, None, R(200, ("Access-Control-Allow-Origin", "https://HAKWONPLUS.com"), CRED), "chrome", "allow-origin-mismatch", FETCH + "The 'Access-Control-Allow-Origin' header has a value 'https://HAKWONPLUS.com' that is not equal to the supplied origin." + VALID, ()),
-    ("xhr-mismatch-no-suffix", {"initiator": "xhr"}, None, R(200, ("Access-Control-Allow-Origin", "https://x.com")), "chrome", "allow-origin-mismatch", XHR + "The 'Access-Control-Allow-Origin' header has a value 'https://x.com' that is not equal to the supplied origin.", ()),
+    (
+        "wildcard-credentials",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "*"), CRED),
+        "chrome",
+        "allow-origin-wildcard-credentials",
+        FETCH + WILDCARD,
+        (),
+    ),
+    (
+        "xhr-wildcard-credentials",
+        {"initiator": "xhr"},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        "chrome",
+        "allow-origin-wildcard-credentials",
+        XHR + WILDCARD + XHR_CRED,
+        (),
+    ),
+    (
+        "multiple-values-duplicated",
+        {},
+        None,
+        R(200, ACAO, ACAO, CRED),
+        "chrome",
+        "allow-origin-multiple",
+        FETCH
+        + f"The 'Access-Control-Allow-Origin' header contains multiple values '{ORIGIN}, {ORIGIN}', but only one is allowed."
+        + VALID,
+        (),
+    ),
+    (
+        "multiple-values-xhr",
+        {"initiator": "xhr"},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "https://a.com https://b.com")),
+        "chrome",
+        "allow-origin-multiple",
+        XHR
+        + "The 'Access-Control-Allow-Origin' header contains multiple values 'https://a.com https://b.com', but only one is allowed.",
+        (),
+    ),
+    (
+        "invalid-value",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "foo")),
+        "chrome",
+        "allow-origin-invalid",
+        FETCH
+        + "The 'Access-Control-Allow-Origin' header contains the invalid value 'foo'."
+        + VALID,
+        (),
+    ),
+    (
+        "invalid-empty-value",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "")),
+        "chrome",
+        "allow-origin-invalid",
+        FETCH + "The 'Access-Control-Allow-Origin' header contains the invalid value ''." + VALID,
+        (),
+    ),
+    (
+        "null-value",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "null"), CRED),
+        "chrome",
+        "allow-origin-mismatch",
+        FETCH
+        + "The 'Access-Control-Allow-Origin' header has a value 'null' that is not equal to the supplied origin."
+        + VALID,
+        (),
+    ),
+    (
+        "trailing-slash",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", ORIGIN + "/"), CRED),
+        "chrome",
+        "allow-origin-mismatch",
+        FETCH
+        + f"The 'Access-Control-Allow-Origin' header has a value '{ORIGIN}/' that is not equal to the supplied origin."
+        + VALID,
+        (),
+    ),
+    (
+        "http-twin",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "http://hakwonplus.com"), CRED),
+        "spec",
+        "allow-origin-mismatch",
+        FETCH
+        + "The 'Access-Control-Allow-Origin' header has a value 'http://hakwonplus.com' that is not equal to the supplied origin."
+        + VALID,
+        (),
+    ),
+    (
+        "case-differs",
+        {},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "https://HAKWONPLUS.com"), CRED),
+        "chrome",
+        "allow-origin-mismatch",
+        FETCH
+        + "The 'Access-Control-Allow-Origin' header has a value 'https://HAKWONPLUS.com' that is not equal to the supplied origin."
+        + VALID,
+        (),
+    ),
+    (
+        "xhr-mismatch-no-suffix",
+        {"initiator": "xhr"},
+        None,
+        R(200, ("Access-Control-Allow-Origin", "https://x.com")),
+        "chrome",
+        "allow-origin-mismatch",
+        XHR
+        + "The 'Access-Control-Allow-Origin' header has a value 'https://x.com' that is not equal to the supplied origin.",
+        (),
+    ),
     ("acac-missing", {}, None, R(200, ACAO), "chrome", "allow-credentials", FETCH + acac(""), ()),
-    ("acac-True", {}, None, R(200, ACAO, ("Access-Control-Allow-Credentials", "True")), "spec", "allow-credentials", FETCH + acac("True"), ()),
-    ("acac-duplicated", {}, None, R(200, ACAO, CRED, CRED), "chrome", "allow-credentials", FETCH + acac("true, true"), ()),
-    ("xhr-acac-missing", {"initiator": "xhr"}, None, R(200, ACAO), "chrome", "allow-credentials", XHR + acac("") + XHR_CRED, ()),
+    (
+        "acac-True",
+        {},
+        None,
+        R(200, ACAO, ("Access-Control-Allow-Credentials", "True")),
+        "spec",
+        "allow-credentials",
+        FETCH + acac("True"),
+        (),
+    ),
+    (
+        "acac-duplicated",
+        {},
+        None,
+        R(200, ACAO, CRED, CRED),
+        "chrome",
+        "allow-credentials",
+        FETCH + acac("true, true"),
+        (),
+    ),
+    (
+        "xhr-acac-missing",
+        {"initiator": "xhr"},
+        None,
+        R(200, ACAO),
+        "chrome",
+        "allow-credentials",
+        XHR + acac("") + XHR_CRED,
+        (),
+    ),
     # --- preflight: origin/credentials before status
-    ("preflight-alb-502", {"method": "POST", "headers": JSON}, ALB_502, None, "chrome", "allow-origin-missing", FETCH + PREFLIGHT_PREFIX + MISSING, ()),
-    ("preflight-404-no-acao", {"method": "PUT"}, R(404), None, "chrome", "allow-origin-missing", FETCH + PREFLIGHT_PREFIX + MISSING, ()),
-    ("preflight-500-with-cors", {"method": "PUT"}, R(500, ACAO, CRED), None, "chrome", "preflight-status", FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.", ()),
-    ("preflight-wildcard-credentials", {"method": "PUT"}, R(200, ("Access-Control-Allow-Origin", "*")), None, "chrome", "allow-origin-wildcard-credentials", FETCH + PREFLIGHT_PREFIX + WILDCARD, ()),
-    ("preflight-mismatch", {"method": "PUT"}, R(200, ("Access-Control-Allow-Origin", "https://x.com")), None, "chrome", "allow-origin-mismatch", FETCH + PREFLIGHT_PREFIX + "The 'Access-Control-Allow-Origin' header has a value 'https://x.com' that is not equal to the supplied origin." + VALID, ()),
-    ("preflight-multiple", {"method": "PUT"}, R(200, ("Access-Control-Allow-Origin", "a,b")), None, "chrome", "allow-origin-multiple", FETCH + PREFLIGHT_PREFIX + "The 'Access-Control-Allow-Origin' header contains multiple values 'a,b', but only one is allowed." + VALID, ()),
-    ("preflight-invalid", {"method": "PUT"}, R(200, ("Access-Control-Allow-Origin", "https://")), None, "chrome", "allow-origin-invalid", FETCH + PREFLIGHT_PREFIX + "The 'Access-Control-Allow-Origin' header contains the invalid value 'https://'." + VALID, ()),
-    ("preflight-acac-missing", {"method": "PUT"}, R(200, ACAO), None, "chrome", "allow-credentials", FETCH + PREFLIGHT_PREFIX + acac(""), ()),
-    ("preflight-redirect-chrome", {"method": "PUT"}, R(301, ("Location", "/elsewhere")), None, "chrome", "preflight-redirect", FETCH + PREFLIGHT_PREFIX + "Redirect is not allowed for a preflight request.", ()),
-    ("preflight-redirect-spec-cors-check-first", {"method": "PUT"}, R(301, ("Location", "/elsewhere")), None, "spec", "allow-origin-missing", FETCH + PREFLIGHT_PREFIX + MISSING, ()),
-    ("preflight-redirect-spec-status", {"method": "PUT"}, R(307, ACAO, CRED, ("Location", "/x")), None, "spec", "preflight-status", FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.", ()),
-    ("preflight-302-without-location", {"method": "PUT"}, R(302, ACAO, CRED), None, "chrome", "preflight-status", FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.", ()),
-    ("xhr-preflight-alb", {"method": "PUT", "initiator": "xhr"}, ALB_502, None, "chrome", "allow-origin-missing", XHR + PREFLIGHT_PREFIX + MISSING, ()),
+    (
+        "preflight-alb-502",
+        {"method": "POST", "headers": JSON},
+        ALB_502,
+        None,
+        "chrome",
+        "allow-origin-missing",
+        FETCH + PREFLIGHT_PREFIX + MISSING,
+        (),
+    ),
+    (
+        "preflight-404-no-acao",
+        {"method": "PUT"},
+        R(404),
+        None,
+        "chrome",
+        "allow-origin-missing",
+        FETCH + PREFLIGHT_PREFIX + MISSING,
+        (),
+    ),
+    (
+        "preflight-500-with-cors",
+        {"method": "PUT"},
+        R(500, ACAO, CRED),
+        None,
+        "chrome",
+        "preflight-status",
+        FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.",
+        (),
+    ),
+    (
+        "preflight-wildcard-credentials",
+        {"method": "PUT"},
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        None,
+        "chrome",
+        "allow-origin-wildcard-credentials",
+        FETCH + PREFLIGHT_PREFIX + WILDCARD,
+        (),
+    ),
+    (
+        "preflight-mismatch",
+        {"method": "PUT"},
+        R(200, ("Access-Control-Allow-Origin", "https://x.com")),
+        None,
+        "chrome",
+        "allow-origin-mismatch",
+        FETCH
+        + PREFLIGHT_PREFIX
+        + "The 'Access-Control-Allow-Origin' header has a value 'https://x.com' that is not equal to the supplied origin."
+        + VALID,
+        (),
+    ),
+    (
+        "preflight-multiple",
+        {"method": "PUT"},
+        R(200, ("Access-Control-Allow-Origin", "a,b")),
+        None,
+        "chrome",
+        "allow-origin-multiple",
+        FETCH
+        + PREFLIGHT_PREFIX
+        + "The 'Access-Control-Allow-Origin' header contains multiple values 'a,b', but only one is allowed."
+        + VALID,
+        (),
+    ),
+    (
+        "preflight-invalid",
+        {"method": "PUT"},
+        R(200, ("Access-Control-Allow-Origin", "https://")),
+        None,
+        "chrome",
+        "allow-origin-invalid",
+        FETCH
+        + PREFLIGHT_PREFIX
+        + "The 'Access-Control-Allow-Origin' header contains the invalid value 'https://'."
+        + VALID,
+        (),
+    ),
+    (
+        "preflight-acac-missing",
+        {"method": "PUT"},
+        R(200, ACAO),
+        None,
+        "chrome",
+        "allow-credentials",
+        FETCH + PREFLIGHT_PREFIX + acac(""),
+        (),
+    ),
+    (
+        "preflight-redirect-chrome",
+        {"method": "PUT"},
+        R(301, ("Location", "/elsewhere")),
+        None,
+        "chrome",
+        "preflight-redirect",
+        FETCH + PREFLIGHT_PREFIX + "Redirect is not allowed for a preflight request.",
+        (),
+    ),
+    (
+        "preflight-redirect-spec-cors-check-first",
+        {"method": "PUT"},
+        R(301, ("Location", "/elsewhere")),
+        None,
+        "spec",
+        "allow-origin-missing",
+        FETCH + PREFLIGHT_PREFIX + MISSING,
+        (),
+    ),
+    (
+        "preflight-redirect-spec-status",
+        {"method": "PUT"},
+        R(307, ACAO, CRED, ("Location", "/x")),
+        None,
+        "spec",
+        "preflight-status",
+        FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.",
+        (),
+    ),
+    (
+        "preflight-302-without-location",
+        {"method": "PUT"},
+        R(302, ACAO, CRED),
+        None,
+        "chrome",
+        "preflight-status",
+        FETCH + PREFLIGHT_PREFIX + "It does not have HTTP ok status.",
+        (),
+    ),
+    (
+        "xhr-preflight-alb",
+        {"method": "PUT", "initiator": "xhr"},
+        ALB_502,
+        None,
+        "chrome",
+        "allow-origin-missing",
+        XHR + PREFLIGHT_PREFIX + MISSING,
+        (),
+    ),
     # --- Allow-Methods / Allow-Headers (no preflight prefix)
-    ("methods-unparsable", {"method": "PUT"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT, P(T")), None, "chrome", "allow-methods-invalid", FETCH + "Cannot parse Access-Control-Allow-Methods response header field in preflight response.", ()),
-    ("headers-unparsable", {"method": "PUT", "headers": (("X-A", "1"),)}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Allow-Headers", "x-a, x:b")), None, "chrome", "allow-headers-invalid", FETCH + "Cannot parse Access-Control-Allow-Headers response header field in preflight response.", ()),
-    ("method-lowercase-listed", {"method": "PUT"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "get, post, put")), None, "chrome", "allow-methods", FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.", ()),
-    ("method-lowercase-patch", {"method": "patch"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PATCH")), None, "spec", "allow-methods", FETCH + "Method patch is not allowed by Access-Control-Allow-Methods in preflight response.", ()),
-    ("methods-wildcard-credentials", {"method": "PUT"}, R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "*")), None, "chrome", "allow-methods", FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.", ()),
-    ("header-missing", {"method": "POST", "headers": JSON}, R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "content-type")), None, "chrome", "allow-headers", FETCH + "Request header field x-client is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("headers-wildcard-credentials", {"method": "POST", "headers": JSON}, R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "*")), None, "chrome", "allow-headers", FETCH + "Request header field content-type is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("range-suffix-needs-listing", {"headers": (("Range", "bytes=-500"),)}, R(200, ACAO, CRED), None, "chrome", "allow-headers", FETCH + "Request header field range is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
+    (
+        "methods-unparsable",
+        {"method": "PUT"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PUT, P(T")),
+        None,
+        "chrome",
+        "allow-methods-invalid",
+        FETCH
+        + "Cannot parse Access-Control-Allow-Methods response header field in preflight response.",
+        (),
+    ),
+    (
+        "headers-unparsable",
+        {"method": "PUT", "headers": (("X-A", "1"),)},
+        R(
+            200,
+            ACAO,
+            CRED,
+            ("Access-Control-Allow-Methods", "PUT"),
+            ("Access-Control-Allow-Headers", "x-a, x:b"),
+        ),
+        None,
+        "chrome",
+        "allow-headers-invalid",
+        FETCH
+        + "Cannot parse Access-Control-Allow-Headers response header field in preflight response.",
+        (),
+    ),
+    (
+        "method-lowercase-listed",
+        {"method": "PUT"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "get, post, put")),
+        None,
+        "chrome",
+        "allow-methods",
+        FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.",
+        (),
+    ),
+    (
+        "method-lowercase-patch",
+        {"method": "patch"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "PATCH")),
+        None,
+        "spec",
+        "allow-methods",
+        FETCH
+        + "Method patch is not allowed by Access-Control-Allow-Methods in preflight response.",
+        (),
+    ),
+    (
+        "methods-wildcard-credentials",
+        {"method": "PUT"},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Methods", "*")),
+        None,
+        "chrome",
+        "allow-methods",
+        FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.",
+        (),
+    ),
+    (
+        "header-missing",
+        {"method": "POST", "headers": JSON},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "content-type")),
+        None,
+        "chrome",
+        "allow-headers",
+        FETCH
+        + "Request header field x-client is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "headers-wildcard-credentials",
+        {"method": "POST", "headers": JSON},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "*")),
+        None,
+        "chrome",
+        "allow-headers",
+        FETCH
+        + "Request header field content-type is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "range-suffix-needs-listing",
+        {"headers": (("Range", "bytes=-500"),)},
+        R(200, ACAO, CRED),
+        None,
+        "chrome",
+        "allow-headers",
+        FETCH
+        + "Request header field range is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
     # --- chrome vs spec differences
-    ("authorization-wildcard-chrome-warns", {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"}, R(200, ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*")), R(200, ("Access-Control-Allow-Origin", "*")), "chrome", None, None, (AUTHORIZATION_WILDCARD_WARNING,)),
-    ("authorization-wildcard-spec-fails", {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"}, R(200, ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*")), R(200, ("Access-Control-Allow-Origin", "*")), "spec", "allow-headers", FETCH + "Request header field authorization is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("authorization-listed-explicitly-spec", {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"}, R(200, ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*, Authorization")), R(200, ("Access-Control-Allow-Origin", "*")), "spec", None, None, ()),
-    ("spec-authorization-checked-before-other-headers", {"headers": (("Authorization", "t"), ("X-A", "1"))}, R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "content-type")), None, "spec", "allow-headers", FETCH + "Request header field authorization is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("user-agent-chrome-no-preflight", {"headers": (("User-Agent", "probe/1"),)}, None, OK_ACT, "chrome", None, None, ()),
-    ("user-agent-spec-preflight", {"headers": (("User-Agent", "probe/1"),)}, R(200, ACAO, CRED), None, "spec", "allow-headers", FETCH + "Request header field user-agent is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("save-data-chrome-no-preflight", {"headers": (("Save-Data", "on"),)}, None, OK_ACT, "chrome", None, None, ()),
-    ("save-data-spec-preflight", {"headers": (("Save-Data", "on"),)}, R(200, ACAO, CRED), None, "spec", "allow-headers", FETCH + "Request header field save-data is not allowed by Access-Control-Allow-Headers in preflight response.", ()),
-    ("forced-preflight-spec-defaults-method", {"method": "PUT", "force_preflight": True}, R(200, ACAO, CRED), OK_ACT, "spec", None, None, ()),
-    ("forced-preflight-chrome-needs-method", {"method": "PUT", "force_preflight": True}, R(200, ACAO, CRED), OK_ACT, "chrome", "allow-methods", FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.", ()),
+    (
+        "authorization-wildcard-chrome-warns",
+        {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"},
+        R(200, ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*")),
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        "chrome",
+        None,
+        None,
+        (AUTHORIZATION_WILDCARD_WARNING,),
+    ),
+    (
+        "authorization-wildcard-spec-fails",
+        {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"},
+        R(200, ("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*")),
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        "spec",
+        "allow-headers",
+        FETCH
+        + "Request header field authorization is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "authorization-listed-explicitly-spec",
+        {"headers": (("Authorization", "Bearer t"),), "credentials": "omit"},
+        R(
+            200,
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Headers", "*, Authorization"),
+        ),
+        R(200, ("Access-Control-Allow-Origin", "*")),
+        "spec",
+        None,
+        None,
+        (),
+    ),
+    (
+        "spec-authorization-checked-before-other-headers",
+        {"headers": (("Authorization", "t"), ("X-A", "1"))},
+        R(200, ACAO, CRED, ("Access-Control-Allow-Headers", "content-type")),
+        None,
+        "spec",
+        "allow-headers",
+        FETCH
+        + "Request header field authorization is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "user-agent-chrome-no-preflight",
+        {"headers": (("User-Agent", "probe/1"),)},
+        None,
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "user-agent-spec-preflight",
+        {"headers": (("User-Agent", "probe/1"),)},
+        R(200, ACAO, CRED),
+        None,
+        "spec",
+        "allow-headers",
+        FETCH
+        + "Request header field user-agent is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "save-data-chrome-no-preflight",
+        {"headers": (("Save-Data", "on"),)},
+        None,
+        OK_ACT,
+        "chrome",
+        None,
+        None,
+        (),
+    ),
+    (
+        "save-data-spec-preflight",
+        {"headers": (("Save-Data", "on"),)},
+        R(200, ACAO, CRED),
+        None,
+        "spec",
+        "allow-headers",
+        FETCH
+        + "Request header field save-data is not allowed by Access-Control-Allow-Headers in preflight response.",
+        (),
+    ),
+    (
+        "forced-preflight-spec-defaults-method",
+        {"method": "PUT", "force_preflight": True},
+        R(200, ACAO, CRED),
+        OK_ACT,
+        "spec",
+        None,
+        None,
+        (),
+    ),
+    (
+        "forced-preflight-chrome-needs-method",
+        {"method": "PUT", "force_preflight": True},
+        R(200, ACAO, CRED),
+        OK_ACT,
+        "chrome",
+        "allow-methods",
+        FETCH + "Method PUT is not allowed by Access-Control-Allow-Methods in preflight response.",
+        (),
+    ),
     # --- redirects of the actual request, network, invalid request
-    ("redirect-location-credentials", {}, None, R(302, ACAO, CRED, ("Location", "https://u:p@api.hakwonplus.com/x")), "chrome", "redirect-credentials", FETCH + "Redirect location '' contains a username and password, which is disallowed for cross-origin requests.", ()),
-    ("redirect-without-acao", {}, None, R(302, ("Location", "https://u:p@x.com/")), "chrome", "allow-origin-missing", FETCH + MISSING, ()),
+    (
+        "redirect-location-credentials",
+        {},
+        None,
+        R(302, ACAO, CRED, ("Location", "https://u:p@api.hakwonplus.com/x")),
+        "chrome",
+        "redirect-credentials",
+        FETCH
+        + "Redirect location '' contains a username and password, which is disallowed for cross-origin requests.",
+        (),
+    ),
+    (
+        "redirect-without-acao",
+        {},
+        None,
+        R(302, ("Location", "https://u:p@x.com/")),
+        "chrome",
+        "allow-origin-missing",
+        FETCH + MISSING,
+        (),
+    ),
     ("network-actual", {}, None, None, "chrome", "network", "TypeError: Failed to fetch", ()),
-    ("network-preflight-xhr", {"method": "PUT", "initiator": "xhr"}, None, None, "chrome", "network", "XMLHttpRequest error event (status 0)", ()),
-    ("forbidden-method", {"method": "TRACE"}, None, OK_ACT, "chrome", "request-invalid", "TypeError: Failed to execute 'fetch' on 'Window': 'TRACE' HTTP method is unsupported.", ()),
+    (
+        "network-preflight-xhr",
+        {"method": "PUT", "initiator": "xhr"},
+        None,
+        None,
+        "chrome",
+        "network",
+        "XMLHttpRequest error event (status 0)",
+        (),
+    ),
+    (
+        "forbidden-method",
+        {"method": "TRACE"},
+        None,
+        OK_ACT,
+        "chrome",
+        "request-invalid",
+        "TypeError: Failed to execute 'fetch' on 'Window': 'TRACE' HTTP method is unsupported.",
+        (),
+    ),
+    (
+        "no-cors-put-refused",
+        {"method": "PUT", "mode": "no-cors"},
+        None,
+        OK_ACT,
+        "chrome",
+        "request-invalid",
+        "TypeError: Failed to execute 'fetch' on 'Window': 'PUT' is unsupported in no-cors mode.",
+        (),
+    ),
+    (
+        "no-cors-opaque-passes",
+        {"mode": "no-cors", "headers": (("X-A", "1"),)},
+        None,
+        ALB_502,
+        "spec",
+        None,
+        None,
+        (
+            "no-cors request: the response is opaque (the script sees status 0 and no body or headers)",
+        ),
+    ),
+    (
+        "same-origin-mode-cross-origin",
+        {"mode": "same-origin"},
+        None,
+        OK_ACT,
+        "chrome",
+        "disallowed-by-mode",
+        f'Fetch API cannot load {URL}. Request mode is "same-origin" but the URL\'s origin is not same as the request origin {ORIGIN}.',
+        (),
+    ),
+    (
+        "ftp-scheme",
+        {"url": "ftp://files.hakwonplus.com/a"},
+        None,
+        None,
+        "chrome",
+        "disabled-scheme",
+        'Fetch API cannot load ftp://files.hakwonplus.com/a. URL scheme "ftp" is not supported.',
+        (),
+    ),
+    (
+        "ftp-scheme-xhr",
+        {"url": "ftp://files.hakwonplus.com/a", "initiator": "xhr"},
+        None,
+        None,
+        "spec",
+        "disabled-scheme",
+        "FTP is not supported.",
+        (),
+    ),
 ]
 
 
@@ -150,7 +818,7 @@ TABLE = [
     ids=[row[0] for row in TABLE],
 )
 def test_verdict(req_kw, preflight, actual, mode, step, message, warnings) -> None:
-    req = CorsRequest(URL, ORIGIN, **req_kw)
+    req = CorsRequest(req_kw.pop("url", URL), ORIGIN, **req_kw)
     v = evaluate(req, preflight, actual, mode)
     assert (v.ok, v.step, v.message, v.warnings) == (step is None, step, message, warnings)
     if step is not None:
@@ -164,6 +832,45 @@ def test_table_size_and_coverage() -> None:
     assert set(STEPS) <= covered, set(STEPS) - covered
     for mode in ("chrome", "spec"):
         assert sum(row[4] == mode for row in TABLE) >= 8
+
+
+def test_reference_only_chromium_strings() -> None:
+    """cors_error_string.cc texts the evaluator never emits on its own paths (Blink answers
+    mode/scheme errors first; PNA is not enforced), kept verbatim for reports."""
+    from probes.cors.messages import REFERENCE_ONLY, reference_message
+
+    assert reference_message("kDisallowedByMode") == (
+        "Cross origin requests are not allowed by request mode."
+    )
+    assert reference_message("kInvalidResponse") == "The response is invalid."
+    assert reference_message("kCorsDisabledScheme", list="http, https") == (
+        "Cross origin requests are only supported for protocol schemes: http, https."
+    )
+    assert reference_message("kPreflightMissingAllowPrivateNetwork", space="loopback") == (
+        "No 'Access-Control-Allow-Private-Network' header was present in the preflight response"
+        " for this private network request targeting the `loopback` address space."
+    )
+    assert reference_message(
+        "kPreflightInvalidAllowPrivateNetwork", space="private", value="yes"
+    ).endswith("had a value of 'yes',  not 'true'.")  # two spaces, as in Chromium
+    assert reference_message("kInsecurePrivateNetwork", space="local") == (
+        "The request client is not a secure context and the resource is in more-private address"
+        " space `local`."
+    )
+    assert reference_message("kInvalidPrivateNetworkAccess", target="public", space="private") == (
+        "Request had a target IP address space of `public` yet the resource is in address space"
+        " `private`."
+    )
+    assert "no target IP address space" in reference_message(
+        "kUnexpectedPrivateNetworkAccess", space="private"
+    )
+    assert "Permission was denied" in reference_message(
+        "kLocalNetworkAccessPermissionDenied", space="loopback"
+    )
+    assert "Unable to ask for permission" in reference_message(
+        "kLocalNetworkAccessPermissionUnavailable", space="local"
+    )
+    assert len(REFERENCE_ONLY) == 10
 
 
 def test_network_verdict_names_the_net_error() -> None:
@@ -203,7 +910,9 @@ def test_evaluate_preflight_and_actual_directly() -> None:
 
 
 def test_headers_as_mapping_and_case_insensitive_names() -> None:
-    resp = HttpResponse(200, {"ACCESS-CONTROL-ALLOW-ORIGIN": ORIGIN, "access-control-allow-credentials": "true"})  # type: ignore[arg-type]
+    resp = HttpResponse(
+        200, {"ACCESS-CONTROL-ALLOW-ORIGIN": ORIGIN, "access-control-allow-credentials": "true"}
+    )  # type: ignore[arg-type]
     assert evaluate_actual(CorsRequest(URL, ORIGIN), resp).ok
 
 
@@ -283,7 +992,13 @@ def test_request_headers_value_is_sorted_lowercase_deduplicated() -> None:
         URL,
         ORIGIN,
         "PUT",
-        (("X-Z", "1"), ("Content-Type", "application/json"), ("x-z", "2"), ("X-A", "3"), ("Cookie", "c")),
+        (
+            ("X-Z", "1"),
+            ("Content-Type", "application/json"),
+            ("x-z", "2"),
+            ("X-A", "3"),
+            ("Cookie", "c"),
+        ),
     )
     assert cors_unsafe_headers(req) == ("content-type", "x-a", "x-z")
     acrh = dict(preflight_headers(req))["Access-Control-Request-Headers"]
@@ -329,7 +1044,9 @@ def test_preflight_headers_are_what_chromium_sends() -> None:
         ("Referer", ORIGIN + "/"),
     ]
     assert not any(n.lower() in ("cookie", "authorization") for n, _ in hs)
-    simple = dict(preflight_headers(CorsRequest("http://localhost:9/x", "http://127.0.0.1:8", "PUT")))
+    simple = dict(
+        preflight_headers(CorsRequest("http://localhost:9/x", "http://127.0.0.1:8", "PUT"))
+    )
     assert "Access-Control-Request-Headers" not in simple
     assert simple["Sec-Fetch-Site"] == "cross-site"
 
