@@ -355,7 +355,8 @@ def _tg_exists(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         yield Outcome(
             "fail",
             lb.name,
-            f"no target group found for {lb.name}",
+            f"no target group is attached to {lb.name} (no listener forwards to one); name the "
+            "API's group with --target-group to check it, or create one",
             f"aws elbv2 create-target-group --name <api-tg> --protocol HTTP --port {exp.port} "
             f"--vpc-id {lb.vpc_id} --health-check-path {exp.health_check_path}",
         )
@@ -946,12 +947,12 @@ def _nacl_check(topo: Topology, *, side: str, egress: bool, ephemeral: bool) -> 
                 else:
                     deny = min(v.denied_by)
                     rule = netmath.free_rule_number_below(acl, egress=egress, below=deny)
+                    partly = " (partly)" if v.partial else ""
                     problems.append(
                         (
-                            f"{what} denied by rule {','.join(map(str, v.denied_by))}"
-                            + (" (partly)" if v.partial else "")
-                        ),
-                        _nacl_fix(acl.id, egress, rule, ports, remote),
+                            f"{what} denied by rule {','.join(map(str, v.denied_by))}{partly}",
+                            _nacl_fix(acl.id, egress, rule, ports, remote),
+                        )
                     )
         if problems:
             yield Outcome(

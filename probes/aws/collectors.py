@@ -72,7 +72,7 @@ class TargetHealthPoller:
         if interval <= 0:
             raise AlbprobeError(f"health poll interval must be > 0, got {interval}")
         self.clients = AwsClients.of(session_or_clients)
-        self._elbv2 = self.clients.elbv2  # created here: boto3 sessions are not thread-safe
+        self.elbv2 = self.clients.elbv2  # created here: boto3 sessions are not thread-safe
         self.target_group_arn = target_group_arn
         self.rundir = rundir
         self.interval = interval
@@ -92,7 +92,7 @@ class TargetHealthPoller:
         """One sample; returns the number of rows written (raises AlbprobeError on failure)."""
         ts = self._clock()
         with aws_errors("polling target health"):
-            resp = self._elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
+            resp = self.elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
         rows = health_rows(resp.get("TargetHealthDescriptions", []), ts)
         self._writer.extend(rows)
         self.samples += 1

@@ -278,7 +278,14 @@ def find_load_balancer(clients: AwsClients, name_or_arn: str) -> dict[str, Any]:
 def _target_groups(clients: AwsClients, lb_arn: str, wanted: str | None) -> list[dict[str, Any]]:
     pag = clients.elbv2.get_paginator("describe_target_groups")
     if wanted is None:
-        return [tg for page in _pages(pag, LoadBalancerArn=lb_arn) for tg in page["TargetGroups"]]
+        try:
+            return [
+                tg for page in _pages(pag, LoadBalancerArn=lb_arn) for tg in page["TargetGroups"]
+            ]
+        except Exception as exc:
+            if error_code(exc) == "TargetGroupNotFound":  # none attached (moto raises, AWS: [])
+                return []
+            raise
     key = "TargetGroupArns" if wanted.startswith("arn:") else "Names"
     try:
         return [tg for page in _pages(pag, **{key: [wanted]}) for tg in page["TargetGroups"]]
