@@ -80,8 +80,14 @@ class TargetHealthPoller:
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # One prefix per target group, so two pollers in one run never overwrite each other.
+        tg_id = target_group_arn.rstrip("/").rsplit("/", 1)[-1] or "tg"
         self._writer = TableWriter(
-            rundir, "health", prefix="alb-health", flush_rows=10_000, flush_seconds=60.0
+            rundir,
+            "health",
+            prefix=f"part-alb-health-{tg_id}",
+            flush_rows=10_000,
+            flush_seconds=60.0,
         )
         self.samples = 0
         self.errors = 0
@@ -225,7 +231,10 @@ def collect_cloudwatch(
     )
     lo = datetime.fromtimestamp(start - start % period, tz=UTC)
     hi = datetime.fromtimestamp(end - end % period + (period if end % period else 0), tz=UTC)
-    writer = TableWriter(rundir, "metrics", prefix="cloudwatch", flush_rows=50_000)
+    # Collecting again (re-analysis) replaces this collector's earlier parts instead of doubling.
+    for stale in rundir.table_dir("metrics").glob("part-cloudwatch-*.parquet"):
+        stale.unlink()
+    writer = TableWriter(rundir, "metrics", prefix="part-cloudwatch", flush_rows=50_000)
     rows = 0
     token: str | None = None
     with aws_errors("reading CloudWatch metrics"):
