@@ -668,6 +668,9 @@ def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     if not lb.security_groups:
         yield Outcome("skip", lb.name, "the load balancer has no security groups")
         return
+    if not topo.listeners:
+        yield Outcome("skip", lb.name, "no listeners (see listener.forwards)")
+        return
     for lst in topo.listeners:
         res = f"{lb.name}:{lst.port}"
         world = netmath.sg_admits(

@@ -126,19 +126,22 @@ class AwsClients:
 
         if service not in SERVICES:
             raise ValueError(f"albprobe does not use AWS service {service!r}")
-        if not self.region:
+        # S3 follows bucket-region redirects itself, so an s3:// URI needs no region.
+        region = self.region or ("us-east-1" if service == "s3" else None)
+        if not region:
             raise AlbprobeError(
                 "no AWS region configured",
                 hint="pass --region, set AWS_REGION, or [aws] region in albprobe.toml",
             )
         config = Config(
-            retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            # total_max_attempts counts the first try; botocore's "max_attempts" would not.
+            retries={"mode": "adaptive", "total_max_attempts": self.max_attempts},
             connect_timeout=5,
             read_timeout=30,
             user_agent_extra="albprobe",
         )
         return self.session.client(
-            service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
+            service, region_name=region, endpoint_url=self.endpoint_url, config=config
         )
 
     @cached_property

@@ -511,3 +511,12 @@ def test_route_longest_prefix():
     assert netmath.route_for(rt, "10.0.1.0/24").target == "local"
     assert netmath.route_for(rt, "8.8.8.8/32").target == "igw-1"
     assert netmath.free_rule_number_below(_open_acl("a", "v", ()), egress=False, below=100) == 99
+
+
+def test_docs_list_every_check():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "aws.md").read_text(encoding="utf-8")
+    for c in CHECKS:
+        short = c.id.rsplit(".", 1)[-1]
+        assert f"`{c.id}`" in doc or f"`.{short}`" in doc, c.id
