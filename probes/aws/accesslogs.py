@@ -33,19 +33,20 @@ class LogKey:
     region: str
     lb: str  # e.g. app.academy-alb.50dc6c495c0c9188
     end: datetime
+    size: int | None = None  # bytes, when known from the listing
 
     @property
     def covers(self) -> tuple[datetime, datetime]:
         return self.end - INTERVAL, self.end
 
 
-def parse_key(key: str) -> LogKey | None:
+def parse_key(key: str, size: int | None = None) -> LogKey | None:
     """A key of an ALB access-log object, else None (connection/health-check logs, digests)."""
     m = _KEY.search(key)
     if not m:
         return None
     end = datetime.strptime(m["end"], "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
-    return LogKey(key, m["account"], m["region"], m["lb"], end)
+    return LogKey(key, m["account"], m["region"], m["lb"], end, size)
 
 
 @dataclass(frozen=True)

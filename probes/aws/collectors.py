@@ -20,7 +20,14 @@ from typing import Any
 
 from albprobe.errors import AlbprobeError
 from probes.aws import accesslogs
-from probes.aws.session import AwsClients, aws_errors, error_code, translate
+from probes.aws.session import (
+    BAD_CREDENTIAL_CODES,
+    DENIED_CODES,
+    AwsClients,
+    aws_errors,
+    error_code,
+    translate,
+)
 from probes.rundir import RunDir, TableWriter
 
 log = logging.getLogger(__name__)
@@ -97,8 +104,13 @@ class TargetHealthPoller:
     def poll_once(self) -> int:
         """One sample; returns the number of rows written (raises AlbprobeError on failure)."""
         ts = self._clock()
-        with aws_errors("polling target health"):
+        try:
             resp = self.elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
+        except Exception as exc:
+            # Retrying cannot fix these: stop polling instead of filling the log.
+            if error_code(exc) in DENIED_CODES | BAD_CREDENTIAL_CODES | {"TargetGroupNotFound"}:
+                self.fatal = True
+            raise translate(exc, what="polling target health") from None
         rows = health_rows(resp.get("TargetHealthDescriptions", []), ts)
         self._writer.extend(rows)
         self.samples += 1
@@ -117,8 +129,7 @@ class TargetHealthPoller:
                 self.errors += 1
                 self.last_error = exc.one_line()
                 self._log(self.last_error)
-                if "denied" in exc.message or "not found" in exc.message:
-                    self.fatal = True
+                if self.fatal:
                     break
             except Exception as exc:  # never let the poller thread die silently
                 self.errors += 1
@@ -372,7 +383,7 @@ def list_access_log_keys(
                 past = False
                 for page in _list(s3, location.bucket, **kwargs):
                     for obj in page.get("Contents", []):
-                        k = accesslogs.parse_key(obj["Key"])
+                        k = accesslogs.parse_key(obj["Key"], obj.get("Size"))
                         if k is None:
                             continue
                         if lb is not None and k.end > hi:
@@ -436,7 +447,7 @@ def download_access_logs(
     paths = []
     with aws_errors(f"downloading access logs from s3://{location.bucket}"):
         for k in keys:
-            paths.append(_download(clients.s3, location.bucket, k.key, dest / k.key, None))
+            paths.append(_download(clients.s3, location.bucket, k.key, dest / k.key, k.size))
     return paths
 
 

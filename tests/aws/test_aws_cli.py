@@ -208,3 +208,16 @@ def test_access_denied_exit_2_names_the_action(capsys, fake_aws):
         "albprobe: error: AWS denied elasticloadbalancing:DescribeLoadBalancers (AccessDenied)"
     )
     assert "docs/iam-policy.json" in err and err.count("\n") == 1
+
+
+def test_wide_terminal_gets_the_table(capsys, clients, moto, monkeypatch):
+    prod = build_prod(clients, api_sg_port=None)
+    monkeypatch.setenv("COLUMNS", "160")
+    code, out, _ = run(capsys, "-l", prod.lb_name, "--region", REGION, "--endpoint-url", moto)
+    assert code == 1
+    assert "┃ status" in out and "SECURITY GROUPS" in out
+    fix = f"--port 8000 --source-group {prod.alb_sg}"
+    assert any(
+        line.strip().endswith(fix) and line.strip().startswith("aws ec2")
+        for line in out.splitlines()
+    )
