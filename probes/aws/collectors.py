@@ -356,14 +356,15 @@ def list_access_log_keys(
     with aws_errors(f"listing access logs in s3://{location.bucket}/{base}"):
         # A URI may already point inside AWSLogs/<account>/elasticloadbalancing/<region>/...
         m = re.search(r"(?:^|/)AWSLogs/(\d{12})/elasticloadbalancing/([a-z0-9-]+)(?:/|$)", base)
+        root = base[: m.start()].strip("/") if m else base  # the bucket prefix before AWSLogs/
         if lb is not None:
-            scopes = [(base, lb.account, lb.region)]
+            scopes = [(root, lb.account, lb.region)]
         elif m:
-            scopes = [(base[: m.start()].strip("/"), m.group(1), m.group(2))]
+            scopes = [(root, m.group(1), m.group(2))]
         else:
-            root = f"{base}/AWSLogs/" if base else "AWSLogs/"
+            logs_root = f"{base}/AWSLogs/" if base else "AWSLogs/"
             scopes = []
-            for acct in _subfolders(s3, location.bucket, root):
+            for acct in _subfolders(s3, location.bucket, logs_root):
                 account = acct.rstrip("/").rsplit("/", 1)[-1]
                 for reg in _subfolders(s3, location.bucket, f"{acct}elasticloadbalancing/"):
                     scopes.append((base, account, reg.rstrip("/").rsplit("/", 1)[-1]))

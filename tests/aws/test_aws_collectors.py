@@ -305,6 +305,10 @@ def test_download_access_logs_from_an_s3_uri(clients, prod, logs_bucket, tmp_pat
     assert len(by_name) == len(keys_in)
     deep = f"{uri}/AWSLogs/{ACCOUNT}/elasticloadbalancing/{REGION}/"
     assert len(download_access_logs(clients, deep, start, end, tmp_path / "d")) == len(keys_in) + 1
+    deep_one = download_access_logs(
+        clients, deep, start, end, tmp_path / "e", load_balancer=prod.lb_arn
+    )
+    assert len(deep_one) == len(keys_in)
 
 
 def test_access_logs_not_enabled(clients, tmp_path):
