@@ -1058,7 +1058,7 @@ def _instance_status(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     for ep in endpoints(topo):
         inst = ep.instance
         if inst is None or inst.state != "running":
-            yield Outcome("skip", ep.label, "instance not running (see instance.running)")
+            yield Outcome("skip", ep.label, "not a running instance target (see instance.running)")
             continue
         ev = f"{inst.id} system={inst.system_status} instance={inst.instance_status}"
         states = {inst.system_status, inst.instance_status}

@@ -318,7 +318,7 @@ def _filtered(paginator: Any, key: str, name: str, values: Iterable[str]) -> lis
     """Results of an EC2 Describe* filtered by ``name`` in ``values`` (missing ids: no error)."""
     out: list[dict[str, Any]] = []
     values = sorted({v for v in values if v})
-    for chunk in _chunks(sorted(set(values))):
+    for chunk in _chunks(values):
         for page in _pages(paginator, Filters=[{"Name": name, "Values": chunk}]):
             out.extend(page.get(key, []))
     return out
