@@ -374,7 +374,7 @@ def execute(
                     "health_check": dataclasses.asdict(cfg.aws.health_check),
                 },
             )
-            poller = _start_alb_poller(cfg, rundir, console_log)
+            poller = _start_alb_poller(cfg, rundir, meta, console_log)
         rundir.write_meta(meta)
         cfg_path = rundir.path / "locust" / "albprobe.toml"
         _write_effective_config(cfg, cfg_path)
@@ -441,6 +441,8 @@ def execute(
         if tb is not None:
             tb.stop()
         events.close()
+        if not cfg.is_testbed:
+            _collect_cloudwatch(cfg, rundir, meta)
         result = _finalise(rundir, meta, stop.reason, proc, poller)
     if error is not None:
         raise error
@@ -455,17 +457,62 @@ def _start_poller(rundir: RunDir, sampler, interval: float):
     return p
 
 
-def _start_alb_poller(cfg: Config, rundir: RunDir, console_log: Callable[[str], None]):
-    """Target health from the ALB during a run against a real URL, when [aws] names a target group
-    or load balancer (the AWS collectors; absent until they are installed)."""
+def _aws_clients(cfg: Config):
+    from probes.aws.session import AwsClients
+
+    return AwsClients(
+        region=cfg.aws.region,
+        profile=cfg.aws.profile,
+        endpoint_url=cfg.aws.endpoint_url,
+        max_attempts=cfg.aws.max_attempts,
+    )
+
+
+def _start_alb_poller(
+    cfg: Config, rundir: RunDir, meta: dict[str, Any], console_log: Callable[[str], None]
+):
+    """Target health from the ALB during a run against a real URL, when [aws] names the load
+    balancer or target group. AWS trouble is reported and the run goes on without the poller."""
     if not (cfg.aws.target_group or cfg.aws.load_balancer):
         return None
+    from probes.aws.collectors import TargetHealthPoller
+    from probes.aws.gather import resolve_target_group
+
     try:
-        from probes.aws.collectors import start_health_poller  # type: ignore[import-not-found]
-    except ImportError:
-        console_log("AWS target-health poller not available; running without it")
+        clients = _aws_clients(cfg)
+        lb_arn, tg_arn = resolve_target_group(clients, cfg.aws.load_balancer, cfg.aws.target_group)
+    except AlbprobeError as exc:
+        console_log(f"ALB target-health poller not started: {exc.one_line()}")
+        meta["aws"] = {"error": exc.one_line()}
         return None
-    return start_health_poller(cfg.aws, rundir)
+    meta["aws"] = {"load_balancer_arn": lb_arn, "target_group_arn": tg_arn}
+    console_log(
+        f"polling ALB target health every {cfg.aws.poll_interval:g}s ({tg_arn.rsplit(':', 1)[-1]})"
+    )
+    return TargetHealthPoller(clients, tg_arn, rundir, interval=cfg.aws.poll_interval).start()
+
+
+def _collect_cloudwatch(cfg: Config, rundir: RunDir, meta: dict[str, Any]) -> None:
+    """CloudWatch series for the run window, after the run (best effort, reported in run.json)."""
+    aws = meta.get("aws") or {}
+    if not aws.get("target_group_arn") or not aws.get("load_balancer_arn"):
+        return
+    from probes.aws.collectors import collect_cloudwatch
+
+    try:
+        n = collect_cloudwatch(
+            _aws_clients(cfg),
+            aws["load_balancer_arn"],
+            aws["target_group_arn"],
+            meta["started_at"] - 60,
+            time.time() + 60,
+            rundir,
+        )
+        aws["cloudwatch_rows"] = n
+    except AlbprobeError as exc:
+        aws["cloudwatch_error"] = exc.one_line()
+    except Exception as exc:  # a collector must not cost the run its finalisation
+        aws["cloudwatch_error"] = f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _read_progress(rundir: RunDir, tb, elapsed: float) -> dict[str, Any]:
@@ -543,6 +590,7 @@ def _finalise(
                 "samples": poller.samples,
                 "errors": poller.errors,
                 "last_error": poller.last_error,
+                "kind": "alb" if (meta.get("aws") or {}).get("target_group_arn") else "haproxy",
             }
         }
     if gaps:

@@ -484,3 +484,24 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
         instances=instances,
         interfaces=interfaces,
     )
+
+
+def resolve_target_group(
+    clients: AwsClients, load_balancer: str | None, target_group: str | None
+) -> tuple[str | None, str]:
+    """(load balancer ARN or None, target group ARN) for the collectors of a load run.
+
+    A named target group wins; otherwise the load balancer's first target group."""
+    lb_arn = (
+        find_load_balancer(clients, load_balancer)["LoadBalancerArn"] if load_balancer else None
+    )
+    with aws_errors("describing the target groups"):
+        tgs = _target_groups(clients, lb_arn or "", target_group)
+    if not tgs:
+        raise AlbprobeError(
+            f"no target group found for load balancer {load_balancer!r}",
+            hint="name one with [aws] target_group in albprobe.toml",
+        )
+    if lb_arn is None and tgs[0].get("LoadBalancerArns"):
+        lb_arn = tgs[0]["LoadBalancerArns"][0]
+    return lb_arn, tgs[0]["TargetGroupArn"]
