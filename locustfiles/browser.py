@@ -37,9 +37,6 @@ class BrowserUser(FastHttpUser):
             return max(0.0, random.uniform(load.gap - load.gap_jitter, load.gap + load.gap_jitter))
         return load.think_time
 
-    def context(self) -> dict:
-        return {"user_id": self._user_no}
-
     def on_start(self) -> None:
         s = plugin.session()
         self._user_no = next(s.user_seq)
@@ -58,6 +55,8 @@ class BrowserUser(FastHttpUser):
             cookie_env=b.cookie_env,
             fingerprints=s.config.fingerprints,
             acquire=s.limiter.acquire if s.limiter else None,
+            user_id=self._user_no,
+            worker_id=s.worker_id,
         )
 
     @task

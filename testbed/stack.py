@@ -169,14 +169,9 @@ class Testbed:
                 self._emit("testbed_stopped")
             self.started = False
             if self._tmp:
-                # Logs in a caller-given log_dir are the caller's; only our temp folder goes.
-                keep_logs = (
-                    self.config.log_dir is None
-                    and self.log_dir
-                    and self.log_dir.is_relative_to(self._tmp)
-                )
-                if not keep_logs:
-                    shutil.rmtree(self._tmp, ignore_errors=True)
+                # Sockets, state and config; logs too unless the caller gave a log_dir elsewhere.
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
 
     def listening_ports(self) -> list[int]:
         """Ports of ours still accepting connections (empty after a clean stop)."""

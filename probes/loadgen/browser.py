@@ -44,6 +44,33 @@ _SHORT = {
     "request-invalid": "invalid request",
 }
 _BODY_SNIFF = 4096  # attribution looks at the start of the body only
+_UNSET = object()
+_MEMO_SIZE = 4096
+# Headers that vary per response but change neither the CORS verdict nor the attribution.
+_VOLATILE = frozenset(
+    {
+        "date",
+        "content-length",
+        "etag",
+        "last-modified",
+        "age",
+        "expires",
+        "set-cookie",
+        "x-request-id",
+        "x-amzn-requestid",
+        "x-amzn-trace-id",
+        "x-amz-cf-id",
+        "cf-ray",
+        "traceparent",
+        "server-timing",
+    }
+)
+try:  # the exceptions FastHttpUser treats as "no response"; geventhttpclient's own, at worst
+    from locust.contrib.fasthttp import FAILURE_EXCEPTIONS as _FAILURES
+    from locust.exception import CatchResponseError as _CatchResponseError
+except ImportError:  # locust missing: probes stays importable (the pure parts are used offline)
+    _FAILURES = (OSError,)
+    _CatchResponseError = RuntimeError
 
 
 def failure_label(
@@ -98,11 +125,11 @@ def prepare_endpoints(
     return out
 
 
-def _idle_connections(session: Any, url: str) -> int | None:
-    """How many idle keep-alive connections the client holds for this host (None = unknown)."""
+def _socket_queue(session: Any, url: str) -> Any:
+    """The client's queue of idle keep-alive sockets for this host (None = cannot tell).
+    Looked up once per host: the lookup parses the URL, too slow for every request."""
     try:
-        pool = session.client.clientpool.get_client(url)._connection_pool
-        return pool._socket_queue.qsize()
+        return session.client.clientpool.get_client(url)._connection_pool._socket_queue
     except Exception:
         return None
 
@@ -118,13 +145,22 @@ class BrowserCaller:
         cookie_env: str | None = None,
         fingerprints: Sequence[Any] = (),
         acquire: Callable[[], None] | None = None,
+        user_id: int | None = None,
+        worker_id: str = "local",
     ) -> None:
         self.session = session
+        self.user_id = user_id
+        self.worker_id = worker_id
+        self._memo: dict[tuple, tuple] = {}
+        self._body_fps = any(getattr(f, "body_pattern", None) for f in fingerprints)
+        # A browser judges each redirect hop itself (CORS applies per hop): never auto-follow.
+        session.client.redirect_response_codes = frozenset()
         self.mode = mode
         self.cache = PreflightCache(mode)
         self.cookie = os.environ.get(cookie_env) if cookie_env else None
         self.fingerprints = tuple(fingerprints)
         self.acquire = acquire or (lambda: None)
+        self._idle_queues: dict[str, Any] = {}
 
     def call(self, ep: PreparedEndpoint, intended_ts: float | None = None) -> bool:
         """Send what the browser sends for one fetch(); True when the script would get a response."""
@@ -137,72 +173,106 @@ class BrowserCaller:
         return self._send(ep, "actual", intended_ts)
 
     def _send(self, ep: PreparedEndpoint, kind: str, intended_ts: float | None) -> bool:
+        """One HTTP exchange, judged, then reported as exactly one Locust request event.
+
+        The request goes straight through geventhttpclient (cookies and pooling as FastHttpUser
+        has them) and the event is fired here, as Locust documents for custom clients: Locust's
+        catch_response machinery costs more per request than the judging itself.
+        """
         req = ep.request
         if kind == "preflight":
-            method, headers, body, name = (
-                "OPTIONS",
-                preflight_headers(req, self.mode),
-                None,
-                f"preflight {ep.name}",
-            )
+            method, body, name = "OPTIONS", None, f"preflight {ep.name}"
+            headers = preflight_headers(req, self.mode)
         else:
+            method, body, name = ep.method, ep.body, ep.name
             headers = actual_headers(
                 req, self.mode, cookie=self.cookie if req.credentials == "include" else None
             )
-            method, body, name = ep.method, ep.body, ep.name
         self.acquire()
-        idle = _idle_connections(self.session, req.url)
-        ctx: dict[str, Any] = {
-            "albprobe": True,
-            "kind": kind,
-            "endpoint": ep.name,
-            "path": ep.path,
-            "intended_ts": intended_ts,
-            "conn_reused": None if idle is None else idle > 0,
-        }
-        with self.session.request(
-            method,
-            ep.path,
-            name=name,
-            data=body,
-            headers=dict(headers),
-            catch_response=True,
-            allow_redirects=False,
-            context=ctx,
-        ) as resp:
-            status = resp.status_code or 0
-            error = getattr(resp, "error", None) if not status else None
-            if status:
-                content = resp.content or b""
-                hr = HttpResponse(
-                    status,
-                    tuple(resp.headers.items()) if resp.headers else (),
-                    content[:_BODY_SNIFF],
-                )
-                att = attribute(status, hr.headers, hr.body, None, extra=self.fingerprints)
-                verdict = (evaluate_preflight if kind == "preflight" else evaluate_actual)(
-                    req, hr, self.mode
-                )
-                if kind == "preflight" and verdict.ok:
-                    self.cache.store(req, hr, time.time())
-            else:
-                att = attribute(0, (), None, error)
-                verdict = network_verdict(req, error, phase=kind)
-            err_name = att.evidence if status == 0 else None
-            # Locust copies the context it was given; the one it will report is request_meta's.
-            ctx = resp.request_meta["context"]
-            ctx.update(
-                status=status,
-                source=att.source,
-                source_evidence=att.evidence,
-                cors_ok=verdict.ok,
-                cors_step=verdict.step,
-                cors_message=verdict.message,
-                error=err_name,
+        queue = self._idle_queues.get(req.url, _UNSET)
+        if queue is _UNSET:
+            queue = self._idle_queues[req.url] = _socket_queue(self.session, req.url)
+        reused = None if queue is None else queue.qsize() > 0
+        start_time = time.time()
+        t0 = time.perf_counter()
+        resp = error = None
+        try:
+            resp = self.session.client.urlopen(
+                req.url, method=method, payload=body, headers=dict(headers)
             )
-            label = failure_label(status, att.source, verdict.ok, verdict.step, err_name)
-            if label:
-                resp.failure(label)
-            else:
-                resp.success()
+            content = resp.content or b""
+        except _FAILURES as exc:
+            resp = getattr(exc, "response", None)
+            content = (resp.content or b"") if resp is not None else b""
+            if resp is None or not getattr(resp, "status_code", 0):
+                resp, error = None, exc
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        status = resp.status_code if resp is not None else 0
+        if status:
+            items = tuple(resp.headers.items()) if resp.headers else ()
+            verdict, att = self._judge(kind, req, status, items, content[:_BODY_SNIFF])
+        else:
+            att = attribute(0, (), None, error)
+            verdict = network_verdict(req, error, phase=kind)
+        err_name = att.evidence if status == 0 else None
+        label = failure_label(status, att.source, verdict.ok, verdict.step, err_name)
+        # The context is the finished run-directory row: the recorder appends it as it is.
+        self.session.request_event.fire(
+            request_type=method,
+            name=name,
+            response_time=elapsed_ms,
+            response_length=len(content),
+            response=resp,
+            exception=_CatchResponseError(label) if label else None,
+            start_time=start_time,
+            url=req.url,
+            context={
+                "ts": start_time,
+                "intended_ts": intended_ts,
+                "kind": kind,
+                "endpoint": ep.name,
+                "method": method,
+                "path": ep.path,
+                "status": status,
+                "source": att.source,
+                "source_evidence": att.evidence,
+                "cors_ok": verdict.ok,
+                "cors_step": verdict.step,
+                "cors_message": verdict.message,
+                "latency_ms": elapsed_ms,
+                "co_latency_ms": (start_time - intended_ts) * 1000.0 + elapsed_ms
+                if intended_ts
+                else None,
+                "bytes": len(content),
+                "error": err_name,
+                "conn_reused": reused,
+                "worker_id": self.worker_id,
+                "user_id": self.user_id,
+            },
+        )
         return status != 0 and verdict.ok
+
+    def _judge(self, kind: str, req: CorsRequest, status: int, items: tuple, body: bytes):
+        """(CORS verdict, attribution) of a response, memoised.
+
+        Both are pure functions of the request, the status, the headers and (for error pages, or
+        when a user fingerprint reads bodies) the body's start; volatile headers (Date, lengths,
+        ids) change neither, so they are left out of the key. Under load most responses repeat
+        one of a few shapes, and a lookup is far cheaper than a header scan.
+        """
+        stable = tuple(h for h in items if h[0].lower() not in _VOLATILE)
+        key = (kind, req, status, stable, body if (status >= 300 or self._body_fps) else b"")
+        hit = self._memo.get(key)
+        if hit is None:
+            hr = HttpResponse(status, items, body)
+            att = attribute(status, items, body, None, extra=self.fingerprints)
+            verdict = (evaluate_preflight if kind == "preflight" else evaluate_actual)(
+                req, hr, self.mode
+            )
+            if kind == "preflight" and verdict.ok:
+                self.cache.store(req, hr, time.time())
+                return verdict, att  # a stored preflight's Max-Age matters: judge these afresh
+            if len(self._memo) >= _MEMO_SIZE:
+                self._memo.clear()
+            hit = self._memo[key] = (verdict, att)
+        return hit
