@@ -224,8 +224,13 @@ def _haproxy_figures(ds: Dataset, fig: dict[str, Any]) -> None:
         r["no_resp_timer"] for r in rows if r["cls"] == "server-closed"
     )
     conc = _one(
-        ds, "SELECT max(srv_conn) AS max_srv_conn, max(srv_queue) AS max_srv_queue FROM haproxy"
+        ds,
+        """SELECT max(srv_conn) AS max_srv_conn, max(srv_queue) AS max_srv_queue,
+                  count(*) FILTER (WHERE server LIKE '%failopen%') AS failopen
+           FROM haproxy""",
     )
+    # The testbed's check-less backup server on the same address = the ALB failing open.
+    fig["haproxy_failopen"] = conc.get("failopen")
     fig["haproxy_max_srv_conn"] = conc.get("max_srv_conn")
     fig["haproxy_max_srv_queue"] = conc.get("max_srv_queue")
 
@@ -424,9 +429,14 @@ def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 10) -> tuple
 
 def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     """Conditional rates, proximity shares, onset, capacity and the worker count to recommend."""
-    n = tl.get("n")
-    fail = tl.get("proxy_5xx") + tl.get("server_5xx") + tl.get("network")
-    p5 = tl.get("proxy_5xx")
+    if "n" in tl.series:
+        n = tl.get("n")
+        fail = tl.get("proxy_5xx") + tl.get("server_5xx") + tl.get("network")
+        p5 = tl.get("proxy_5xx")
+    else:  # ALB logs only: the ALB-generated 5xx play the proxy's part
+        n = tl.get("alb_n")
+        p5 = tl.get("alb_a5xx")
+        fail = p5 + tl.get("alb_t5xx")
     cap = ds.meta.get("capacity") or {}
     slots = cap.get("slots")
     if not slots and cap.get("workers"):
@@ -464,6 +474,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     if unh is not None and n.sum():
         bad = np.nan_to_num(unh) > 0
         fig["seconds_unhealthy"] = int(bad.sum())
+        fig["share_time_unhealthy"] = float(bad.mean())
         fig["failure_rate_unhealthy"] = _ratio(float(fail[bad].sum()), float(n[bad].sum()))
         fig["failure_rate_healthy"] = _ratio(float(fail[~bad].sum()), float(n[~bad].sum()))
         fig["share_failures_while_unhealthy"] = _ratio(float(fail[bad].sum()), float(fail.sum()))

@@ -219,7 +219,9 @@ def _healthy(_s: int) -> tuple[str, str | None, str | None]:
     return ("healthy", "L7OK", "Layer7 check passed, code: 200")
 
 
-def build(mode: str, seed: int = 7, seconds: int = 60, rps: int = 40) -> dict[str, Any]:
+def build(
+    mode: str, seed: int = 7, seconds: int = 60, rps: int = 40, fail_open: bool = True
+) -> dict[str, Any]:
     """The content of a synthetic run, by mode (pure: no disk)."""
     if mode not in MODES:
         raise ValueError(f"unknown synthetic mode {mode!r}; one of {MODES}")
@@ -288,7 +290,9 @@ def build(mode: str, seed: int = 7, seconds: int = 60, rps: int = 40) -> dict[st
         down = (sec >= f0) & (sec < f1)
         nosrv = down & (sec >= f0 + 2)
         _proxy_fail(r, down & ~nosrv, 503, "SC--", 1.0)
-        _proxy_fail(r, nosrv, 503, "SC--", 0.5, server="<NOSRV>")
+        _proxy_fail(
+            r, nosrv, 503, "SC--", 0.5, server="target-failopen" if fail_open else "<NOSRV>"
+        )
         r.status[down] = 502  # the client sees the testbed's ALB 502 page
         events += [
             {
@@ -346,9 +350,14 @@ def build(mode: str, seed: int = 7, seconds: int = 60, rps: int = 40) -> dict[st
                 return ("unhealthy", "L7STS", 'Layer7 wrong status, code: 400, info: "Bad Request"')
             return ("initial", "L7STS", 'Layer7 wrong status, code: 400, info: "Bad Request"')
 
+        # The target is marked down but the proxy fails open (testbed: a check-less backup
+        # server on the same address; ALB: all targets unhealthy -> routes to them anyway).
         down = sec >= bad_from + 1
-        _proxy_fail(r, down, 503, "SC--", 0.3, server="<NOSRV>")
-        r.status[down] = 502
+        if fail_open:
+            r.server[down] = "target-failopen"
+        else:  # another healthy target elsewhere / no backup: HAProxy finds no server (503 -> 502 page)
+            _proxy_fail(r, down, 503, "SC--", 0.3, server="<NOSRV>")
+            r.status[down] = 502
 
     elif mode == "blocked-port":
         # The proxy cannot reach the app port: connect timeouts, no app response at all.
@@ -432,10 +441,11 @@ def write(
     rps: int = 40,
     include: Iterable[str] = ALL_INPUTS,
     run_id: str | None = None,
+    fail_open: bool = True,
 ) -> Path:
     """Write a synthetic run directory for ``mode``; ``include`` picks which inputs exist."""
     inc = set(include)
-    data = build(mode, seed=seed, seconds=seconds, rps=rps)
+    data = build(mode, seed=seed, seconds=seconds, rps=rps, fail_open=fail_open)
     rd = RunDir.create(root, run_id or f"synth-{mode}")
     r: Req = data["req"]
     rng = np.random.default_rng(seed + 1)
