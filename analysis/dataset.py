@@ -227,7 +227,8 @@ def open_alb_logs(
         _empty_view(ds.con, t)
         ds.present[t] = False
     ds.parse_stats["alb"] = alb.load(ds.con, files, since=since, until=until)
-    ds.present["alb_log"] = ds.parse_stats["alb"].parsed > 0
+    row = ds.con.execute("SELECT count(*) FROM alb").fetchone()
+    ds.present["alb_log"] = bool(row and row[0])  # entries inside the window
     haproxy.load(ds.con, [])
     ds.con.execute(f"CREATE OR REPLACE TABLE events_all ({EVENTS_COLUMNS})")
     return ds

@@ -159,7 +159,7 @@ def _glog(ts: float, pid: int, level: str, msg: str) -> str:
 def _boot(ts: float, master: int, workers: int, first_pid: int) -> list[str]:
     out = [
         _glog(ts, master, "INFO", "Starting gunicorn 23.0.0"),
-        _glog(ts, master, "INFO", "Listening at: http://127.0.0.1:18001 (%d)" % master),
+        _glog(ts, master, "INFO", f"Listening at: http://127.0.0.1:18001 ({master})"),
         _glog(ts, master, "INFO", "Using worker: gthread"),
     ]
     out += [
@@ -487,8 +487,7 @@ def write_large(
     rd.write_meta(meta)
     tdir = rd.table_dir("requests")
     tdir.mkdir(exist_ok=True)
-    part = 0
-    for start in range(0, n_requests, chunk):
+    for part, start in enumerate(range(0, n_requests, chunk)):
         n = min(chunk, n_requests - start)
         ts = T0 + np.sort(rng.random(n)) * (n / rps) + start / rps
         r = _base(rng, ts, 20)
@@ -501,7 +500,6 @@ def write_large(
         pq.write_table(
             _request_table(r, 0, n, rng), tdir / f"part-{part:05d}.parquet", compression="zstd"
         )
-        part += 1
     hw = TableWriter(rd, "health", flush_rows=10**9, flush_seconds=10**9)
     hw.append_columns(_health_rows(seconds, _healthy, np.full(seconds, 20)))
     hw.close()

@@ -504,7 +504,11 @@ def _connectivity(fig: dict[str, Any]) -> Cause | None:
         and not ev.get("target_killed")
         and not ev.get("worker_timeout")
     ):
-        sc.add(0.2, 1.0, "gunicorn was running (booted, no worker deaths) while unreachable")
+        sc.add(
+            0.2,
+            1.0,
+            f"gunicorn was running ({ev['worker_boot']} worker boots, 0 worker deaths) while unreachable",
+        )
     cto = _f(fig, "alb_connect_timeout_504")
     if cto:
         sc.add(

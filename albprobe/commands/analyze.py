@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,31 +13,45 @@ from albprobe.errors import AlbprobeError
 def register(app: typer.Typer) -> None:
     @app.command("analyze")
     def analyze(
-        run_dir: Path | None = typer.Argument(
-            None, help="Run directory written by `albprobe run`."
-        ),
-        alb_logs: str | None = typer.Option(
-            None,
-            "--alb-logs",
-            help="ALB access logs instead of a run: a folder/file (.log, .log.gz) or s3://bucket/prefix.",
-        ),
-        since: str | None = typer.Option(
-            None, "--since", help="With --alb-logs: start (ISO 8601 UTC or epoch s)."
-        ),
-        until: str | None = typer.Option(
-            None, "--until", help="With --alb-logs: end (ISO 8601 UTC or epoch s)."
-        ),
-        out: Path | None = typer.Option(
-            None, "--out", "-o", help="Report folder (default <run>/report or ./alb-report)."
-        ),
-        fail_on: list[str] = typer.Option(
-            [],
-            "--fail-on",
-            help="Exit 1 when breached, e.g. '5xx_rate>0.01', 'p99>800' (repeatable).",
-        ),
-        json_only: bool = typer.Option(
-            False, "--json", help="Print summary.json to stdout instead of the summary."
-        ),
+        run_dir: Annotated[
+            Path | None, typer.Argument(help="Run directory written by `albprobe run`.")
+        ] = None,
+        alb_logs: Annotated[
+            str | None,
+            typer.Option(
+                "--alb-logs",
+                help="ALB access logs instead of a run: a folder/file (.log, .log.gz) or s3://bucket/prefix.",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since", help="With --alb-logs: start (ISO 8601, UTC if no zone, or epoch s)."
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            typer.Option(
+                "--until", help="With --alb-logs: end (ISO 8601, UTC if no zone, or epoch s)."
+            ),
+        ] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out", "-o", help="Report folder (default <run>/report or ./alb-report)."
+            ),
+        ] = None,
+        fail_on: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--fail-on",
+                help="Exit 1 when breached, e.g. '5xx_rate>0.01', 'p99>800' (ms), repeatable.",
+            ),
+        ] = None,
+        json_only: Annotated[
+            bool,
+            typer.Option("--json", help="Print summary.json to stdout instead of the summary."),
+        ] = False,
     ) -> None:
         """Correlate failures with health and capacity; say whether the proxy or CORS is at fault."""
         from analysis import pipeline
@@ -56,7 +71,7 @@ def register(app: typer.Typer) -> None:
             )
         else:
             assert run_dir is not None
-            res = pipeline.analyze_run(run_dir, out=out, fail_on=fail_on)
+            res = pipeline.analyze_run(run_dir, out=out, fail_on=fail_on or [])
         if json_only:
             typer.echo(res.outputs[0].read_text(encoding="utf-8"))
         else:

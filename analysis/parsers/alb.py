@@ -64,7 +64,10 @@ FIELDS: list[tuple[str, str]] = [
     ("request_transform_status", "VARCHAR"),
 ]
 RAW_COLUMNS = 40  # documented fields + room for fields AWS adds later (ignored)
-_REQUIRED = 13  # through "request": anything shorter is a truncated line
+# Through target_group_arn (the oldest ALB format already had 18 fields): anything shorter is a
+# line cut short. The request field must look like "METHOD URL PROTOCOL" (or "- - -").
+_REQUIRED = 17
+_REQUEST_SHAPE = r"\S+ \S+ \S+ ?"
 
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 
@@ -88,7 +91,8 @@ def _typed_select(src: str) -> str:
         "TRY_CAST(c2 AS TIMESTAMPTZ) IS NOT NULL AND TRY_CAST(c9 AS INTEGER) IS NOT NULL "
         "AND TRY_CAST(c6 AS DOUBLE) IS NOT NULL AND TRY_CAST(c7 AS DOUBLE) IS NOT NULL "
         "AND TRY_CAST(c8 AS DOUBLE) IS NOT NULL AND c13 IS NOT NULL "
-        "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL)"
+        "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL "
+        f"AND regexp_full_match(c13, '{_REQUEST_SHAPE}')"
     )
     return (
         f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMPTZ)) AS ts, "
@@ -150,6 +154,8 @@ def parse_line(line: str) -> dict[str, Any] | None:
         else:
             rec[name] = tok
     bad_target = toks[9] not in ("-", None) and rec["target_status_code"] is None
+    if not re.fullmatch(_REQUEST_SHAPE, rec["request"] or ""):
+        return None
     if (
         rec["time"] is None
         or rec["elb_status_code"] is None

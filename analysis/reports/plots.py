@@ -89,7 +89,8 @@ def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
         )
         ax.set_ylabel("ALB entries/s")
     ax.set_title("Requests per second by outcome")
-    ax.legend(loc="upper left", fontsize=7, ncol=4)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
 
     ax = axes[1]
     n = tl.get("n") if "n" in tl.series else tl.get("alb_n")

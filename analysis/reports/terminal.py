@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -28,7 +29,7 @@ def print_summary(
 ) -> None:
     con = console or Console()
     style = _STYLE.get(v.at_fault, "white")
-    con.print(Panel(v.headline, title=f"at fault: {v.at_fault}", border_style=style))
+    con.print(Panel(escape(v.headline), title=f"at fault: {v.at_fault}", border_style=style))
     if v.causes:
         t = Table(title="causes", show_lines=True)
         t.add_column("cause", style="bold")
@@ -36,7 +37,12 @@ def print_summary(
         t.add_column("evidence")
         t.add_column("fix")
         for c in v.causes:
-            t.add_row(c.id, f"{c.strength:.2f}", "\n".join(f"- {e}" for e in c.evidence), c.fix)
+            t.add_row(
+                c.id,
+                f"{c.strength:.2f}",
+                escape("\n".join(f"- {e}" for e in c.evidence)),
+                escape(c.fix),
+            )
         con.print(t)
     if v.cross_table:
         t = Table(title="source x CORS verdict")
@@ -52,12 +58,12 @@ def print_summary(
         for col in rows[0]:
             t.add_column(str(col))
         for r in rows[:20]:
-            t.add_row(*[str(x) for x in r.values()])
+            t.add_row(*[escape(str(x)) for x in r.values()])
         if len(rows) > 20:
             con.print(f"[dim]{name}: first 20 of {len(rows)} rows (all in summary.json)[/dim]")
         con.print(t)
     for m in v.missing_evidence:
-        con.print(f"[yellow]missing evidence:[/yellow] {m}")
+        con.print(f"[yellow]missing evidence:[/yellow] {escape(m)}")
     for p in (v.figures.get("parse") or {}).values():
         if p.get("malformed") or p.get("truncated_files"):
             con.print(
