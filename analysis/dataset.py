@@ -202,7 +202,7 @@ def open_run(path: str | Path, *, memory_limit: str = "1500MB") -> Dataset:
         _haproxy_offset(ds)
     alb_dir = logs / "alb"
     alb_files = alb.list_files(alb_dir) if alb_dir.is_dir() else []
-    ds.parse_stats["alb"] = alb.load(ds.con, alb_files)
+    ds.parse_stats["alb"] = alb.load(ds.con, alb_files, fields=alb.ANALYSIS_FIELDS)
     ds.present["alb_log"] = ds.parse_stats["alb"].parsed > 0
     _load_events(ds)
     if not any(ds.present.get(k) for k in ("requests", "alb_log", "haproxy_log")):
@@ -226,7 +226,9 @@ def open_alb_logs(
     for t in TABLES:
         _empty_view(ds.con, t)
         ds.present[t] = False
-    ds.parse_stats["alb"] = alb.load(ds.con, files, since=since, until=until)
+    ds.parse_stats["alb"] = alb.load(
+        ds.con, files, since=since, until=until, fields=alb.ANALYSIS_FIELDS
+    )
     row = ds.con.execute("SELECT count(*) FROM alb").fetchone()
     ds.present["alb_log"] = bool(row and row[0])  # entries inside the window
     haproxy.load(ds.con, [])

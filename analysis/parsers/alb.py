@@ -72,31 +72,38 @@ _REQUEST_SHAPE = r"\S+ \S+ \S+ ?"
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 
 
-def _typed_select(src: str) -> str:
-    """SELECT turning raw VARCHAR columns c1..c40 into typed, documented columns + ok flag."""
+def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
+    """SELECT turning raw VARCHAR columns c1..c40 into typed, documented columns + ok flag.
+
+    Timestamps become epoch seconds (float); validation always looks at the key fields, whatever
+    subset of fields is kept.
+    """
+    pos = {name: i for i, (name, _t) in enumerate(FIELDS, start=1)}
     exprs = []
-    for i, (name, typ) in enumerate(FIELDS, start=1):
-        col = f"c{i}"
+    for name, typ in keep:
+        col = f"c{pos[name]}"
         if name == "target_status_code":
             exprs.append(
                 f"CASE WHEN {col} = '-' THEN NULL ELSE TRY_CAST({col} AS INTEGER) END AS {name}"
             )
-        elif name in ("target_port",):
+        elif name == "target_port":
             exprs.append(f"NULLIF({col}, '-') AS {name}")
+        elif typ == "TIMESTAMPTZ":
+            exprs.append(f"epoch(TRY_CAST({col} AS TIMESTAMP)) AS {name}")
         elif typ == "VARCHAR":
             exprs.append(f"{col} AS {name}")
         else:
             exprs.append(f"TRY_CAST({col} AS {typ}) AS {name}")
     ok = (
-        "TRY_CAST(c2 AS TIMESTAMPTZ) IS NOT NULL AND TRY_CAST(c9 AS INTEGER) IS NOT NULL "
+        "TRY_CAST(c2 AS TIMESTAMP) IS NOT NULL AND TRY_CAST(c9 AS INTEGER) IS NOT NULL "
         "AND TRY_CAST(c6 AS DOUBLE) IS NOT NULL AND TRY_CAST(c7 AS DOUBLE) IS NOT NULL "
         "AND TRY_CAST(c8 AS DOUBLE) IS NOT NULL AND c13 IS NOT NULL "
         "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL "
         f"AND regexp_full_match(c13, '{_REQUEST_SHAPE}')"
     )
     return (
-        f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMPTZ)) AS ts, "
-        f"({ok}) AS _ok FROM {src}"
+        f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMP)) AS ts, "
+        f"({ok}) AS _ok, concat_ws(' ', c1, c2, c3, c4, c5, c6) AS _head FROM {src}"
     )
 
 
@@ -228,8 +235,26 @@ def list_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith((".log", ".gz")))
 
 
-_COLUMNS_SQL = ", ".join(
-    f"{name} {'DOUBLE' if typ == 'TIMESTAMPTZ' else typ}" for name, typ in FIELDS
+# The fields the verdict and the per-target/minute tables use (long text fields left out: reading
+# all 33 costs twice the time on a 2-core machine). ``load(fields=None)`` keeps every field.
+ANALYSIS_FIELDS = (
+    "type",
+    "time",
+    "elb",
+    "client_port",
+    "target_port",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "elb_status_code",
+    "target_status_code",
+    "received_bytes",
+    "sent_bytes",
+    "request",
+    "target_group_arn",
+    "actions_executed",
+    "error_reason",
+    "conn_trace_id",
 )
 
 
@@ -240,10 +265,16 @@ def load(
     table: str = "alb",
     since: float | None = None,
     until: float | None = None,
+    fields: Sequence[str] | None = None,
 ) -> ParseStats:
-    """Parse ALB log files into ``table`` (one row per well-formed entry); return counts."""
+    """Parse ALB log files into ``table`` (one row per well-formed entry); return counts.
+
+    ``fields`` picks the documented fields to keep (all by default); ``ts`` is always added.
+    """
     stats = ParseStats("alb", files=len(paths))
-    con.execute(f"CREATE OR REPLACE TABLE {table} ({_COLUMNS_SQL}, ts DOUBLE)")
+    keep = [(n, t) for n, t in FIELDS if fields is None or n in fields]
+    cols_sql = ", ".join(f"{n} {'DOUBLE' if t == 'TIMESTAMPTZ' else t}" for n, t in keep)
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({cols_sql}, ts DOUBLE)")
     if not paths:
         return stats
     window = ""
@@ -251,13 +282,14 @@ def load(
         window += f" AND ts >= {float(since)!r}"
     if until is not None:
         window += f" AND ts < {float(until)!r}"
-    names = ", ".join(n for n, _ in FIELDS)
-    conv = ", ".join(f"epoch({n}) AS {n}" if t == "TIMESTAMPTZ" else n for n, t in FIELDS)
+    names = ", ".join(n for n, _ in keep)
+    first = [True]
 
     def ingest(batch: Sequence[Path]) -> None:
-        src = _typed_select(_raw_source(batch))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _alb_raw AS {src}")
-        row = con.execute("SELECT count(*), count(*) FILTER (WHERE _ok) FROM _alb_raw").fetchone()
+        con.execute(
+            f"CREATE OR REPLACE TABLE _alb_batch AS {_typed_select(_raw_source(batch), keep)}"
+        )
+        row = con.execute("SELECT count(*), count(*) FILTER (WHERE _ok) FROM _alb_batch").fetchone()
         assert row is not None
         total, good = int(row[0]), int(row[1])
         rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()
@@ -265,13 +297,20 @@ def load(
         stats.lines += total + nrej
         stats.parsed += good
         stats.malformed += total - good + nrej
-        for (ex,) in con.execute(
-            "SELECT concat_ws(' ', type, time, elb, client_port) FROM _alb_raw WHERE NOT _ok LIMIT 3"
-        ).fetchall():
+        for (ex,) in con.execute("SELECT _head FROM _alb_batch WHERE NOT _ok LIMIT 3").fetchall():
             stats.note_example(str(ex))
-        con.execute(f"INSERT INTO {table} SELECT {conv}, ts FROM _alb_raw WHERE _ok{window}")
-        con.execute("DROP TABLE _alb_raw")
         con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        if first[0]:
+            # The usual case (one scan of all files): keep the batch as the table, no copy.
+            first[0] = False
+            con.execute(f"DELETE FROM _alb_batch WHERE NOT (_ok{window})")
+            con.execute("ALTER TABLE _alb_batch DROP COLUMN _ok")
+            con.execute("ALTER TABLE _alb_batch DROP COLUMN _head")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE _alb_batch RENAME TO {table}")
+        else:
+            con.execute(f"INSERT INTO {table} SELECT {names}, ts FROM _alb_batch WHERE _ok{window}")
+            con.execute("DROP TABLE _alb_batch")
 
     try:
         ingest(paths)
@@ -279,11 +318,15 @@ def load(
     except duckdb.Error:
         # One bad object (typically a truncated .gz) fails the scan: retry file by file.
         stats.lines = stats.parsed = stats.malformed = 0
+        stats.examples.clear()
+        con.execute("DROP TABLE IF EXISTS _alb_batch")
         con.execute(f"DELETE FROM {table}")
+        first[0] = False
     for p in paths:
         try:
             ingest([p])
         except duckdb.Error:
+            con.execute("DROP TABLE IF EXISTS _alb_batch")
             reader = pa.RecordBatchReader.from_batches(ARROW_SCHEMA, _arrow_batches(p, stats))
             con.register("_alb_py", reader)
             con.execute(f"INSERT INTO {table} SELECT {names}, ts FROM _alb_py WHERE true{window}")
