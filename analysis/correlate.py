@@ -258,6 +258,17 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
         FROM alb""",
     )
     fig.update({f"alb_{k}": v for k, v in a.items()})
+    lat = _one(
+        ds,
+        """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,
+                  max(target_processing_time) * 1000 AS mx
+           FROM alb WHERE target_processing_time >= 0""",
+    )
+    fig["alb_target_ms"] = lat.get("q")
+    if not fig.get("requests") and lat.get("q"):
+        fig["p50_ms"], fig["p90_ms"], fig["p99_ms"], fig["p999_ms"] = lat["q"]
+        fig["max_ms"] = lat.get("mx")
+        fig["latency_source"] = "ALB target_processing_time"
 
 
 def _metrics_figures(ds: Dataset, fig: dict[str, Any]) -> None:
@@ -346,7 +357,10 @@ def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
             ds,
             """SELECT CAST(floor(ts) AS BIGINT) AS t, count(*) AS n,
                       count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS a5xx,
-                      count(*) FILTER (WHERE target_status_code >= 500) AS t5xx
+                      count(*) FILTER (WHERE target_status_code >= 500) AS t5xx,
+                      coalesce(sum(target_processing_time) FILTER (WHERE target_processing_time >= 0), 0) AS busy,
+                      approx_quantile(target_processing_time * 1000, 0.5) FILTER (WHERE target_processing_time >= 0) AS p50,
+                      approx_quantile(target_processing_time * 1000, 0.99) FILTER (WHERE target_processing_time >= 0) AS p99
                FROM alb GROUP BY 1 ORDER BY 1""",
         )
         if ds.present.get("alb_log")
@@ -377,6 +391,10 @@ def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
     put(req)
     put(hap, "hap_")
     put(alb_rows, "alb_")
+    if alb_rows and not req:
+        # ALB logs only: target concurrency (Little's law) and latency from target_processing_time.
+        for k in ("busy", "p50", "p99"):
+            tl.series[{"busy": "busy_target"}.get(k, k)] = tl.series.pop("alb_" + k)
     if hea:
         # Health is sampled every few seconds: carry the last sample forward (step function).
         idx = np.array([r["t"] - t0 for r in hea], dtype=np.int64)

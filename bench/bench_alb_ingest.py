@@ -49,15 +49,32 @@ def main() -> int:
         with open(log, "w", encoding="utf-8") as fh:
             for line in synth.alb_lines(args.lines, seed=9):
                 fh.write(line + "\n")
-        print(f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.lines:,} lines ({log.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s"
+        )
         # Warm the page cache once so neither tool pays for the first read.
         log.read_bytes()
 
         ga_json = work / "goaccess.json"
-        ga_s = _timed([goaccess, str(log), "--log-format=AWSALB", "--no-global-config", "-o", str(ga_json)], work)
+        ga_s = _timed(
+            [goaccess, str(log), "--log-format=AWSALB", "--no-global-config", "-o", str(ga_json)],
+            work,
+        )
         ga_valid = json.loads(ga_json.read_text())["general"]["valid_requests"]
 
-        ours_s = _timed([sys.executable, "-m", "albprobe", "analyze", "--alb-logs", str(log.parent), "--out", str(work / "rep")], ROOT)
+        ours_s = _timed(
+            [
+                sys.executable,
+                "-m",
+                "albprobe",
+                "analyze",
+                "--alb-logs",
+                str(log.parent),
+                "--out",
+                str(work / "rep"),
+            ],
+            ROOT,
+        )
         summary = json.loads((work / "rep" / "summary.json").read_text())
         parsed = summary["figures"]["parse"]["alb"]["parsed"]
 
@@ -75,9 +92,15 @@ def main() -> int:
     ga_rate, ours_rate, parse_rate = args.lines / ga_s, args.lines / ours_s, args.lines / parse_s
     ratio = ours_rate / ga_rate
     print(f"GoAccess 1.7 (AWSALB, JSON report):         {ga_s:6.2f} s  {ga_rate:>12,.0f} lines/s")
-    print(f"albprobe analyze --alb-logs (end to end):   {ours_s:6.2f} s  {ours_rate:>12,.0f} lines/s")
-    print(f"albprobe ALB parser only (DuckDB ingest):   {parse_s:6.2f} s  {parse_rate:>12,.0f} lines/s")
-    print(f"ratio albprobe/GoAccess (end to end): {ratio:.1f}x  (target >= 2x) -> {'PASS' if ratio >= 2 else 'FAIL'}")
+    print(
+        f"albprobe analyze --alb-logs (end to end):   {ours_s:6.2f} s  {ours_rate:>12,.0f} lines/s"
+    )
+    print(
+        f"albprobe ALB parser only (DuckDB ingest):   {parse_s:6.2f} s  {parse_rate:>12,.0f} lines/s"
+    )
+    print(
+        f"ratio albprobe/GoAccess (end to end): {ratio:.1f}x  (target >= 2x) -> {'PASS' if ratio >= 2 else 'FAIL'}"
+    )
     return 0 if ratio >= 2 else 1
 
 

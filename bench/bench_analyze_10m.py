@@ -48,7 +48,11 @@ print(rc.returncode, dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 def _child(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one command, measured by its own parent process."""
     proc = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], cwd=ROOT, capture_output=True, text=True, timeout=900
+        [sys.executable, "-c", _MEASURE, *cmd],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     rc, dt, kb = proc.stdout.split()[-3:]
     if int(rc) not in (0, 1):
@@ -59,7 +63,9 @@ def _child(cmd: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=10_000_000)
-    ap.add_argument("--keep", type=Path, default=None, help="reuse/keep the generated run under DIR")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="reuse/keep the generated run under DIR"
+    )
     args = ap.parse_args()
     from analysis import synth
 
@@ -69,12 +75,16 @@ def main() -> int:
     if not run.exists():
         t = time.perf_counter()
         synth.write_large(root, args.requests)
-        print(f"generated {args.requests:,} requests in {time.perf_counter() - t:.1f} s "
-              f"({sum(p.stat().st_size for p in (run / 'requests').glob('*.parquet')) / 1e6:.0f} MB Parquet)")
+        print(
+            f"generated {args.requests:,} requests in {time.perf_counter() - t:.1f} s "
+            f"({sum(p.stat().st_size for p in (run / 'requests').glob('*.parquet')) / 1e6:.0f} MB Parquet)"
+        )
     try:
         base_s, base_mb = _child([sys.executable, "-c", BASELINE, str(run)])
         out = root / "report"
-        an_s, an_mb = _child([sys.executable, "-m", "albprobe", "analyze", str(run), "--out", str(out)])
+        an_s, an_mb = _child(
+            [sys.executable, "-m", "albprobe", "analyze", str(run), "--out", str(out)]
+        )
         summary = json.loads((out / "summary.json").read_text())
     finally:
         if tmp:
@@ -83,8 +93,10 @@ def main() -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     assert summary["figures"]["requests"] == args.requests
     print(f"baseline DuckDB scan of all columns: {base_s:6.2f} s  peak {base_mb:7.0f} MB")
-    print(f"albprobe analyze (end to end):       {an_s:6.2f} s  peak {an_mb:7.0f} MB  -> verdict {summary['at_fault']}"
-          f" / {summary['causes'][0]['id'] if summary['causes'] else '-'}")
+    print(
+        f"albprobe analyze (end to end):       {an_s:6.2f} s  peak {an_mb:7.0f} MB  -> verdict {summary['at_fault']}"
+        f" / {summary['causes'][0]['id'] if summary['causes'] else '-'}"
+    )
     print(f"ratio analyze/baseline: {an_s / base_s:.1f}x time")
     ok = an_s <= 15 and an_mb <= 2048
     print(f"targets: <= 15 s and <= 2048 MB -> {'PASS' if ok else 'FAIL'}")

@@ -132,7 +132,9 @@ def render(
         headline=escape(v.headline),
         causes=_causes(v),
         timeline_png=_b64(timeline),
-        cross_table=_table(v.cross_table, ["source", "cors", "count"]),
+        cross_table=_table(v.cross_table, ["source", "cors", "count"])
+        if v.cross_table
+        else "<p class='muted'>no browser-side requests recorded (ALB logs carry no CORS headers)</p>",
         cross_png=_b64(plots.cross_table_png(v.cross_table)),
         latency_png=_b64(plots.latency_png(fig)),
         extra=extra,

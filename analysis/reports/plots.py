@@ -100,7 +100,8 @@ def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
         else tl.get("alb_a5xx") + tl.get("alb_t5xx")
     )
     rate = np.where(n > 0, 100 * bad / np.maximum(n, 1), 0)
-    ax.plot(x, rate, color="#d62728", lw=1.2, label="5xx rate % (proxy + gunicorn)")
+    who = "proxy + gunicorn" if "n" in tl.series else "ALB + target"
+    ax.plot(x, rate, color="#d62728", lw=1.2, label=f"5xx rate % ({who})")
     ax.set_ylabel("5xx %")
     ax.set_title("5xx rate and healthy targets")
     if "h_healthy" in tl.series:
@@ -155,7 +156,9 @@ def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
     ax.set_ylabel("ms")
     ax.set_yscale("symlog", linthresh=10)
     ax.set_ylim(bottom=0)
-    ax.set_title("Latency per second")
+    ax.set_title(
+        "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)")
+    )
     ax.set_xlabel("seconds since start")
     ax.legend(loc="upper left", fontsize=7)
     _markers(list(axes), tl)
