@@ -293,6 +293,21 @@ def _event_figures(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
            FROM events_all""",
     )
     fig["worker_sigkill"] = sig.get("sigkill", 0)
+    # The target stopping during the run (not the testbed shutting gunicorn down after it).
+    last = fig.get("last_ts")
+    stops = _one(
+        ds,
+        f"""SELECT count(*) FILTER (WHERE kind = 'target_killed'
+                     OR (kind = 'master_stop' AND ts < {float(last) - 1 if last else 1e18!r})) AS n
+            FROM events_all""",
+    )
+    fig["target_stops"] = stops.get("n", 0)
+    klass = _one(
+        ds,
+        f"""SELECT arg_max(detail, ts) AS k FROM events_all
+            WHERE kind = 'worker_class' AND ts < {float(last) if last else 1e18!r}""",
+    )
+    fig["gunicorn_worker_class"] = klass.get("k")
     fig["faults"] = [
         r["detail"]
         for r in _rows(
@@ -500,13 +515,28 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         lc = lagged_correlation(bad.astype(float), rate)
         fig["health_failure_lag_s"], fig["health_failure_r"] = lc if lc else (None, None)
     # Share of proxy 5xx within a few seconds of a worker event.
-    worker_ev = [e for e in tl.events if e[1] in WORKER_EVENT_KINDS]
+    # (the master stopping after the last request is the run's own shutdown, not an event)
+    last = fig.get("last_ts") or float("inf")
+    worker_ev = [
+        e
+        for e in tl.events
+        if e[1] in WORKER_EVENT_KINDS and not (e[1] == "master_stop" and e[0] >= last - 1)
+    ]
     if p5.sum() and tl.seconds:
         near = np.zeros(tl.seconds, dtype=bool)
         for ts, _k, _d in worker_ev:
             i = int(ts) - tl.t0
             near[max(0, i - NEAR_EVENT_S) : max(0, min(tl.seconds, i + NEAR_EVENT_S + 1))] = True
         fig["share_5xx_near_worker_event"] = float(p5[near].sum() / p5.sum()) if worker_ev else 0.0
+        # Share of proxy 5xx while the target was stopped (stop -> next start + 3 s).
+        stop_win = np.zeros(tl.seconds, dtype=bool)
+        starts = [ts for ts, k, _d in tl.events if k in ("target_started", "master_start")]
+        for ts, k, _d in worker_ev:
+            if k in ("target_killed", "master_stop"):
+                nxt = min((x for x in starts if x > ts), default=ts + 60)
+                a, b = int(ts) - tl.t0 - 1, int(nxt) - tl.t0 + 3
+                stop_win[max(0, a) : max(0, min(tl.seconds, b + 1))] = True
+        fig["share_5xx_while_target_stopped"] = float(p5[stop_win].sum() / p5.sum())
         # Low load: target concurrency under half the capacity (or under the run's median rps).
         if fig["capacity_total"]:
             low = busy_target < 0.5 * fig["capacity_total"]
@@ -547,7 +577,9 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         if fig["capacity_total"]:
             calm &= busy_target < 0.5 * fig["capacity_total"]
         svc = float(np.nanmedian(p50[calm])) if calm.any() else fig.get("target_p50_ms")
-        offered = float(np.percentile(n[n > 0], 95))
+        # Demand on the app: requests minus those that never could reach it (failed connects).
+        demand = np.clip(n - tl.get("hap_hconnect"), 0, None) if "hap_hconnect" in tl.series else n
+        offered = float(np.percentile(demand[demand > 0], 95)) if (demand > 0).any() else 0.0
         if svc:
             threads = (
                 int(cap.get("threads") or 1) if cap.get("worker_class") in (None, "gthread") else 1

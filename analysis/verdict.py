@@ -28,7 +28,8 @@ CAUSE_IDS = (
 MIN_REQUESTS = 50
 MIN_STRENGTH = 0.2  # causes weaker than this are not listed
 REFUSED_REASONS = ("L4CON", "Target.FailedHealthChecks", "SOCKERR")
-TIMEOUT_REASONS = ("L4TOUT", "Target.Timeout", "L7TOUT")
+TIMEOUT_REASONS = ("L4TOUT", "Target.Timeout")  # connect-level: unreachable
+BUSY_REASONS = ("L7TOUT",)  # connected, no HTTP answer in time: workers busy
 STATUS_REASONS = ("L7STS", "Target.ResponseCodeMismatch", "L7RSP")
 
 
@@ -116,7 +117,9 @@ def _health_reason_samples(fig: dict[str, Any], reasons: tuple[str, ...]) -> tup
     for r in fig.get("health_reasons") or []:
         if r.get("state") in ("unhealthy", "initial", "draining") and r.get("reason") in reasons:
             n += int(r.get("samples") or 0)
-            desc = desc or r.get("description")
+            if desc is None:  # "L7STS: 400 Bad Request", the reason code first
+                d = r.get("description")
+                desc = f"{r.get('reason')}: {d}" if d else str(r.get("reason"))
     return n, desc
 
 
@@ -168,7 +171,7 @@ def _target_down(fig: dict[str, Any]) -> Cause | None:
         sc.add(
             0.6,
             min(1.0, n_ref / 3),
-            f"target health: {n_ref} unhealthy samples with connect-refused reason ({desc or 'L4CON'})",
+            f"target health: {n_ref} unhealthy samples with connect-refused reason ({desc})",
         )
         cond = _conditional(fig)
         if cond:
@@ -177,7 +180,7 @@ def _target_down(fig: dict[str, Any]) -> Cause | None:
     refused = _hap(fig, "connect-refused")
     if h5 and refused:
         sc.add(
-            0.5,
+            0.6,
             refused / h5 * 2,
             f"HAProxy log: {_n(refused)} of {_n(h5)} 5xx were refused connects (SC--; the testbed serves its 503 as the ALB's 502 page)",
         )
@@ -187,14 +190,15 @@ def _target_down(fig: dict[str, Any]) -> Cause | None:
             _hap(fig, "no-server") / h5,
             f"HAProxy log: {_n(_hap(fig, 'no-server'))} requests found no server up (<NOSRV>)",
         )
-    ev = fig.get("events") or {}
-    killed = int(ev.get("target_killed", 0)) + int(ev.get("master_stop", 0))
+    killed = int(fig.get("target_stops") or 0)
+    during = fig.get("share_5xx_while_target_stopped")
     faults = [f for f in fig.get("faults") or [] if "down" in str(f) or "kill" in str(f)]
     if killed:
         sc.add(
             0.7,
-            1.0,
+            during if during is not None else 1.0,
             f"events: target killed/stopped {killed}x"
+            + (f", {_pct(during)} of proxy 5xx while it was down" if during is not None else "")
             + (f" (testbed fault {faults[0]})" if faults else ""),
         )
     refused_client = sum(
@@ -227,6 +231,24 @@ def _target_down(fig: dict[str, Any]) -> Cause | None:
 def _capacity(fig: dict[str, Any]) -> Cause | None:
     sc = _Score()
     cap = fig.get("capacity") or {}
+    ev = fig.get("events") or {}
+    h5 = _hap_5xx(fig)
+    r99 = fig.get("target_p99_over_timeout")
+    # Load above workers x threads only queues requests; it is a cause when failures show the
+    # overload (worker timeouts/kills, gunicorn's own 5xx, 504s waiting for the target, latency
+    # near the timeout). Without such a signal the pressure figures weigh little.
+    specific = bool(
+        ev.get("worker_timeout")
+        or fig.get("worker_sigkill")
+        or fig.get("boot_loop")
+        or _f(fig, "server_5xx")
+        or _hap(fig, "server-timeout")
+        or (r99 is not None and r99 >= 0.5)
+        or _f(fig, "alb_response_timeout_504")
+        or _f(fig, "alb_target_5xx")
+        or _health_reason_samples(fig, BUSY_REASONS)[0]
+    )
+    w_util, w_little = (0.5, 0.3) if specific else (0.15, 0.1)
     util = fig.get("utilisation")
     if util is not None and fig.get("capacity_total"):
         src = (
@@ -235,25 +257,30 @@ def _capacity(fig: dict[str, Any]) -> Cause | None:
             else "concurrent (Little's law)"
         )
         sc.add(
-            0.5,
+            w_util,
             (util - 0.8) / 0.4,
             f"peak {fig['peak_concurrency']:.0f} requests {src} vs capacity {fig['capacity_total']:.0f} (workers x threads) = {util:.2f}x",
         )
     lit = fig.get("peak_littles_concurrency")
     if lit is not None and fig.get("capacity_total") and lit > fig["capacity_total"]:
         sc.add(
-            0.3,
+            w_little,
             (lit / fig["capacity_total"] - 1),
             f"Little's law cross-check: throughput x latency peaks at {lit:.1f} concurrent requests, {lit / fig['capacity_total']:.1f}x the {fig['capacity_total']:.0f} slots",
         )
-    r99 = fig.get("target_p99_over_timeout")
     if r99 is not None and r99 >= 0.5:
         sc.add(
             0.5,
             (r99 - 0.5) / 0.5,
             f"target p99 latency {_f(fig, 'target_p99_ms'):.0f} ms = {r99:.2f}x gunicorn's --timeout {cap.get('timeout')} s",
         )
-    ev = fig.get("events") or {}
+    n_busy, _d = _health_reason_samples(fig, BUSY_REASONS)
+    if n_busy:
+        sc.add(
+            0.4,
+            min(1.0, n_busy / 3),
+            f"target health: {n_busy} samples where health checks connected but got no answer in time (L7TOUT): every worker busy",
+        )
     wt = int(ev.get("worker_timeout", 0))
     if wt:
         sc.add(0.6, wt / 3, f"gunicorn: {wt} WORKER TIMEOUT events")
@@ -304,6 +331,12 @@ def _capacity(fig: dict[str, Any]) -> Cause | None:
         )
     if _f(fig, "alb_target_5xx"):
         sc.add(0.3, 1.0, f"ALB log: {_n(fig['alb_target_5xx'])} 5xx returned by the target itself")
+    conn = _hap(fig, "connect-refused") + _hap(fig, "connect-timeout") + _hap(fig, "no-server")
+    if h5 and conn / h5 > 0.5:
+        sc.damp(
+            1 - conn / h5,
+            f"but {_pct(conn / h5)} of the proxy's 5xx were failed connects (target down or unreachable), not overload",
+        )
     if sc.strength < MIN_STRENGTH:
         return None
     onset = fig.get("failure_onset_concurrency")
@@ -347,16 +380,17 @@ def _keepalive(fig: dict[str, Any]) -> Cause | None:
     cap = fig.get("capacity") or {}
     idle = (fig.get("proxy") or {}).get("idle_timeout")
     ka = cap.get("keepalive")
-    klass = cap.get("worker_class")
+    klass = fig.get("gunicorn_worker_class") or cap.get("worker_class")
     p5 = _f(fig, "proxy_5xx") or _f(fig, "alb_elb_502")
     if not p5 and not _hap(fig, "server-closed"):
         return None
     cfg_ok = False
     if ka is not None and idle is not None:
-        if klass == "sync" and (cap.get("threads") or 1) <= 1:
-            sc.evidence.append(
-                "gunicorn uses sync workers, which close every connection (no keep-alive race)"
-            )
+        sync = klass == "sync" and (
+            fig.get("gunicorn_worker_class") == "sync" or (cap.get("threads") or 1) <= 1
+        )
+        if sync:
+            pass  # damped below: sync workers answer Connection: close
         elif ka < idle:
             cfg_ok = True
             sc.add(
@@ -364,6 +398,12 @@ def _keepalive(fig: dict[str, Any]) -> Cause | None:
                 1.0,
                 f"gunicorn --keep-alive {ka} s < proxy idle timeout {idle} s ({klass} workers keep connections open)",
             )
+            if fig.get("gunicorn_worker_class") and fig["gunicorn_worker_class"] != cap.get(
+                "worker_class"
+            ):
+                sc.evidence.append(
+                    f"gunicorn log: 'Using worker: {fig['gunicorn_worker_class']}' (run.json said {cap.get('worker_class')})"
+                )
     h5 = _hap_5xx(fig)
     closed = _hap(fig, "server-closed")
     if h5 and closed:
@@ -397,15 +437,35 @@ def _keepalive(fig: dict[str, Any]) -> Cause | None:
         )
     if not cfg_ok and ka is None:
         sc.damp(0.7)
+    # The race shows as closed connections, sporadically: failed connects or bursts are not it.
+    if h5:
+        closed_share = closed / h5
+        if closed_share < 0.5:
+            sc.damp(
+                max(2 * closed_share, 0.1),
+                f"but only {_pct(closed_share)} of the proxy's 5xx were closed connections",
+            )
+    if spread is not None and spread < 0.3:
+        sc.damp(
+            0.5,
+            f"but the failures came in bursts (up to {fig.get('proxy_5xx_max_per_s')} per s), not sporadically",
+        )
     near = fig.get("share_5xx_near_worker_event")
     if near and near > 0.3:
         sc.damp(1 - near, f"but {_pct(near)} of them were within 3 s of a worker event")
     unh = fig.get("share_failures_while_unhealthy")
     if unh and unh > 0.3:
         sc.damp(1 - unh, f"but {_pct(unh)} of failures happened while a target was unhealthy")
-    rate = fig.get("failure_rate")
-    if rate is not None and rate > 0.05:
-        sc.damp(0.3, f"but the failure rate {_pct(rate)} is too high for a sporadic race")
+    if (
+        ka is not None
+        and idle is not None
+        and klass == "sync"
+        and cfg_ok is False
+        and (fig.get("gunicorn_worker_class") == "sync" or (cap.get("threads") or 1) <= 1)
+    ):
+        sc.damp(
+            0.2, "but gunicorn ran sync workers, which close every connection (no keep-alive race)"
+        )
     if sc.strength < MIN_STRENGTH:
         return None
     new_ka = int((idle or 60) + 5)
@@ -427,7 +487,7 @@ def _health_check(fig: dict[str, Any]) -> Cause | None:
     sc.add(
         0.7 if code400 else 0.4,
         min(1.0, n_sts / 3),
-        f"target health: {n_sts} failing samples with HTTP-status reason ({desc or 'L7STS'})",
+        f"target health: {n_sts} failing samples with HTTP-status reason ({desc})",
     )
     app_ok = _f(fig, "app_ok")
     if app_ok:
@@ -475,7 +535,7 @@ def _connectivity(fig: dict[str, Any]) -> Cause | None:
         sc.add(
             0.6,
             min(1.0, n_to / 3),
-            f"target health: {n_to} unhealthy samples with timeout reason ({desc or 'L4TOUT'})",
+            f"target health: {n_to} unhealthy samples with timeout reason ({desc})",
         )
     h5 = _hap_5xx(fig)
     ct = _hap(fig, "connect-timeout")

@@ -29,6 +29,8 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("worker_boot", re.compile(r"Booting worker with pid: (\d+)")),
     ("master_start", re.compile(r"Starting gunicorn")),
     ("master_stop", re.compile(r"Shutting down: Master")),
+    # Not an event of the contract: the worker class gunicorn really ran (the testbed switches it).
+    ("worker_class", re.compile(r"Using worker: (\S+)")),
 ]
 
 
@@ -53,6 +55,8 @@ def parse_line(line: str) -> GunicornEvent | None | bool:
     for kind, rx in _RULES:
         hit = rx.search(msg)
         if hit:
+            if kind == "worker_class":
+                return GunicornEvent(ts, kind, int(master_pid), hit.group(1))
             pid = int(hit.group(1)) if hit.groups() else int(master_pid)
             return GunicornEvent(ts, kind, pid, msg.strip())
     return None
