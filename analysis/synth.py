@@ -33,7 +33,9 @@ MODES = (
     "cors-misconfig",
     "ambiguous",
 )
-ALL_INPUTS = frozenset({"requests", "health", "events", "haproxy_log", "gunicorn_log", "run_json"})
+ALL_INPUTS = frozenset(
+    {"requests", "health", "events", "haproxy_log", "gunicorn_log", "run_json", "metrics"}
+)
 ORIGIN = "https://hakwonplus.com"
 NO_ACAO = (
     "Access to fetch at 'https://api.hakwonplus.com/api/fast' from origin 'https://hakwonplus.com' "
@@ -456,6 +458,29 @@ def write(
     if "requests" in inc:
         w = TableWriter(rd, "requests", flush_rows=10**9, flush_seconds=10**9)
         w.append_columns(_request_table(r, 0, len(r), rng).to_pydict())
+        w.close()
+    if "metrics" in inc and mode != "ambiguous":
+        # CloudWatch-style 60-s sums of what an ALB would have counted.
+        minute = ((r.ts - T0) // 60).astype(int)
+        w = TableWriter(rd, "metrics", flush_rows=10**9, flush_seconds=10**9)
+        dims = "LoadBalancer=app/synth/0123456789abcdef"
+        for m in np.unique(minute):
+            sel = minute == m
+            for metric, mask in (
+                ("HTTPCode_ELB_502_Count", (r.source == "proxy") & (r.status == 502)),
+                ("HTTPCode_ELB_5XX_Count", (r.source == "proxy") & (r.status >= 500)),
+                ("RequestCount", r.status > 0),
+            ):
+                w.append(
+                    {
+                        "ts": T0 + 60 * int(m),
+                        "metric": metric,
+                        "stat": "Sum",
+                        "period": 60,
+                        "value": float((sel & mask).sum()),
+                        "dimensions": dims,
+                    }
+                )
         w.close()
     if "health" in inc and mode != "ambiguous":
         w = TableWriter(rd, "health", flush_rows=10**9, flush_seconds=10**9)

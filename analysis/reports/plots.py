@@ -88,6 +88,21 @@ def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
             step="post",
         )
         ax.set_ylabel("ALB entries/s")
+    # CloudWatch's 60-s series aligned alongside, as per-second means.
+    for key, style in (("HTTPCode_ELB_5XX_Count.Sum", "-"), ("HTTPCode_ELB_502_Count.Sum", ":")):
+        pts = tl.cloudwatch.get(key)
+        if pts:
+            xs = [p[0] - tl.t0 for p in pts] + [pts[-1][0] - tl.t0 + 60]
+            ys = [p[1] / 60 for p in pts] + [pts[-1][1] / 60]
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color="black",
+                lw=1.2,
+                ls=style,
+                label=f"CloudWatch {key.split('.')[0]} (per s, 60-s mean)",
+            )
     ax.set_title("Requests per second by outcome")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=7, ncol=4)

@@ -80,3 +80,22 @@ def test_summary_json_is_strict_json(tmp_path):
     text = (tmp_path / "o" / "summary.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text)
+
+
+def test_coordinated_omission_and_cloudwatch(tmp_path):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    run = synth.write(tmp_path, "target-down")
+    part = next((run / "requests").glob("*.parquet"))
+    t = pq.read_table(part)
+    co = pc.add(t.column("latency_ms"), 250.0)
+    t = t.set_column(t.schema.get_field_index("co_latency_ms"), "co_latency_ms", co)
+    pq.write_table(t, part)
+    res = pipeline.analyze_run(run, out=tmp_path / "o", fail_on=["co_p99>100"])
+    f = res.verdict.figures
+    assert f["co_measured"] and f["co_p99_ms"] > f["p99_ms"]
+    assert res.exit_code == 1
+    cw = f["cloudwatch"]["HTTPCode_ELB_502_Count.Sum"]
+    assert cw["sum"] == f["proxy_502"]
+    assert res.timeline.cloudwatch["HTTPCode_ELB_502_Count.Sum"]
