@@ -14,6 +14,7 @@ import typer
 from albprobe import __version__
 from albprobe.commands import COMMAND_MODULES
 from albprobe.errors import AlbprobeError
+from testbed.errors import TestbedError
 
 app = typer.Typer(
     name="albprobe",
@@ -47,8 +48,11 @@ for _module in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: every AlbprobeError becomes one line on stderr."""
     try:
-        app(args=argv, standalone_mode=False)
-    except AlbprobeError as exc:
+        # In non-standalone mode click returns a command's exit code instead of raising it.
+        rv = app(args=argv, standalone_mode=False)
+        if isinstance(rv, int):
+            return rv
+    except (AlbprobeError, TestbedError) as exc:
         typer.echo(f"albprobe: error: {exc.one_line()}", err=True)
         return exc.exit_code
     except typer.Exit as exc:

@@ -79,6 +79,7 @@ class Load:
     duration: float = 60.0
     users: int = 20
     spawn_rate: float = 10.0
+    think_time: float = 0.0  # pause between a user's calls (closed-model shapes)
     # step ramp
     step_users: int = 10
     step_every: float = 10.0
@@ -140,6 +141,9 @@ class Aws:
     port: int = 8000
     poll_interval: float = 10.0
     health_check: HealthCheck = field(default_factory=HealthCheck)
+    scheme: str = "internet-facing"  # what `albprobe check` expects of the ALB
+    max_attempts: int = 5  # boto3 adaptive-retry attempts per call
+    container: str = "academy-api"  # the API's Docker container (SSM log fetch, hints)
 
 
 @dataclass(frozen=True)
@@ -437,6 +441,18 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
     proxy = _build("proxy", Proxy, raw.get("proxy"))
     _positive("proxy", "idle_timeout", proxy.idle_timeout)
     aws = _build("aws", Aws, raw.get("aws"))
+    if aws.scheme not in ("internet-facing", "internal"):
+        raise ConfigError(
+            f"aws.scheme: must be 'internet-facing' or 'internal', got {aws.scheme!r}"
+        )
+    _positive("aws", "max_attempts", aws.max_attempts)
+    _positive("aws", "poll_interval", aws.poll_interval)
+    if not 0 < aws.port < 65536:
+        raise ConfigError(f"aws.port: must be a TCP port (1-65535), got {aws.port}")
+    if not aws.health_check.path.startswith("/"):
+        raise ConfigError(
+            f"aws.health_check.path: must start with '/', got {aws.health_check.path!r}"
+        )
     fps = raw.get("fingerprints", [])
     if not isinstance(fps, list):
         raise ConfigError("fingerprints: expected [[fingerprints]] tables")

@@ -110,7 +110,8 @@ class RunDir:
 
     def parts(self, table: str) -> list[Path]:
         d = self.table_dir(table)
-        return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
+        # Every writer names its parts <prefix>-NNNNN.parquet; in-progress files end in .tmp.
+        return sorted(d.glob("*.parquet")) if d.is_dir() else []
 
     def read_meta(self) -> dict[str, Any]:
         return json.loads(self.run_json.read_text(encoding="utf-8"))

@@ -1,9 +1,195 @@
-"""`albprobe testbed` (not implemented yet; registers nothing)."""
+"""`albprobe testbed up|fault|status`: the local ALB stand-in, in the foreground."""
 
 from __future__ import annotations
 
+import signal
+import time
+from pathlib import Path
+
 import typer
+
+from albprobe.errors import ConfigError
+
+testbed_app = typer.Typer(
+    help="The local testbed: HAProxy as the ALB -> gunicorn -> Django.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(testbed_app, name="testbed")
+
+
+def build_config(
+    *,
+    faults: list[str],
+    port: int,
+    app_port: int,
+    target_ip: str,
+    worker_class: str,
+    workers: int,
+    threads: int,
+    timeout: float,
+    keepalive: float,
+    idle_timeout: float,
+    health_interval: float,
+    health_timeout: float,
+    healthy_threshold: int,
+    unhealthy_threshold: int,
+    log_dir: Path | None,
+):
+    from testbed import TestbedConfig
+
+    try:
+        return TestbedConfig(
+            front_port=port,
+            app_port=app_port,
+            target_ip=target_ip,
+            worker_class=worker_class,
+            workers=workers,
+            threads=threads,
+            timeout=timeout,
+            keepalive=keepalive,
+            idle_timeout=idle_timeout,
+            health_interval=health_interval,
+            health_timeout=health_timeout,
+            healthy_threshold=healthy_threshold,
+            unhealthy_threshold=unhealthy_threshold,
+            faults=frozenset(faults),
+            log_dir=log_dir,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"testbed: {exc}") from None
+
+
+@testbed_app.command("up")
+def up(
+    fault: list[str] = typer.Option(
+        [],
+        "--fault",
+        "-f",
+        help="Fault switch to start with (repeatable): target-down, hang, cors-misconfig, health-host, blocked-port, keepalive-race.",
+    ),
+    port: int = typer.Option(8080, help="Proxy (ALB) port on 127.0.0.1; 0 = a free port."),
+    app_port: int = typer.Option(
+        8000, help="gunicorn (target) port, like production; 0 = a free port."
+    ),
+    target_ip: str = typer.Option(
+        "127.0.0.2", help="The target's 'private IP' (what the health checker sends as Host)."
+    ),
+    worker_class: str = typer.Option("sync", help="gunicorn worker class: sync or gthread."),
+    workers: int = typer.Option(2, help="gunicorn workers."),
+    threads: int = typer.Option(4, help="Threads per worker (gthread)."),
+    timeout: float = typer.Option(30.0, help="gunicorn --timeout (s)."),
+    keepalive: float = typer.Option(2.0, help="gunicorn --keep-alive (s)."),
+    idle_timeout: float = typer.Option(60.0, help="The ALB idle timeout (s)."),
+    health_interval: float = typer.Option(
+        2.0, help="Health check interval (s); the ALB default is 30."
+    ),
+    health_timeout: float = typer.Option(
+        1.0, help="Health check timeout (s); the ALB default is 5."
+    ),
+    healthy_threshold: int = typer.Option(2, help="Consecutive passes to become healthy."),
+    unhealthy_threshold: int = typer.Option(2, help="Consecutive failures to become unhealthy."),
+    log_dir: Path | None = typer.Option(
+        None, help="Where HAProxy and gunicorn logs go (default: a temp folder)."
+    ),
+) -> None:
+    """Run the testbed in the foreground until Ctrl-C, printing its URLs and health changes."""
+    from rich.console import Console
+
+    from testbed import Testbed
+    from testbed.control import ControlServer
+
+    cfg = build_config(
+        faults=fault,
+        port=port,
+        app_port=app_port,
+        target_ip=target_ip,
+        worker_class=worker_class,
+        workers=workers,
+        threads=threads,
+        timeout=timeout,
+        keepalive=keepalive,
+        idle_timeout=idle_timeout,
+        health_interval=health_interval,
+        health_timeout=health_timeout,
+        healthy_threshold=healthy_threshold,
+        unhealthy_threshold=unhealthy_threshold,
+        log_dir=log_dir,
+    )
+    console = Console(highlight=False)
+    stop = {"now": False}
+
+    def _stop(signum, frame):  # SIGTERM behaves like Ctrl-C
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    tb = Testbed(cfg)
+    tb.start()
+    control = ControlServer(tb, tb.stats_socket.parent / "control.sock")
+    try:
+        control.start()
+        d = tb.describe()
+        console.print(
+            f"[bold]albprobe testbed[/bold] up (faults: {', '.join(d['faults']) or 'none'})"
+        )
+        console.print(f"  proxy (ALB)  {tb.url}        <- point browsers / albprobe here")
+        console.print(
+            f"  target       {tb.app_url}  gunicorn {d['capacity']['worker_class']} x{d['capacity']['workers']}"
+        )
+        if tb.stats_url:
+            console.print(f"  stats        {tb.stats_url}")
+        console.print(f"  logs         {tb.log_dir}")
+        console.print(
+            "  toggle faults from another terminal: albprobe testbed fault NAME on|off; Ctrl-C stops"
+        )
+        last = None
+        while not stop["now"]:
+            st = tb.server_status()
+            now = (st.status.split()[0], st.check_status)
+            if now != last:
+                stamp = time.strftime("%H:%M:%S")
+                console.print(
+                    f"  {stamp} target {st.status} ({st.check_status} {st.check_code} {st.last_chk})".rstrip()
+                )
+                last = now
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        control.stop()
+        tb.stop()
+        console.print("testbed stopped; every child process ended")
+
+
+@testbed_app.command("fault")
+def fault_cmd(
+    name: str = typer.Argument(..., help="Fault switch name."),
+    state: str = typer.Argument(..., help="on or off"),
+) -> None:
+    """Toggle a fault on the running testbed."""
+    from albprobe.errors import AlbprobeError
+    from testbed.control import send
+
+    if state not in ("on", "off"):
+        raise ConfigError(f"state must be 'on' or 'off', got {state!r}")
+    reply = send(f"fault {name} {state}")
+    if not reply.get("ok"):
+        raise AlbprobeError(reply.get("error", "the testbed refused the command"))
+    typer.echo(f"faults now: {', '.join(reply['faults']) or 'none'}")
+
+
+@testbed_app.command("status")
+def status_cmd() -> None:
+    """Show the running testbed's target health and active faults."""
+    from albprobe.errors import AlbprobeError
+    from testbed.control import send
+
+    reply = send("status")
+    if not reply.get("ok"):
+        raise AlbprobeError(reply.get("error", "status failed"))
+    t = reply["target"]
+    typer.echo(
+        f"proxy {reply['urls']['proxy']}  target {t['status']} ({t['check']} {t['code']} {t['last_check']})"
+    )
+    typer.echo(f"faults: {', '.join(reply['faults']) or 'none'}")

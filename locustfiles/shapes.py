@@ -1,0 +1,22 @@
+"""The load shape Locust runs: a thin wrapper over probes.loadgen.plans (pure, tested there)."""
+
+from __future__ import annotations
+
+from locust import LoadTestShape
+
+from probes.loadgen import plugin
+from probes.loadgen.plans import make_plan
+
+
+class AlbprobeShape(LoadTestShape):
+    """step / spike / soak / idle-gap / users / constant-rate / ramping-rate, per the config or
+    --albprobe-shape; stops by itself at load.duration."""
+
+    use_common_options = False
+    _plan = None
+
+    def tick(self):
+        if self._plan is None:
+            s = plugin.session()
+            self._plan = make_plan(s.shape, s.config.load, s.config.safety.max_users)
+        return self._plan(self.get_run_time())

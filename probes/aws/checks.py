@@ -1,0 +1,1075 @@
+"""The AWS chain checks: small prowler-style units over a gathered Topology (pure, no AWS).
+
+Each check has an id, a section (the runbook's order), a title and a severity, and yields one
+Outcome per resource it looked at: a status (pass/fail/warn/error/skip), the evidence it saw
+(concrete ids and values) and a remediation (an exact `aws ...` command where one exists).
+Checks never call AWS: the remediation is printed, never run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass
+
+from probes.aws import netmath
+from probes.aws.reasons import NEXT_STEP, explain
+from probes.aws.topology import Endpoint, Topology, endpoints
+
+SECTIONS = (
+    "load balancer",
+    "listeners",
+    "target group",
+    "targets",
+    "security groups",
+    "network",
+    "instances",
+)
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+STATUSES = ("pass", "fail", "warn", "error", "skip")
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the API's side of the chain should look like (config [aws] + CLI options)."""
+
+    port: int = 8000
+    target_protocol: str = "HTTP"
+    scheme: str = "internet-facing"
+    health_check_path: str = "/health"
+    health_check_port: int | None = None  # None = the traffic port
+    matcher: str = "200"
+    interval: int = 30
+    timeout: int = 5
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    keepalive: float = 2.0  # gunicorn --keep-alive on the targets
+    worker_class: str = "sync"
+    threads: int = 1
+    container: str = "academy-api"
+
+    @property
+    def keepalive_applies(self) -> bool:
+        """gunicorn sync workers answer `Connection: close`: no reuse, so no keep-alive race."""
+        return not (self.worker_class == "sync" and self.threads <= 1)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    resource: str
+    evidence: str
+    remediation: str = ""
+    severity: str | None = None  # overrides the check's default severity for this outcome
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    section: str
+    title: str
+    severity: str
+    status: str
+    resource: str
+    evidence: str
+    remediation: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+CheckFn = Callable[[Topology, Expected], Iterable[Outcome]]
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    section: str
+    title: str
+    severity: str
+    fn: CheckFn
+
+
+CHECKS: list[Check] = []
+
+
+def check(id: str, section: str, title: str, severity: str) -> Callable[[CheckFn], CheckFn]:
+    assert section in SECTIONS and severity in SEVERITIES, (id, section, severity)
+
+    def register(fn: CheckFn) -> CheckFn:
+        CHECKS.append(Check(id, section, title, severity, fn))
+        return fn
+
+    return register
+
+
+def run_checks(topo: Topology, expected: Expected) -> list[Finding]:
+    """Every check, in the runbook's order (sections, then registration order)."""
+    findings: list[Finding] = []
+    ordered = sorted(CHECKS, key=lambda c: SECTIONS.index(c.section))  # stable within a section
+    for c in ordered:
+        try:
+            outcomes = list(c.fn(topo, expected))
+        except Exception as exc:  # a check bug must show up as an error, not kill the report
+            outcomes = [Outcome("error", "-", f"check crashed: {type(exc).__name__}: {exc}")]
+        for o in outcomes:
+            assert o.status in STATUSES, (c.id, o.status)
+            findings.append(
+                Finding(
+                    c.id,
+                    c.section,
+                    c.title,
+                    o.severity or c.severity,
+                    o.status,
+                    o.resource,
+                    o.evidence,
+                    o.remediation,
+                )
+            )
+    return findings
+
+
+def exit_code(findings: Iterable[Finding]) -> int:
+    """0 all pass (warn/skip allowed), 1 a check failed, 2 a check could not be evaluated."""
+    statuses = {f.status for f in findings}
+    if "fail" in statuses:
+        return 1
+    if "error" in statuses:
+        return 2
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _tg_short(arn: str) -> str:
+    return arn.split(":")[-1] if arn.startswith("arn:") else arn
+
+
+def parse_matcher(matcher: str) -> set[int]:
+    """'200', '200-299', '200,302' -> the set of accepted codes."""
+    codes: set[int] = set()
+    for part in matcher.replace(" ", "").split(","):
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            codes.update(range(int(lo), int(hi) + 1))
+        else:
+            codes.add(int(part))
+    return codes
+
+
+def _alb_cidrs(topo: Topology) -> list[tuple[str, str]]:
+    """(subnet id, CIDR) of every ALB subnet known to the topology."""
+    out = []
+    for sid in topo.load_balancer.subnet_ids:
+        s = topo.subnets.get(sid)
+        if s is not None:
+            out.append((sid, s.cidr))
+    return out
+
+
+def _hc_ports(ep: Endpoint) -> list[int]:
+    ports = [ep.target.port]
+    hc = ep.target_group.health_check_port(ep.target.port)
+    if hc not in ports:
+        ports.append(hc)
+    return ports
+
+
+def _no_targets(topo: Topology) -> Outcome | None:
+    if not topo.target_groups:
+        return Outcome("skip", "-", "no target group to check")
+    if not any(topo.target_health.get(tg.arn) for tg in topo.target_groups):
+        return Outcome("skip", "-", "no registered targets")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# load balancer
+
+
+@check("alb.state", "load balancer", "Load balancer is active", "critical")
+def _alb_state(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    ev = f"{lb.name} ({lb.type}) state={lb.state}" + (
+        f" reason={lb.state_reason}" if lb.state_reason else ""
+    )
+    if lb.state == "active":
+        yield Outcome("pass", lb.name, ev)
+    elif lb.state == "provisioning":
+        yield Outcome("warn", lb.name, ev, "wait until the state is active, then check again")
+    else:
+        yield Outcome(
+            "fail",
+            lb.name,
+            ev,
+            f"aws elbv2 describe-load-balancers --load-balancer-arns {lb.arn} "
+            "--query 'LoadBalancers[0].State'  # investigate; open an AWS support case if failed",
+        )
+
+
+@check("alb.scheme", "load balancer", "Scheme matches how browsers reach it", "medium")
+def _alb_scheme(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    ev = f"scheme={lb.scheme} (expected {exp.scheme}), DNS {lb.dns_name}"
+    if lb.scheme == exp.scheme:
+        yield Outcome("pass", lb.name, ev)
+    else:
+        why = (
+            "an internal ALB is not reachable from browsers on the internet"
+            if lb.scheme == "internal"
+            else "an internet-facing ALB where an internal one was expected"
+        )
+        yield Outcome(
+            "warn",
+            lb.name,
+            f"{ev}: {why}",
+            "the scheme cannot be changed in place: create a load balancer with --scheme "
+            f"{exp.scheme}, or set [aws] scheme in albprobe.toml if this is intended",
+        )
+
+
+@check(
+    "alb.idle_timeout",
+    "load balancer",
+    "Backend keep-alive outlives the ALB idle timeout",
+    "medium",
+)
+def _alb_idle_timeout(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    idle = lb.idle_timeout
+    src = "AWS default, attribute not set" if lb.idle_timeout_is_default else "attribute"
+    ev = (
+        f"ALB idle_timeout.timeout_seconds={idle:g}s ({src}); backend keep-alive "
+        f"{exp.keepalive:g}s, gunicorn worker_class={exp.worker_class} threads={exp.threads}"
+    )
+    if exp.keepalive > idle:
+        yield Outcome("pass", lb.name, ev)
+    elif not exp.keepalive_applies:
+        yield Outcome(
+            "pass",
+            lb.name,
+            f"{ev}; sync workers answer 'Connection: close', so the ALB never reuses a "
+            "connection and the keep-alive race cannot happen",
+        )
+    else:
+        fix = f"set gunicorn --keep-alive {int(idle) + 5} (longer than the ALB idle timeout)"
+        if exp.keepalive > 15:  # lowering the ALB timeout to a few seconds is no real fix
+            fix += (
+                f", or lower the ALB idle timeout: aws elbv2 modify-load-balancer-attributes "
+                f"--load-balancer-arn {lb.arn} --attributes "
+                f"Key=idle_timeout.timeout_seconds,Value={int(exp.keepalive) - 1}"
+            )
+        yield Outcome(
+            "fail",
+            lb.name,
+            f"{ev}: the target may close an idle connection the ALB is about to reuse "
+            "-> sporadic 502s at low load",
+            fix,
+        )
+
+
+@check("alb.access_logs", "load balancer", "Access logs are enabled (evidence for analyze)", "low")
+def _alb_access_logs(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    a = lb.attributes
+    enabled = a.get("access_logs.s3.enabled", "false") == "true"
+    bucket = a.get("access_logs.s3.bucket", "")
+    prefix = a.get("access_logs.s3.prefix", "")
+    if enabled and bucket:
+        where = f"s3://{bucket}/{prefix}".rstrip("/")
+        yield Outcome("pass", lb.name, f"access logs go to {where}")
+    else:
+        yield Outcome(
+            "warn",
+            lb.name,
+            f"access_logs.s3.enabled={a.get('access_logs.s3.enabled', 'unset')}: no per-request "
+            "record of which 502s the ALB generated",
+            f"aws elbv2 modify-load-balancer-attributes --load-balancer-arn {lb.arn} --attributes "
+            "Key=access_logs.s3.enabled,Value=true Key=access_logs.s3.bucket,Value=<bucket> "
+            "(the bucket policy must allow ELB log delivery)",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# listeners
+
+
+@check("listener.forwards", "listeners", "A listener forwards to the target group", "critical")
+def _listener_forwards(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    if not topo.target_groups:
+        yield Outcome("skip", lb.name, "no target group to look for")
+        return
+    if not topo.listeners:
+        tg = topo.target_groups[0]
+        yield Outcome(
+            "fail",
+            lb.name,
+            f"{lb.name} has no listeners: it accepts no traffic",
+            f"aws elbv2 create-listener --load-balancer-arn {lb.arn} --protocol HTTP --port 80 "
+            f"--default-actions Type=forward,TargetGroupArn={tg.arn}",
+        )
+        return
+    for tg in topo.target_groups:
+        via: list[str] = []
+        for lst in topo.listeners:
+            if any(tg.arn in a.target_groups for a in lst.default_actions if a.type == "forward"):
+                via.append(f"{lst.protocol}:{lst.port} default action")
+            for r in lst.rules:
+                if r.is_default:
+                    continue
+                if any(tg.arn in a.target_groups for a in r.actions if a.type == "forward"):
+                    via.append(f"{lst.protocol}:{lst.port} rule {r.priority} ({r.conditions})")
+        if via:
+            yield Outcome("pass", tg.name, "forwarded by " + "; ".join(via))
+            continue
+        seen = "; ".join(
+            f"{lst.protocol}:{lst.port} default "
+            + ",".join(
+                f"{a.type}->{'+'.join(_tg_short(t) for t in a.target_groups) or a.detail or '-'}"
+                for a in lst.default_actions
+            )
+            for lst in topo.listeners
+        )
+        lst = next((x for x in topo.listeners if x.protocol == "HTTPS"), topo.listeners[0])
+        yield Outcome(
+            "fail",
+            tg.name,
+            f"no listener default action or rule forwards to {tg.name}; listeners: {seen}",
+            f"aws elbv2 modify-listener --listener-arn {lst.arn} "
+            f"--default-actions Type=forward,TargetGroupArn={tg.arn}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# target group
+
+
+@check("tg.exists", "target group", "A target group is attached", "critical")
+def _tg_exists(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    if not topo.target_groups:
+        yield Outcome(
+            "fail",
+            lb.name,
+            f"no target group is attached to {lb.name} (no listener forwards to one); name the "
+            "API's group with --target-group to check it, or create one",
+            f"aws elbv2 create-target-group --name <api-tg> --protocol HTTP --port {exp.port} "
+            f"--vpc-id {lb.vpc_id} --health-check-path {exp.health_check_path}",
+        )
+        return
+    for tg in topo.target_groups:
+        lbs = ",".join(_tg_short(a) for a in tg.load_balancer_arns) or "none"
+        yield Outcome(
+            "pass",
+            tg.name,
+            f"{tg.name} type={tg.target_type} vpc={tg.vpc_id} load balancers={lbs}",
+        )
+
+
+@check("tg.port", "target group", "Target group port is the API port", "high")
+def _tg_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        ev = f"port={tg.port} (expected {exp.port})"
+        if tg.port == exp.port:
+            yield Outcome("pass", tg.name, ev)
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                ev,
+                "a target group's port cannot be changed; register targets with the API port: "
+                f"aws elbv2 register-targets --target-group-arn {tg.arn} "
+                f"--targets Id=<instance-id>,Port={exp.port}",
+            )
+
+
+@check("tg.protocol", "target group", "Target group protocol is what gunicorn speaks", "high")
+def _tg_protocol(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        ev = f"protocol={tg.protocol} (expected {exp.target_protocol})"
+        if tg.protocol == exp.target_protocol:
+            yield Outcome("pass", tg.name, ev)
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                f"{ev}: the ALB speaks {tg.protocol} to a target that speaks "
+                f"{exp.target_protocol} -> handshake errors, 502",
+                f"create a target group with --protocol {exp.target_protocol} --port {exp.port} "
+                "and point the listener at it (the protocol cannot be changed in place)",
+            )
+
+
+def _modify_tg(tg_arn: str, option: str) -> str:
+    return f"aws elbv2 modify-target-group --target-group-arn {tg_arn} {option}"
+
+
+@check("tg.health_check.enabled", "target group", "Health checks are enabled", "medium")
+def _hc_enabled(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        if tg.health_check.enabled:
+            yield Outcome("pass", tg.name, "health checks enabled")
+        else:
+            yield Outcome(
+                "warn",
+                tg.name,
+                "health checks disabled: the ALB keeps sending traffic to dead targets",
+                _modify_tg(tg.arn, "--health-check-enabled"),
+            )
+
+
+@check("tg.health_check.protocol", "target group", "Health check protocol", "high")
+def _hc_protocol(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        hc = tg.health_check
+        ev = f"health check protocol={hc.protocol} (expected {exp.target_protocol})"
+        if hc.protocol == exp.target_protocol:
+            yield Outcome("pass", tg.name, ev)
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                ev,
+                _modify_tg(tg.arn, f"--health-check-protocol {exp.target_protocol}"),
+            )
+
+
+@check("tg.health_check.path", "target group", "Health check path", "high")
+def _hc_path(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        hc = tg.health_check
+        ev = f"health check path={hc.path} (expected {exp.health_check_path})"
+        if hc.path == exp.health_check_path:
+            yield Outcome("pass", tg.name, ev)
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                ev,
+                _modify_tg(tg.arn, f"--health-check-path {exp.health_check_path}"),
+            )
+
+
+@check("tg.health_check.port", "target group", "Health check port", "high")
+def _hc_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    want = exp.health_check_port or exp.port
+    for tg in topo.target_groups:
+        hc = tg.health_check
+        actual = tg.port if hc.port == "traffic-port" else int(hc.port)
+        ev = f"health check port={hc.port} -> {actual} (expected {want})"
+        if actual == want:
+            yield Outcome("pass", tg.name, ev)
+        else:
+            opt = "traffic-port" if want == tg.port else str(want)
+            yield Outcome("fail", tg.name, ev, _modify_tg(tg.arn, f"--health-check-port {opt}"))
+
+
+@check("tg.health_check.matcher", "target group", "Health check success codes", "high")
+def _hc_matcher(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    want = parse_matcher(exp.matcher)
+    for tg in topo.target_groups:
+        got = parse_matcher(tg.health_check.matcher)
+        ev = f"matcher={tg.health_check.matcher} (expected {exp.matcher})"
+        if got == want:
+            yield Outcome("pass", tg.name, ev)
+        elif want <= got:
+            yield Outcome(
+                "warn",
+                tg.name,
+                f"{ev}: wider than expected; errors such as Django's 400 DisallowedHost may count "
+                "as healthy",
+                _modify_tg(tg.arn, f"--matcher HttpCode={exp.matcher}"),
+                severity="low",
+            )
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                f"{ev}: /health answering {exp.matcher} would be counted unhealthy",
+                _modify_tg(tg.arn, f"--matcher HttpCode={exp.matcher}"),
+            )
+
+
+def _hc_number(field: str, option: str, title: str) -> None:
+    @check(f"tg.health_check.{field}", "target group", title, "low")
+    def _fn(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+        want = getattr(exp, field)
+        for tg in topo.target_groups:
+            got = getattr(tg.health_check, field)
+            ev = f"{field}={got} (expected {want})"
+            if got == want:
+                yield Outcome("pass", tg.name, ev)
+            else:
+                yield Outcome("warn", tg.name, ev, _modify_tg(tg.arn, f"{option} {want}"))
+
+
+_hc_number("interval", "--health-check-interval-seconds", "Health check interval")
+_hc_number("timeout", "--health-check-timeout-seconds", "Health check timeout")
+_hc_number("healthy_threshold", "--healthy-threshold-count", "Healthy threshold")
+_hc_number("unhealthy_threshold", "--unhealthy-threshold-count", "Unhealthy threshold")
+
+
+# ---------------------------------------------------------------------------------------------
+# targets
+
+
+@check("tg.targets_registered", "targets", "Targets are registered", "critical")
+def _targets_registered(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        ths = topo.target_health.get(tg.arn, ())
+        if ths:
+            yield Outcome(
+                "pass", tg.name, f"{len(ths)} registered: " + ", ".join(t.id for t in ths)
+            )
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                f"{tg.name} has no registered targets: the ALB answers 503",
+                f"aws elbv2 register-targets --target-group-arn {tg.arn} "
+                f"--targets Id=<instance-id>,Port={exp.port}",
+            )
+
+
+_STATE_STATUS = {
+    "healthy": "pass",
+    "initial": "warn",
+    "draining": "warn",
+    "unhealthy": "fail",
+    "unhealthy.draining": "fail",
+    "unused": "fail",
+    "unavailable": "warn",
+}
+
+
+@check("target.health", "targets", "Target is healthy", "critical")
+def _target_health(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for ep in endpoints(topo):
+        th, tg = ep.target, ep.target_group
+        ev = f"{tg.name}: {ep.label} state={th.state}"
+        if th.reason:
+            ev += f" reason={th.reason} ({explain(th.reason)})"
+        if th.description:
+            ev += f"; AWS says: {th.description}"
+        status = _STATE_STATUS.get(th.state, "warn")
+        fix = ""
+        if status != "pass":
+            tmpl = NEXT_STEP.get(th.reason or "", "")
+            fix = tmpl.format(
+                ip=ep.ip or "<target-ip>",
+                port=tg.health_check_port(th.port),
+                path=tg.health_check.path,
+                matcher=tg.health_check.matcher,
+                container=exp.container,
+                tg=tg.arn,
+                id=th.id,
+            )
+        yield Outcome(status, ep.label, ev, fix)
+
+
+@check("target.port", "targets", "Target is registered on the API port", "high")
+def _target_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for ep in endpoints(topo):
+        th = ep.target
+        ev = f"{th.id} registered on port {th.port} (expected {exp.port})"
+        if th.port == exp.port:
+            yield Outcome("pass", ep.label, ev)
+        else:
+            tg = ep.target_group
+            yield Outcome(
+                "fail",
+                ep.label,
+                ev,
+                f"aws elbv2 register-targets --target-group-arn {tg.arn} "
+                f"--targets Id={th.id},Port={exp.port} && aws elbv2 deregister-targets "
+                f"--target-group-arn {tg.arn} --targets Id={th.id},Port={th.port}",
+            )
+
+
+@check("tg.fail_open", "targets", "Not every target is unhealthy (fail-open)", "critical")
+def _fail_open(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    for tg in topo.target_groups:
+        ths = topo.target_health.get(tg.arn, ())
+        if not ths:
+            yield Outcome("skip", tg.name, "no registered targets (see tg.targets_registered)")
+            continue
+        states = ", ".join(f"{t.id}={t.state}" for t in ths)
+        healthy = [t for t in ths if t.state == "healthy"]
+        unhealthy = [t for t in ths if t.state.startswith("unhealthy")]
+        if healthy:
+            yield Outcome(
+                "pass",
+                tg.name,
+                f"{len(healthy)} of {len(ths)} healthy; the ALB routes only to healthy targets "
+                f"({states})",
+            )
+        elif len(unhealthy) == len(ths):
+            yield Outcome(
+                "fail",
+                tg.name,
+                f"every target is unhealthy ({states}): the ALB fails open and sends traffic to "
+                "all of them anyway -> browsers get 502/504 without CORS headers",
+                "fix the health check failures listed under target.health",
+            )
+        else:
+            yield Outcome(
+                "fail",
+                tg.name,
+                f"no healthy target ({states}): requests fail (503 when every target is unused)",
+                "see target.health for each target's reason",
+            )
+
+
+@check(
+    "target.health.allowed_hosts",
+    "targets",
+    "Health checks are not rejected by Django ALLOWED_HOSTS",
+    "high",
+)
+def _allowed_hosts(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    mismatched = [ep for ep in endpoints(topo) if ep.target.reason == "Target.ResponseCodeMismatch"]
+    if not mismatched:
+        yield Outcome(
+            "pass", "-", "no target fails its health check with Target.ResponseCodeMismatch"
+        )
+        return
+    for ep in mismatched:
+        port = ep.target_group.health_check_port(ep.target.port)
+        host = f"{ep.ip}:{port}" if ep.ip else "<target-private-ip>:<port>"
+        yield Outcome(
+            "fail",
+            ep.label,
+            f"health checks get a non-{ep.target_group.health_check.matcher} answer. The ALB "
+            f"health checker sends 'Host: {host}' (the target's private IP); Django answers 400 "
+            "DisallowedHost when that IP is not in ALLOWED_HOSTS",
+            f"add the instance's private IP to ALLOWED_HOSTS at startup (e.g. from "
+            f"http://169.254.169.254/latest/meta-data/local-ipv4) or exempt "
+            f"{ep.target_group.health_check.path} from host validation; verify with "
+            f"curl -i -H 'Host: {host}' http://{host}{ep.target_group.health_check.path}",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# security groups
+
+
+@check("sg.alb_listener_ingress", "security groups", "ALB security group admits browsers", "high")
+def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    lb = topo.load_balancer
+    groups = [topo.security_groups[g] for g in lb.security_groups if g in topo.security_groups]
+    if not lb.security_groups:
+        yield Outcome("skip", lb.name, "the load balancer has no security groups")
+        return
+    if not topo.listeners:
+        yield Outcome("skip", lb.name, "no listeners (see listener.forwards)")
+        return
+    for lst in topo.listeners:
+        res = f"{lb.name}:{lst.port}"
+        world = netmath.sg_admits(
+            groups, port=lst.port, egress=False, peer_groups=(), peer_cidrs=["0.0.0.0/0"]
+        )
+        any_rule = [p for g in groups for p in g.ingress if p.covers_tcp_port(lst.port)]
+        ev = f"{','.join(lb.security_groups)} inbound tcp/{lst.port}"
+        if world.ok:
+            yield Outcome("pass", res, f"{ev} open to 0.0.0.0/0")
+        elif any_rule:
+            srcs = sorted(
+                {c for p in any_rule for c in p.cidrs}
+                | {g for p in any_rule for g in p.groups}
+                | {pl for p in any_rule for pl in p.prefix_lists}
+            )
+            status = "warn" if lb.scheme == "internet-facing" else "pass"
+            yield Outcome(status, res, f"{ev} only from {', '.join(srcs)}")
+        else:
+            yield Outcome(
+                "fail",
+                res,
+                f"{ev}: no rule admits the listener port; browsers time out",
+                f"aws ec2 authorize-security-group-ingress --group-id {lb.security_groups[0]} "
+                f"--protocol tcp --port {lst.port} --cidr 0.0.0.0/0",
+            )
+
+
+@check(
+    "sg.target_port_from_alb",
+    "security groups",
+    "API security group admits the target port from the ALB",
+    "critical",
+)
+def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    lb = topo.load_balancer
+    alb_cidrs = [c for _, c in _alb_cidrs(topo)]
+    for ep in endpoints(topo):
+        if not ep.security_groups:
+            yield Outcome(
+                "skip", ep.label, "target's security groups unknown (not an instance/ENI)"
+            )
+            continue
+        groups = [topo.security_groups[g] for g in ep.security_groups if g in topo.security_groups]
+        for port in _hc_ports(ep):
+            v = netmath.sg_admits(
+                groups,
+                port=port,
+                egress=False,
+                peer_groups=lb.security_groups,
+                peer_cidrs=alb_cidrs,
+            )
+            ev = f"{','.join(ep.security_groups)} inbound tcp/{port} for {ep.target.id}"
+            if v.ok:
+                yield Outcome("pass", ep.label, f"{ev} from {v.via}")
+                continue
+            extra = (
+                f" (ALB subnets not covered: {', '.join(v.uncovered_cidrs)})"
+                if v.uncovered_cidrs
+                else ""
+            )
+            alb_sg = lb.security_groups[0] if lb.security_groups else "<alb-sg>"
+            yield Outcome(
+                "fail",
+                ep.label,
+                f"{ev}: no rule admits it from the ALB security group "
+                f"{','.join(lb.security_groups) or '-'} or the ALB subnets{extra} -> the ALB "
+                "cannot connect: 502/504 and failing health checks",
+                f"aws ec2 authorize-security-group-ingress --group-id {ep.security_groups[0]} "
+                f"--protocol tcp --port {port} --source-group {alb_sg}",
+            )
+
+
+@check(
+    "sg.alb_egress_to_target",
+    "security groups",
+    "ALB security group lets traffic out to the target",
+    "high",
+)
+def _sg_alb_egress(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    lb = topo.load_balancer
+    groups = [topo.security_groups[g] for g in lb.security_groups if g in topo.security_groups]
+    for ep in endpoints(topo):
+        if not ep.ip:
+            yield Outcome("skip", ep.label, "target IP unknown")
+            continue
+        for port in _hc_ports(ep):
+            v = netmath.sg_admits(
+                groups,
+                port=port,
+                egress=True,
+                peer_groups=ep.security_groups,
+                peer_cidrs=[netmath.host_cidr(ep.ip)],
+            )
+            ev = f"{','.join(lb.security_groups)} outbound tcp/{port} to {ep.ip}"
+            if v.ok:
+                yield Outcome("pass", ep.label, f"{ev} via {v.via}")
+            else:
+                dest = (
+                    f"UserIdGroupPairs=[{{GroupId={ep.security_groups[0]}}}]"
+                    if ep.security_groups
+                    else f"IpRanges=[{{CidrIp={ep.ip}/32}}]"
+                )
+                yield Outcome(
+                    "fail",
+                    ep.label,
+                    f"{ev}: no egress rule allows it",
+                    f"aws ec2 authorize-security-group-egress --group-id "
+                    f"{lb.security_groups[0] if lb.security_groups else '<alb-sg>'} "
+                    f"--ip-permissions IpProtocol=tcp,FromPort={port},ToPort={port},{dest}",
+                )
+
+
+# ---------------------------------------------------------------------------------------------
+# network: VPC, AZ, routes, NACLs
+
+
+@check("net.same_vpc", "network", "Target is in the ALB's VPC (or a routed one)", "critical")
+def _same_vpc(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    lb = topo.load_balancer
+    for ep in endpoints(topo):
+        if ep.vpc_id is None:
+            yield Outcome("skip", ep.label, f"VPC of {ep.target.id} unknown")
+            continue
+        ev = f"{ep.target.id} in {ep.vpc_id}, ALB in {lb.vpc_id}, target group in {ep.target_group.vpc_id}"
+        if ep.vpc_id == lb.vpc_id:
+            yield Outcome("pass", ep.label, ev)
+            continue
+        # Another VPC: it can only work when every ALB subnet routes to it (peering / TGW).
+        hops = []
+        for sid, _ in _alb_cidrs(topo):
+            rt = topo.route_table_for(sid)
+            r = netmath.route_for(rt, netmath.host_cidr(ep.ip)) if rt and ep.ip else None
+            if r and r.state == "active" and r.target != "local":
+                hops.append(f"{sid}->{r.target}")
+        if hops and len(hops) == len(lb.subnet_ids):
+            yield Outcome(
+                "warn",
+                ep.label,
+                f"{ev}; routed via {', '.join(hops)} (instance targets must be in the target "
+                "group's VPC; across VPCs register them by IP)",
+                "register the target by IP in an ip-type target group: aws elbv2 register-targets "
+                f"--target-group-arn <ip-tg-arn> --targets Id={ep.ip},Port={ep.target.port}",
+            )
+        else:
+            yield Outcome(
+                "fail",
+                ep.label,
+                f"{ev}; no route from the ALB subnets to {ep.ip or 'the target'}: the ALB cannot "
+                "reach it",
+                f"run the API instance in {lb.vpc_id} and register it: aws elbv2 register-targets "
+                f"--target-group-arn {ep.target_group.arn} --targets Id=<new-instance-id>,"
+                f"Port={exp.port} (or peer the VPCs and register by IP)",
+            )
+
+
+@check("net.target_az", "network", "Target's Availability Zone is enabled on the ALB", "high")
+def _target_az(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    lb = topo.load_balancer
+    for ep in endpoints(topo):
+        az = ep.availability_zone
+        ev = f"{ep.target.id} in {az or 'unknown AZ'}; ALB AZs {', '.join(lb.availability_zones)}"
+        if az is None:
+            yield Outcome("skip", ep.label, ev)
+        elif az == "all" or az in lb.availability_zones:
+            yield Outcome("pass", ep.label, ev)
+        else:
+            yield Outcome(
+                "fail",
+                ep.label,
+                f"{ev}: the ALB does not route to targets in {az} (Target.NotInUse)",
+                f"aws elbv2 set-subnets --load-balancer-arn {lb.arn} --subnets "
+                f"{' '.join(lb.subnet_ids)} <a-public-subnet-in-{az}>",
+            )
+
+
+@check("net.routes", "network", "Route tables connect ALB subnets and the target", "high")
+def _routes(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    alb = _alb_cidrs(topo)
+    for ep in endpoints(topo):
+        if not ep.ip or not ep.subnet_id:
+            yield Outcome("skip", ep.label, "target IP/subnet unknown")
+            continue
+        problems, seen = [], []
+        for sid, cidr in alb:
+            rt = topo.route_table_for(sid)
+            r = netmath.route_for(rt, netmath.host_cidr(ep.ip)) if rt else None
+            if r is None or r.state != "active":
+                problems.append(
+                    f"{sid} ({rt.id if rt else 'no route table'}) has no active route to {ep.ip}"
+                    + (f" (route via {r.target} is {r.state})" if r else "")
+                )
+            else:
+                seen.append(f"{sid}->{ep.ip} via {r.target}")
+            back_rt = topo.route_table_for(ep.subnet_id)
+            b = netmath.route_for(back_rt, cidr) if back_rt else None
+            if b is None or b.state != "active":
+                problems.append(
+                    f"{ep.subnet_id} ({back_rt.id if back_rt else 'no route table'}) has no "
+                    f"active route back to the ALB subnet {cidr}"
+                )
+            else:
+                seen.append(f"{ep.subnet_id}->{cidr} via {b.target}")
+        if problems:
+            yield Outcome(
+                "fail",
+                ep.label,
+                "; ".join(problems),
+                "add the missing route (aws ec2 create-route --route-table-id <rtb> "
+                "--destination-cidr-block <cidr> --vpc-peering-connection-id|--transit-gateway-id "
+                "...), or place the target in the ALB's VPC",
+            )
+        else:
+            yield Outcome("pass", ep.label, "; ".join(seen))
+
+
+def _nacl_fix(acl_id: str, egress: bool, rule: int, ports: tuple[int, int], cidr: str) -> str:
+    return (
+        f"aws ec2 create-network-acl-entry --network-acl-id {acl_id} "
+        f"{'--egress' if egress else '--ingress'} --rule-number {rule} --protocol tcp "
+        f"--port-range From={ports[0]},To={ports[1]} --cidr-block {cidr} --rule-action allow"
+    )
+
+
+def _nacl_check(topo: Topology, *, side: str, egress: bool, ephemeral: bool) -> Iterator[Outcome]:
+    """One direction of ALB<->target traffic through the NACL of one side's subnet."""
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    alb = _alb_cidrs(topo)
+    for ep in endpoints(topo):
+        if not ep.ip or not ep.subnet_id:
+            yield Outcome("skip", ep.label, "target IP/subnet unknown")
+            continue
+        problems: list[tuple[str, str]] = []
+        seen: list[str] = []
+        for alb_sid, alb_cidr in alb:
+            if alb_sid == ep.subnet_id:
+                seen.append(f"{alb_sid}: same subnet, NACLs do not apply")
+                continue
+            subnet_id = ep.subnet_id if side == "target" else alb_sid
+            acl = topo.nacl_for(subnet_id)
+            if acl is None:
+                problems.append((f"no network ACL found for {subnet_id}", ""))
+                continue
+            remote = alb_cidr if side == "target" else netmath.host_cidr(ep.ip)
+            port_sets = [netmath.EPHEMERAL] if ephemeral else [(p, p) for p in _hc_ports(ep)]
+            for ports in port_sets:
+                v = netmath.evaluate_nacl(acl, egress=egress, cidr=remote, ports=ports)
+                what = (
+                    f"{acl.id} ({subnet_id}) {'outbound' if egress else 'inbound'} "
+                    f"tcp/{ports[0]}{'-' + str(ports[1]) if ports[1] != ports[0] else ''} "
+                    f"{'to' if egress else 'from'} {remote}"
+                )
+                if v.allowed:
+                    seen.append(f"{what} allowed by rule {','.join(map(str, v.allowed_by))}")
+                else:
+                    deny = min(v.denied_by)
+                    rule = netmath.free_rule_number_below(acl, egress=egress, below=deny)
+                    partly = " (partly)" if v.partial else ""
+                    problems.append(
+                        (
+                            f"{what} denied by rule {','.join(map(str, v.denied_by))}{partly}",
+                            _nacl_fix(acl.id, egress, rule, ports, remote),
+                        )
+                    )
+        if problems:
+            yield Outcome(
+                "fail",
+                ep.label,
+                "; ".join(p for p, _ in problems),
+                " && ".join(dict.fromkeys(f for _, f in problems if f)),
+            )
+        else:
+            yield Outcome("pass", ep.label, "; ".join(seen) or "nothing to evaluate")
+
+
+@check(
+    "nacl.target_inbound", "network", "Target subnet NACL admits the port from the ALB", "critical"
+)
+def _nacl_target_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    yield from _nacl_check(topo, side="target", egress=False, ephemeral=False)
+
+
+@check(
+    "nacl.target_outbound_ephemeral",
+    "network",
+    "Target subnet NACL lets replies out to the ALB (ephemeral ports)",
+    "critical",
+)
+def _nacl_target_out(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    yield from _nacl_check(topo, side="target", egress=True, ephemeral=True)
+
+
+@check("nacl.alb_outbound", "network", "ALB subnet NACL lets traffic out to the target", "critical")
+def _nacl_alb_out(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    yield from _nacl_check(topo, side="alb", egress=True, ephemeral=False)
+
+
+@check(
+    "nacl.alb_inbound_ephemeral",
+    "network",
+    "ALB subnet NACL admits the target's replies (ephemeral ports)",
+    "critical",
+)
+def _nacl_alb_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    yield from _nacl_check(topo, side="alb", egress=False, ephemeral=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# instances
+
+
+@check("instance.running", "instances", "API instance is running", "critical")
+def _instance_running(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    for ep in endpoints(topo):
+        if ep.target_group.target_type != "instance":
+            yield Outcome(
+                "skip", ep.label, f"{ep.target_group.target_type} target, not an instance"
+            )
+            continue
+        inst = ep.instance
+        if inst is None:
+            yield Outcome(
+                "fail",
+                ep.label,
+                f"instance {ep.target.id} not found (terminated and gone?)",
+                f"aws elbv2 deregister-targets --target-group-arn {ep.target_group.arn} "
+                f"--targets Id={ep.target.id} and register a running API instance",
+            )
+            continue
+        ev = f"{inst.id} state={inst.state} ip={inst.private_ip} subnet={inst.subnet_id}"
+        if inst.state == "running":
+            yield Outcome("pass", ep.label, ev)
+        elif inst.state == "pending":
+            yield Outcome("warn", ep.label, ev, "wait for the instance to start")
+        elif inst.state in ("stopped", "stopping"):
+            yield Outcome(
+                "fail",
+                ep.label,
+                f"{ev}: a stopped target is unused; with no other target the ALB answers 503",
+                f"aws ec2 start-instances --instance-ids {inst.id}",
+            )
+        else:
+            yield Outcome(
+                "fail",
+                ep.label,
+                ev,
+                f"launch a replacement and register it: aws elbv2 register-targets "
+                f"--target-group-arn {ep.target_group.arn} --targets Id=<new-instance-id>,"
+                f"Port={exp.port}",
+            )
+
+
+@check("instance.status_checks", "instances", "EC2 status checks pass", "high")
+def _instance_status(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+    skipped = _no_targets(topo)
+    if skipped:
+        yield skipped
+        return
+    for ep in endpoints(topo):
+        inst = ep.instance
+        if inst is None or inst.state != "running":
+            yield Outcome("skip", ep.label, "not a running instance target (see instance.running)")
+            continue
+        ev = f"{inst.id} system={inst.system_status} instance={inst.instance_status}"
+        states = {inst.system_status, inst.instance_status}
+        if states == {"ok"}:
+            yield Outcome("pass", ep.label, ev)
+        elif "impaired" in states:
+            yield Outcome(
+                "fail",
+                ep.label,
+                ev,
+                f"aws ec2 reboot-instances --instance-ids {inst.id}  # or stop/start to move hosts",
+            )
+        else:
+            yield Outcome("warn", ep.label, ev, "wait for the status checks to finish")

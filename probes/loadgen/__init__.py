@@ -1,0 +1,1 @@
+"""Load generation glue: browser-faithful calls, recording, pacing, safety (used by locustfiles/)."""

@@ -1,0 +1,72 @@
+"""run.json contents: versions, the effective config without secrets, counts."""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from importlib import metadata
+from typing import Any
+
+_PACKAGES = (
+    "albprobe",
+    "locust",
+    "gevent",
+    "geventhttpclient",
+    "httpx",
+    "boto3",
+    "duckdb",
+    "pyarrow",
+    "django",
+    "django-cors-headers",
+    "gunicorn",
+)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def config_for_record(cfg: Any) -> dict[str, Any]:
+    """The effective config as plain data. Secrets are never in it: the config holds only the
+    *names* of the environment variables with Authorization / Cookie values."""
+    return dataclasses.asdict(cfg)
+
+
+def standalone_meta(
+    s: Any, environment: Any, *, status: str, summary: dict | None = None
+) -> dict[str, Any]:
+    """run.json for a run started with plain `locust -f locustfiles/browser.py`."""
+    host = environment.host or ""
+    meta: dict[str, Any] = {
+        "run_id": s.rundir.path.name,
+        "status": status,
+        "status_reason": (summary or {}).get("abort_reason"),
+        "started_at": s.started_at or time.time(),
+        "ended_at": (summary or {}).get("ended_at"),
+        "target": {"kind": "url", "url": host},
+        "origin": s.config.browser.origin,
+        "shape": {"name": s.shape, "params": dataclasses.asdict(s.config.load)},
+        "config": config_for_record(s.config),
+        "capacity": dataclasses.asdict(s.config.capacity) | {"slots": s.config.capacity.slots},
+        "proxy": {"kind": "unknown", "idle_timeout": s.config.proxy.idle_timeout},
+        "workers": {
+            "mode": "distributed" if s.role == "master" else "local",
+            "count": s.processes,
+            "gaps": (summary or {}).get("gaps", []),
+        },
+        "versions": versions(),
+    }
+    if summary:
+        meta["counts"] = {
+            "requests": summary["rows"],
+            "locust_requests": summary["locust_requests"],
+            "dropped_iterations": summary["dropped_iterations"],
+        }
+    return meta

@@ -1,0 +1,438 @@
+"""albprobe's Locust plugin: recording, distributed shipping, pacing, caps and automatic abort.
+
+Installed by importing it from a locustfile (locustfiles/browser.py). It works the same under
+`albprobe run` and under plain `locust -f locustfiles/browser.py`:
+
+* every request event becomes one row of the run directory's `requests` table (so the row count is
+  Locust's own request count);
+* on workers, rows ride in the periodic stats report (`report_to_master`), the same message as the
+  stats they belong to; the master writes them. A worker that dies loses at most one report
+  interval (3 s), and the master records the gap;
+* a token bucket caps each process's request rate; an abort rule stops the run when the error rate
+  stays above the threshold; the master writes progress.json every second for `albprobe run`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from probes.loadgen.abort import AbortRule
+from probes.loadgen.plans import OPEN_MODEL, rates
+from probes.loadgen.ratelimit import TokenBucket
+from probes.rundir import SCHEMAS, RunDir, TableWriter
+
+_REQ_COLUMNS = SCHEMAS["requests"].names
+REPORT_KEY = "albprobe_rows"
+SCHED_KEY = "albprobe_schedule"
+
+
+def new_run_id(shape: str) -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{shape}"
+
+
+class ColumnBuffer:
+    """Rows kept column-wise until shipped (cheap to serialise in a Locust report)."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self._cols: dict[str, list[Any]] = {c: [] for c in columns}
+        self.n = 0
+
+    def append(self, row: dict[str, Any]) -> None:
+        for c in self.columns:
+            self._cols[c].append(row.get(c))
+        self.n += 1
+
+    def drain(self) -> dict[str, list[Any]]:
+        out, self._cols, self.n = self._cols, {c: [] for c in self.columns}, 0
+        return out
+
+
+def request_row(
+    request_type: str,
+    name: str,
+    response_time: float | None,
+    response_length: int | None,
+    context: dict[str, Any] | None,
+    exception: Any,
+    start_time: float | None,
+    worker_id: str,
+) -> dict[str, Any]:
+    """The `requests` row for one Locust request event (context carries albprobe's verdicts)."""
+    ctx = context or {}
+    ts = start_time if start_time is not None else time.time()
+    latency = float(response_time or 0.0)
+    intended = ctx.get("intended_ts")
+    status = ctx.get("status")
+    if status is None:  # a request albprobe's caller did not make: record what Locust knows
+        status = 0 if exception else 200
+    return {
+        "ts": ts,
+        "intended_ts": intended,
+        "kind": ctx.get("kind", "actual"),
+        "endpoint": ctx.get("endpoint", name),
+        "method": request_type,
+        "path": ctx.get("path", name),
+        "status": int(status),
+        "source": ctx.get("source", "network" if status == 0 else "app"),
+        "source_evidence": ctx.get("source_evidence"),
+        "cors_ok": ctx.get("cors_ok"),
+        "cors_step": ctx.get("cors_step"),
+        "cors_message": ctx.get("cors_message"),
+        "latency_ms": latency,
+        "co_latency_ms": (ts + latency / 1000.0 - intended) * 1000.0 if intended else None,
+        "bytes": int(response_length or 0),
+        "error": ctx.get("error")
+        if ctx.get("error")
+        else (type(exception).__name__ if exception and status == 0 else None),
+        "conn_reused": ctx.get("conn_reused"),
+        "worker_id": worker_id,
+        "user_id": ctx.get("user_id"),
+    }
+
+
+@dataclass
+class LoadSession:
+    """Per-process state of the plugin (one Locust process = one session)."""
+
+    config: Any
+    shape: str
+    role: str = "local"  # local | master | worker
+    processes: int = 1
+    rundir: RunDir | None = None
+    writer: TableWriter | None = None
+    sched_writer: TableWriter | None = None
+    buffer: ColumnBuffer = field(default_factory=lambda: ColumnBuffer(list(_REQ_COLUMNS)))
+    sched_buffer: list[list[int]] = field(default_factory=list)
+    limiter: TokenBucket | None = None
+    scheduler: Any = None
+    user_seq: itertools.count = field(default_factory=lambda: itertools.count(1))
+    abort_reason: str | None = None
+    gaps: list[dict[str, Any]] = field(default_factory=list)
+    last_report: dict[str, float] = field(default_factory=dict)
+    started_at: float | None = None
+    standalone: bool = False  # no --albprobe-run-dir: this process owns run.json too
+    environment: Any = None
+    _weights: list[float] | None = None
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker_id
+
+    def pick_endpoint(self, endpoints: list[Any]) -> Any:
+        if self._weights is None:
+            self._weights = list(itertools.accumulate(e.weight for e in self.config.endpoints))
+        return random.choices(endpoints, cum_weights=self._weights)[0]
+
+
+SESSION: LoadSession | None = None
+
+
+def session() -> LoadSession:
+    if SESSION is None:
+        raise RuntimeError(
+            "albprobe's Locust plugin is not initialised (import it from the locustfile)"
+        )
+    return SESSION
+
+
+# ---------------------------------------------------------------------------------------------
+# Locust wiring
+
+
+def install() -> None:
+    """Register the plugin's listeners on Locust's global events (idempotent)."""
+    from locust import events
+
+    if getattr(install, "_done", False):
+        return
+    install._done = True  # type: ignore[attr-defined]
+    events.init_command_line_parser.add_listener(_add_arguments)
+    events.init.add_listener(_on_init)
+
+
+def _add_arguments(parser) -> None:
+    g = parser.add_argument_group("albprobe")
+    g.add_argument(
+        "--albprobe-config",
+        default=os.environ.get("ALBPROBE_CONFIG", ""),
+        help="albprobe.toml (default: testbed defaults)",
+    )
+    g.add_argument(
+        "--albprobe-run-dir",
+        default=os.environ.get("ALBPROBE_RUN_DIR", ""),
+        help="run directory to record into (default: a new one under ./runs)",
+    )
+    g.add_argument(
+        "--albprobe-shape",
+        default=os.environ.get("ALBPROBE_SHAPE", ""),
+        help="load shape (default: the config's load.shape)",
+    )
+    g.add_argument(
+        "--albprobe-processes",
+        type=int,
+        default=0,
+        help="number of load processes sharing the rate caps (default: --processes or 1)",
+    )
+
+
+def _on_init(environment, **_kw) -> None:
+    from locust.runners import MasterRunner, WorkerRunner
+
+    from albprobe.config import load_config  # config schema + validation (no locust import)
+
+    global SESSION
+    opts = environment.parsed_options
+    cfg = load_config(getattr(opts, "albprobe_config", "") or None)
+    shape = getattr(opts, "albprobe_shape", "") or cfg.load.shape
+    runner = environment.runner
+    role = (
+        "master"
+        if isinstance(runner, MasterRunner)
+        else "worker"
+        if isinstance(runner, WorkerRunner)
+        else "local"
+    )
+    processes = getattr(opts, "albprobe_processes", 0) or max(getattr(opts, "processes", 1) or 1, 1)
+    if role == "local":
+        processes = 1
+    s = LoadSession(config=cfg, shape=shape, role=role, processes=processes)
+    s._worker_id = "local" if role == "local" else "master" if role == "master" else "w?"
+    s.environment = environment
+    SESSION = s
+    ev = environment.events
+    if role in ("local", "worker"):
+        s.limiter = _make_limiter(cfg.safety.max_rps / processes)
+        ev.request.add_listener(_on_request)
+    if role == "worker":
+        ev.report_to_master.add_listener(_on_report_to_master)
+    if role in ("local", "master"):
+        _open_rundir(s, environment)
+    if role == "master":
+        ev.worker_report.add_listener(_on_worker_report)
+    ev.test_start.add_listener(_on_test_start)
+    ev.test_stop.add_listener(_on_test_stop)
+    # `quit` fires after runner.quit(), i.e. after the master has the workers' final reports.
+    ev.quit.add_listener(_on_quit)
+
+
+def _make_limiter(rate: float) -> TokenBucket:
+    import gevent
+
+    return TokenBucket(rate, sleep=gevent.sleep)
+
+
+def _open_rundir(s: LoadSession, environment) -> None:
+    opts = environment.parsed_options
+    path = getattr(opts, "albprobe_run_dir", "")
+    if path:
+        s.rundir = RunDir(Path(path))
+        s.rundir.path.mkdir(parents=True, exist_ok=True)
+    else:
+        s.standalone = True
+        s.rundir = RunDir.create(Path("runs"), new_run_id(s.shape))
+        from probes.loadgen.meta import standalone_meta
+
+        s.rundir.write_meta(standalone_meta(s, environment, status="running"))
+    (s.rundir.path / "locust").mkdir(exist_ok=True)
+    s.writer = TableWriter(s.rundir, "requests", prefix="part")
+    s.sched_writer = TableWriter(s.rundir, "schedule", prefix="part", flush_seconds=10)
+
+
+def _on_request(
+    request_type,
+    name,
+    response_time,
+    response_length,
+    response=None,
+    context=None,
+    exception=None,
+    start_time=None,
+    **_kw,
+) -> None:
+    s = session()
+    row = request_row(
+        request_type,
+        name,
+        response_time,
+        response_length,
+        context,
+        exception,
+        start_time,
+        s.worker_id,
+    )
+    if s.writer is not None:
+        s.writer.append(row)
+    else:
+        s.buffer.append(row)
+
+
+def _on_report_to_master(client_id, data) -> None:
+    s = session()
+    if s.buffer.n:
+        data[REPORT_KEY] = s.buffer.drain()
+    if s.scheduler is not None:
+        done = s.scheduler.drain_seconds(time.time())
+        if done:
+            data[SCHED_KEY] = done
+
+
+def _on_worker_report(client_id, data) -> None:
+    s = session()
+    s.last_report[client_id] = time.time()
+    rows = data.get(REPORT_KEY)
+    if rows and s.writer is not None:
+        s.writer.append_columns(rows)
+    for ts, scheduled, dropped in data.get(SCHED_KEY, ()):
+        s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
+
+
+def _on_test_start(environment, **_kw) -> None:
+    import gevent
+
+    s = session()
+    s.started_at = time.time()
+    runner = environment.runner
+    if s.role == "worker":
+        s._worker_id = f"w{getattr(runner, 'worker_index', 0)}"
+    if s.role in ("local", "worker") and s.shape in OPEN_MODEL:
+        from probes.loadgen.arrival import ArrivalScheduler, intended_times
+
+        r0, r1 = rates(s.shape, s.config.load)
+        index = getattr(runner, "worker_index", 0) if s.role == "worker" else 0
+        times = intended_times(
+            s.started_at,
+            s.config.load.duration,
+            r0 / s.processes,
+            r1 / s.processes,
+            offset=(index % s.processes) / s.processes,
+        )
+        s.scheduler = ArrivalScheduler(times)
+        s.scheduler.start()
+    if s.role in ("local", "master"):
+        gevent.spawn(_monitor, environment)
+
+
+def _monitor(environment) -> None:
+    """Master/local, once a second: progress file, worker gaps, the abort rule."""
+    import gevent
+    from locust.runners import STATE_MISSING, STATE_STOPPED, STATE_STOPPING
+
+    s = session()
+    safety = s.config.safety
+    rule = AbortRule(safety.abort_error_rate, safety.abort_after)
+    runner = environment.runner
+    while runner.state not in (STATE_STOPPING, STATE_STOPPED) and s.abort_reason is None:
+        gevent.sleep(1.0)
+        now = time.time()
+        total = environment.stats.total
+        if s.role == "master":
+            _track_gaps(s, runner, now, STATE_MISSING)
+        if s.role == "local" and s.scheduler is not None:
+            for ts, scheduled, dropped in s.scheduler.drain_seconds(now):
+                s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
+        _write_progress(s, runner, total, now)
+        reason = rule.check(now, total.num_requests, total.num_failures)
+        if reason:
+            s.abort_reason = reason
+            _write_progress(s, runner, total, now)
+            gevent.spawn(runner.quit)
+
+
+def _track_gaps(s: LoadSession, runner, now: float, missing_state: str) -> None:
+    present = {c.id: c.state for c in runner.clients.values()}
+    open_gaps = {g["worker_id"]: g for g in s.gaps if g["to"] is None}
+    for cid, last in list(s.last_report.items()):
+        gone = cid not in present or present[cid] == missing_state
+        if gone and cid not in open_gaps:
+            s.gaps.append(
+                {
+                    "worker_id": cid,
+                    "from": last,
+                    "to": None,
+                    "reason": "heartbeat lost" if cid in present else "worker gone",
+                }
+            )
+        elif not gone and cid in open_gaps:
+            open_gaps[cid]["to"] = now
+
+
+def _write_progress(s: LoadSession, runner, total, now: float) -> None:
+    if s.rundir is None:
+        return
+    data = {
+        "ts": now,
+        "users": runner.user_count,
+        "rps": round(total.current_rps, 1),
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "rows": s.writer.rows_written if s.writer else 0,
+        "p50": total.get_current_response_time_percentile(0.5),
+        "p99": total.get_current_response_time_percentile(0.99),
+        "abort_reason": s.abort_reason,
+        "errors": {str(e.error): e.occurrences for e in list(runner.stats.errors.values())[:20]},
+    }
+    tmp = s.rundir.path / "progress.json.tmp"
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, s.rundir.path / "progress.json")
+
+
+def _on_test_stop(environment, **_kw) -> None:
+    s = session()
+    if s.scheduler is not None:
+        s.scheduler.stop()
+
+
+def _on_quit(exit_code: int = 0, **_kw) -> None:
+    """Final flush (master/local): every row Locust counted is on disk before the process ends."""
+    s = session()
+    environment = s.environment
+    if s.role == "worker":
+        return
+    now = time.time()
+    for g in s.gaps:
+        if g["to"] is None:
+            g["to"] = now
+    if s.scheduler is not None:
+        for ts, scheduled, dropped in s.scheduler.drain_seconds(now + 2):
+            s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
+    if s.writer:
+        s.writer.close()
+    if s.sched_writer:
+        s.sched_writer.close()
+    total = environment.stats.total
+    dropped = scheduled = 0
+    if s.rundir and s.rundir.parts("schedule"):
+        sched = s.rundir.read_table("schedule").to_pydict()
+        dropped, scheduled = (
+            sum(x or 0 for x in sched["dropped"]),
+            sum(x or 0 for x in sched["scheduled"]),
+        )
+    summary = {
+        "locust_requests": total.num_requests,
+        "locust_failures": total.num_failures,
+        "rows": s.writer.rows_written if s.writer else 0,
+        "gaps": s.gaps,
+        "abort_reason": s.abort_reason,
+        "dropped_iterations": dropped,
+        "scheduled_iterations": scheduled,
+        "processes": s.processes,
+        "role": s.role,
+        "started_at": s.started_at,
+        "ended_at": now,
+        "rate_cap_waited_s": round(s.limiter.waited, 3) if s.limiter else None,
+    }
+    if s.rundir:
+        (s.rundir.path / "locust" / "summary.json").write_text(json.dumps(summary, indent=2))
+        if s.standalone:
+            from probes.loadgen.meta import standalone_meta
+
+            status = "aborted" if s.abort_reason else "complete"
+            s.rundir.write_meta(standalone_meta(s, environment, status=status, summary=summary))

@@ -1,0 +1,1 @@
+"""The testbed's Django API: the production app's shape (django-cors-headers, /health, JSON)."""

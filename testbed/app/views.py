@@ -1,0 +1,45 @@
+"""Endpoints: /health, a fast JSON read, a slow read (?ms=), and a JSON write that browsers preflight."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+MAX_SLOW_MS = 600_000
+
+
+def health(request):
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def fast(request):
+    return JsonResponse({"ok": True, "pid": os.getpid()})
+
+
+def slow(request):
+    try:
+        ms = min(max(int(request.GET.get("ms", "200")), 0), MAX_SLOW_MS)
+    except ValueError:
+        return JsonResponse({"error": "ms must be an integer"}, status=400)
+    time.sleep(ms / 1000)
+    return JsonResponse({"ok": True, "slept_ms": ms, "pid": os.getpid()})
+
+
+@csrf_exempt
+def items(request):
+    if request.method == "GET":
+        return JsonResponse({"items": [{"id": 1, "title": "first"}]})
+    if request.method == "DELETE":
+        return HttpResponse(status=204)
+    if request.content_type != "application/json":
+        return JsonResponse({"error": "Content-Type must be application/json"}, status=415)
+    try:
+        payload = json.loads(request.body or b"{}")
+    except json.JSONDecodeError:
+        return JsonResponse({"error": "body is not JSON"}, status=400)
+    status = 201 if request.method == "POST" else 200
+    return JsonResponse({"ok": True, "method": request.method, "item": payload}, status=status)

@@ -1,0 +1,74 @@
+"""Testbed configuration: the capacity model, the ALB knobs and the fault switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+FAULTS: tuple[str, ...] = (
+    "target-down",  # gunicorn killed (and restarted when switched off)
+    "hang",  # API requests outlive gunicorn's --timeout
+    "cors-misconfig",  # the front origin removed from CORS_ALLOWED_ORIGINS
+    "health-host",  # ALLOWED_HOSTS rejects the health checker's Host (the target IP)
+    "blocked-port",  # the proxy cannot reach the app port (SYNs dropped, like a security group)
+    "keepalive-race",  # backend keep-alive < proxy idle reuse, behind a latency relay
+)
+WORKER_CLASSES = ("sync", "gthread")
+
+
+@dataclass(frozen=True)
+class TestbedConfig:
+    """Defaults are the production shape, with health checks sped up so a run sees state changes.
+
+    Ports 0 mean "pick a free one" (what tests do); `albprobe testbed up` uses 8000 for the app
+    like production.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    front_host: str = "127.0.0.1"
+    front_port: int = 0
+    target_ip: str = "127.0.0.2"  # the target's "private IP": what the health checker sends as Host
+    app_port: int = 0
+    stats_port: int | None = 0  # HTTP stats page; None = none
+    # gunicorn capacity model
+    worker_class: str = "sync"
+    workers: int = 2
+    threads: int = 4  # used by gthread only
+    timeout: float = 30.0
+    keepalive: float = 2.0
+    # the ALB's knobs
+    idle_timeout: float = 60.0
+    connect_timeout: float = 10.0
+    health_interval: float = 2.0
+    health_timeout: float = 1.0
+    healthy_threshold: int = 2
+    unhealthy_threshold: int = 2
+    fail_open: bool = True  # all targets unhealthy -> the ALB still routes to them
+    # faults
+    faults: frozenset[str] = field(default_factory=frozenset)
+    hang_seconds: float | None = None  # default: gunicorn timeout + 30 s
+    race_keepalive: float = 1.0  # gunicorn --keep-alive while keepalive-race is on
+    relay_delay_ms: float = 150.0  # one-way latency the relay adds in keepalive-race
+    front_origin: str = "https://hakwonplus.com"
+    log_dir: Path | None = None  # default: a fresh temporary folder
+
+    def __post_init__(self) -> None:
+        unknown = set(self.faults) - set(FAULTS)
+        if unknown:
+            raise ValueError(
+                f"unknown testbed fault {sorted(unknown)[0]!r}; known: {', '.join(FAULTS)}"
+            )
+        if self.worker_class not in WORKER_CLASSES:
+            raise ValueError(
+                f"worker_class must be one of {WORKER_CLASSES}, got {self.worker_class!r}"
+            )
+        if self.workers < 1 or self.threads < 1:
+            raise ValueError("workers and threads must be >= 1")
+
+    def with_faults(self, *faults: str) -> TestbedConfig:
+        return replace(self, faults=frozenset(faults))
+
+    @property
+    def effective_hang_seconds(self) -> float:
+        return self.hang_seconds if self.hang_seconds is not None else self.timeout + 30.0

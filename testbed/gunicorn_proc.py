@@ -1,0 +1,119 @@
+"""gunicorn serving the testbed app: start, kill (target-down), reload (settings faults)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class GunicornSpec:
+    bind_host: str
+    port: int
+    worker_class: str
+    workers: int
+    threads: int
+    timeout: float
+    keepalive: float
+    error_log: Path
+    state_file: Path
+
+    def argv(self) -> list[str]:
+        args = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "testbed.app.wsgi:application",
+            "--bind",
+            f"{self.bind_host}:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            self.worker_class,
+            "--timeout",
+            f"{self.timeout:g}",
+            "--keep-alive",
+            f"{self.keepalive:g}",
+            "--graceful-timeout",
+            "5",
+            "--error-logfile",
+            str(self.error_log),
+            "--log-level",
+            "info",
+            "--capture-output",
+        ]
+        if self.worker_class == "gthread":
+            args += ["--threads", str(self.threads)]
+        return args
+
+
+class GunicornProcess:
+    """A gunicorn master in its own session, so the whole tree can be ended by its PID."""
+
+    def __init__(self, spec: GunicornSpec) -> None:
+        self.spec = spec
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> int:
+        env = dict(os.environ)
+        env["DJANGO_SETTINGS_MODULE"] = "testbed.app.settings"
+        env["ALBPROBE_TESTBED_STATE"] = str(self.spec.state_file)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        self.proc = subprocess.Popen(
+            self.spec.argv(),
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def reload(self) -> None:
+        """SIGHUP: gunicorn boots new workers, which re-read the settings (faults) file."""
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGHUP)
+
+    def kill(self) -> int | None:
+        """SIGKILL the master and its workers (the process group it leads): a crashed target."""
+        if self.proc is None:
+            return None
+        pid = self.proc.pid
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        self.proc.wait(10)
+        self.proc = None
+        return pid
+
+    def stop(self, timeout: float = 8.0) -> None:
+        if self.proc is None:
+            return
+        pid = self.proc.pid
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout)
+        # Workers live in the master's process group; end any left behind.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout)
+        self.proc = None

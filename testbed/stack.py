@@ -1,0 +1,458 @@
+"""The testbed: HAProxy (as the ALB) -> gunicorn -> Django, with fault switches.
+
+    with Testbed(TestbedConfig(faults=frozenset({"cors-misconfig"}))) as tb:
+        httpx.get(tb.url + "/api/fast", headers={"Origin": "https://hakwonplus.com"})
+        tb.set_fault("target-down", True)
+        tb.wait_for_health("DOWN", timeout=20)
+
+Every child process is ours, started in its own session and ended by PID on stop().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from testbed.blackhole import Blackhole
+from testbed.config import FAULTS, TestbedConfig
+from testbed.errors import TestbedError
+from testbed.gunicorn_proc import REPO_ROOT, GunicornProcess, GunicornSpec
+from testbed.haproxy import (
+    BACKEND,
+    FAILOPEN,
+    PRIMARY,
+    HaproxyLayout,
+    HaproxyProcess,
+    ServerStat,
+    parse_show_stat,
+    render_config,
+    runtime_command,
+)
+from testbed.ports import free_port, port_bindable, port_open, wait_port
+
+EventListener = Callable[[dict[str, Any]], None]
+_BOOT = re.compile(r"Booting worker with pid")
+# Settings-level faults take effect when gunicorn's workers re-import the settings (SIGHUP).
+_RELOAD_FAULTS = {"cors-misconfig", "health-host"}
+
+
+class Testbed:
+    __test__ = False
+
+    def __init__(self, config: TestbedConfig | None = None) -> None:
+        self.config = config or TestbedConfig()
+        self.faults: set[str] = set(self.config.faults)
+        self.events: list[dict[str, Any]] = []
+        self._listeners: list[EventListener] = []
+        self._lock = threading.RLock()
+        self._tmp: Path | None = None
+        self._gunicorn: GunicornProcess | None = None
+        self._haproxy: HaproxyProcess | None = None
+        self._relay: subprocess.Popen | None = None
+        self._relay_port = 0
+        self._blackhole = Blackhole()
+        self.front_port = self.app_port = 0
+        self.stats_port: int | None = None
+        self.log_dir: Path | None = None
+        self.haproxy_logs: list[Path] = []
+        self.started = False
+
+    # ---- addresses ---------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """Through the proxy: what browsers (and the load) talk to."""
+        return f"http://{self.config.front_host}:{self.front_port}"
+
+    @property
+    def app_url(self) -> str:
+        """gunicorn directly (the target), bypassing the proxy."""
+        return f"http://{self.config.target_ip}:{self.app_port}"
+
+    @property
+    def stats_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.stats_port}/stats" if self.stats_port else None
+
+    @property
+    def gunicorn_log(self) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir / "gunicorn.log"
+
+    @property
+    def stats_socket(self) -> Path:
+        assert self._tmp is not None
+        return self._tmp / "haproxy.sock"
+
+    # ---- events ------------------------------------------------------------------------------
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, kind: str, detail: str | None = None, pid: int | None = None) -> None:
+        ev = {"ts": time.time(), "source": "testbed", "kind": kind, "detail": detail, "pid": pid}
+        self.events.append(ev)
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):  # a broken listener must not break the testbed
+                listener(ev)
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> Testbed:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _pick_port(self, host: str, wanted: int | None, what: str, flag: str) -> int:
+        if not wanted:
+            return free_port(host)
+        if not port_bindable(host, wanted):
+            raise TestbedError(
+                f"{what} port {host}:{wanted} is already in use",
+                hint=f"free it, or pass {flag} 0 to pick a free port",
+            )
+        return wanted
+
+    def start(self) -> None:
+        cfg = self.config
+        if not port_bindable(cfg.target_ip, 0):
+            raise TestbedError(
+                f"cannot bind the target address {cfg.target_ip}",
+                hint="pass --target-ip 127.0.0.1 (the health-host fault then cannot tell the hosts apart)",
+            )
+        self._tmp = Path(tempfile.mkdtemp(prefix="albtb-"))
+        self.log_dir = Path(cfg.log_dir) if cfg.log_dir else self._tmp / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.app_port = self._pick_port(cfg.target_ip, cfg.app_port, "app", "--app-port")
+            self.front_port = self._pick_port(cfg.front_host, cfg.front_port, "proxy", "--port")
+            if cfg.stats_port is not None:
+                self.stats_port = self._pick_port(
+                    "127.0.0.1", cfg.stats_port, "stats", "--stats-port"
+                )
+            self._blackhole.open()
+            self._write_state()
+            if "target-down" not in self.faults:
+                self._start_gunicorn()
+            if "keepalive-race" in self.faults:
+                self._start_relay()
+            self._start_haproxy()
+            self.started = True
+            self._emit("testbed_started", json.dumps(self.describe()["urls"]))
+            for f in sorted(self.faults):
+                self._emit("fault_on", f)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._haproxy:
+                self._haproxy.stop()
+                self._haproxy = None
+            self._stop_relay()
+            if self._gunicorn:
+                self._gunicorn.stop()
+                self._gunicorn = None
+            self._blackhole.close()
+            if self.started:
+                self._emit("testbed_stopped")
+            self.started = False
+            if self._tmp:
+                # Logs in a caller-given log_dir are the caller's; only our temp folder goes.
+                keep_logs = (
+                    self.config.log_dir is None
+                    and self.log_dir
+                    and self.log_dir.is_relative_to(self._tmp)
+                )
+                if not keep_logs:
+                    shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def listening_ports(self) -> list[int]:
+        """Ports of ours still accepting connections (empty after a clean stop)."""
+        hosts = {
+            self.front_port: self.config.front_host,
+            self.app_port: self.config.target_ip,
+            self._relay_port: "127.0.0.1",
+        }
+        if self.stats_port:
+            hosts[self.stats_port] = "127.0.0.1"
+        return [p for p, h in hosts.items() if p and port_open(h, p)]
+
+    # ---- children ----------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "faults": sorted(self.faults),
+            "target_ip": self.config.target_ip,
+            "front_origin": self.config.front_origin,
+            "hang_seconds": self.config.effective_hang_seconds,
+        }
+
+    def _write_state(self) -> None:
+        assert self._tmp is not None
+        path = self._tmp / "state.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._state()))
+        os.replace(tmp, path)
+        # mtime resolution can hide two writes in the same tick from the app's cache
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns, time.time_ns()))
+
+    def _gunicorn_spec(self) -> GunicornSpec:
+        cfg = self.config
+        race = "keepalive-race" in self.faults
+        assert self._tmp is not None
+        return GunicornSpec(
+            bind_host=cfg.target_ip,
+            port=self.app_port,
+            # The race needs persistent backend connections: sync workers always close them.
+            worker_class="gthread" if race else cfg.worker_class,
+            workers=cfg.workers,
+            threads=cfg.threads,
+            timeout=cfg.timeout,
+            keepalive=cfg.race_keepalive if race else cfg.keepalive,
+            error_log=self.gunicorn_log,
+            state_file=self._tmp / "state.json",
+        )
+
+    def gunicorn_spec(self) -> GunicornSpec:
+        return self._gunicorn_spec()
+
+    def _start_gunicorn(self) -> None:
+        g = GunicornProcess(self._gunicorn_spec())
+        pid = g.start()
+        if not wait_port(self.config.target_ip, self.app_port, 30, alive=g.alive):
+            tail = self._log_tail(self.gunicorn_log)
+            g.stop()
+            raise TestbedError(
+                f"gunicorn did not start on {self.config.target_ip}:{self.app_port}: {tail}"
+            )
+        self._gunicorn = g
+        self._emit("target_started", f"gunicorn on {self.config.target_ip}:{self.app_port}", pid)
+
+    def _kill_gunicorn(self) -> None:
+        if self._gunicorn:
+            pid = self._gunicorn.kill()
+            self._gunicorn = None
+            self._emit("target_killed", "gunicorn master and workers sent SIGKILL", pid)
+
+    def _restart_gunicorn(self) -> None:
+        if self._gunicorn:
+            self._gunicorn.stop()
+            self._gunicorn = None
+        self._start_gunicorn()
+
+    def _start_relay(self) -> None:
+        if self._relay and self._relay.poll() is None:
+            return
+        self._relay_port = free_port("127.0.0.1")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        self._relay = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "testbed.relay",
+                "--listen",
+                f"127.0.0.1:{self._relay_port}",
+                "--upstream",
+                f"{self.config.target_ip}:{self.app_port}",
+                "--delay-ms",
+                f"{self.config.relay_delay_ms:g}",
+            ],
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if not wait_port(
+            "127.0.0.1", self._relay_port, 15, alive=lambda: self._relay.poll() is None
+        ):
+            self._stop_relay()
+            raise TestbedError("the latency relay for keepalive-race did not start")
+
+    def _stop_relay(self) -> None:
+        if self._relay is not None:
+            if self._relay.poll() is None:
+                self._relay.terminate()
+                try:
+                    self._relay.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._relay.kill()
+                    self._relay.wait(5)
+            self._relay = None
+
+    def _route(self) -> tuple[str, int]:
+        """Where the proxy's connections to the target really go."""
+        if "blocked-port" in self.faults:
+            return self._blackhole.host, self._blackhole.port
+        if "keepalive-race" in self.faults:
+            return "127.0.0.1", self._relay_port
+        return self.config.target_ip, self.app_port
+
+    def _start_haproxy(self) -> None:
+        assert self._tmp is not None and self.log_dir is not None
+        host, port = self._route()
+        layout = HaproxyLayout(
+            self.front_port, host, port, self.stats_socket, self.stats_port, self._tmp / "core.sock"
+        )
+        cfg_path = self._tmp / "haproxy.cfg"
+        cfg_path.write_text(render_config(self.config_for_render(), layout))
+        n = len(list(self.log_dir.glob("haproxy-*.log"))) + 1
+        log_path = self.log_dir / f"haproxy-{n}.log"
+        hp = HaproxyProcess(cfg_path, log_path)
+        hp.check_config()
+        hp.start()
+        self.haproxy_logs.append(log_path)
+        ok = wait_port(self.config.front_host, self.front_port, 15, alive=hp.alive)
+        deadline = time.monotonic() + 10
+        while ok and not self.stats_socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not ok or not self.stats_socket.exists():
+            hp.stop()
+            raise TestbedError(f"haproxy did not start: {self._log_tail(log_path)}")
+        self._haproxy = hp
+
+    def config_for_render(self) -> TestbedConfig:
+        """The config with the actually chosen ports (the health-check Host names the app port)."""
+        from dataclasses import replace
+
+        return replace(self.config, app_port=self.app_port)
+
+    def _set_route(self) -> None:
+        host, port = self._route()
+        for server in (PRIMARY, FAILOPEN) if self.config.fail_open else (PRIMARY,):
+            out = runtime_command(
+                self.stats_socket, f"set server {BACKEND}/{server} addr {host} port {port}"
+            )
+            if "not" in out.lower() and "changed" not in out.lower():
+                raise TestbedError(f"haproxy refused to re-route {server}: {out.strip()}")
+            # Connections pooled towards the old address must not carry on.
+            runtime_command(self.stats_socket, f"shutdown sessions server {BACKEND}/{server}")
+
+    @staticmethod
+    def _log_tail(path: Path, lines: int = 3) -> str:
+        try:
+            text = path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def _boot_count(self) -> int:
+        try:
+            return len(_BOOT.findall(self.gunicorn_log.read_text(errors="replace")))
+        except OSError:
+            return 0
+
+    def _reload_gunicorn(self) -> None:
+        """SIGHUP and wait until every worker has been replaced (so the new settings serve)."""
+        if not (self._gunicorn and self._gunicorn.alive()):
+            return
+        before = self._boot_count()
+        self._gunicorn.reload()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and self._boot_count() < before + self.config.workers:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the old workers finish their graceful exit
+
+    # ---- faults ------------------------------------------------------------------------------
+    def set_fault(self, name: str, on: bool) -> None:
+        """Switch a fault on or off while the testbed runs."""
+        if name not in FAULTS:
+            raise TestbedError(f"unknown fault {name!r}", hint=f"one of: {', '.join(FAULTS)}")
+        with self._lock:
+            if (name in self.faults) == on:
+                return
+            (self.faults.add if on else self.faults.discard)(name)
+            self._write_state()
+            if name == "target-down":
+                if on:
+                    self._kill_gunicorn()
+                else:
+                    self._start_gunicorn()
+            elif name in _RELOAD_FAULTS:
+                self._reload_gunicorn()
+            elif name == "blocked-port":
+                self._set_route()
+            elif name == "keepalive-race":
+                if on:
+                    self._start_relay()
+                if "target-down" not in self.faults:
+                    self._restart_gunicorn()  # worker class and keep-alive change
+                self._set_route()
+                if not on:
+                    self._stop_relay()
+            self._emit("fault_on" if on else "fault_off", name)
+
+    # ---- health ------------------------------------------------------------------------------
+    def stats(self) -> list[ServerStat]:
+        return parse_show_stat(runtime_command(self.stats_socket, "show stat"))
+
+    def server_status(self) -> ServerStat:
+        return next(s for s in self.stats() if s.name == PRIMARY)
+
+    def wait_for_health(self, state: str, timeout: float = 30.0) -> ServerStat:
+        """Wait until the proxy's health check reports the target UP or DOWN."""
+        want = state.upper()
+        deadline = time.monotonic() + timeout
+        st = self.server_status()
+        while not st.status.startswith(want):
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"target stayed {st.status} ({st.check_status} {st.last_chk}), wanted {want}"
+                )
+            time.sleep(0.1)
+            st = self.server_status()
+        return st
+
+    # ---- description -------------------------------------------------------------------------
+    def capacity(self) -> dict[str, Any]:
+        spec = self._gunicorn_spec()
+        threads = spec.threads if spec.worker_class == "gthread" else 1
+        return {
+            "worker_class": spec.worker_class,
+            "workers": spec.workers,
+            "threads": threads,
+            "timeout": spec.timeout,
+            "keepalive": spec.keepalive,
+            "slots": spec.workers * threads,
+        }
+
+    def describe(self) -> dict[str, Any]:
+        cfg = self.config
+        return {
+            "urls": {"proxy": self.url, "app": self.app_url, "stats": self.stats_url},
+            "faults": sorted(self.faults),
+            "capacity": self.capacity(),
+            "proxy": {
+                "kind": "haproxy-testbed",
+                "idle_timeout": cfg.idle_timeout,
+                "connect_timeout": cfg.connect_timeout,
+                "fail_open": cfg.fail_open,
+                "health_check": {
+                    "path": "/health",
+                    "interval": cfg.health_interval,
+                    "timeout": cfg.health_timeout,
+                    "healthy_threshold": cfg.healthy_threshold,
+                    "unhealthy_threshold": cfg.unhealthy_threshold,
+                    "matcher": "200",
+                    "host_header": f"{cfg.target_ip}:{self.app_port}",
+                },
+            },
+            "config": {
+                k: (sorted(v) if isinstance(v, frozenset) else str(v) if isinstance(v, Path) else v)
+                for k, v in asdict(cfg).items()
+            },
+        }
