@@ -2,7 +2,7 @@ import gzip
 from pathlib import Path
 
 import pytest
-from conftest import AWS_DOC_LINES
+from alb_doc_lines import AWS_DOC_LINES
 
 from analysis import dataset
 from analysis.parsers import alb
