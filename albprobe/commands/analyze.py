@@ -1,9 +1,98 @@
-"""`albprobe analyze` (not implemented yet; registers nothing)."""
+"""`albprobe analyze`: the verdict for a run directory, or for ALB access logs alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from albprobe.errors import AlbprobeError
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("analyze")
+    def analyze(
+        run_dir: Annotated[
+            Path | None, typer.Argument(help="Run directory written by `albprobe run`.")
+        ] = None,
+        alb_logs: Annotated[
+            str | None,
+            typer.Option(
+                "--alb-logs",
+                help="ALB access logs instead of a run: a folder/file (.log, .log.gz) or s3://bucket/prefix.",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            typer.Option(
+                "--since", help="With --alb-logs: start (ISO 8601, UTC if no zone, or epoch s)."
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            typer.Option(
+                "--until", help="With --alb-logs: end (ISO 8601, UTC if no zone, or epoch s)."
+            ),
+        ] = None,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out", "-o", help="Report folder (default <run>/report or ./alb-report)."
+            ),
+        ] = None,
+        fail_on: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--fail-on",
+                help="Exit 1 when breached, e.g. '5xx_rate>0.01', 'p99>800' (ms), repeatable.",
+            ),
+        ] = None,
+        json_only: Annotated[
+            bool,
+            typer.Option("--json", help="Print summary.json to stdout instead of the summary."),
+        ] = False,
+    ) -> None:
+        """Correlate failures with health and capacity; say whether the proxy or CORS is at fault."""
+        from analysis import pipeline
+
+        if (run_dir is None) == (alb_logs is None):
+            raise AlbprobeError(
+                "analyze needs either a run directory or --alb-logs (not both)",
+                hint="albprobe analyze runs/<id>  or  albprobe analyze --alb-logs ./logs --since ... --until ...",
+            )
+        if run_dir is not None and (since or until):
+            raise AlbprobeError(
+                "--since/--until only apply to --alb-logs", hint="drop them for a run directory"
+            )
+        if alb_logs is not None:
+            res = pipeline.analyze_alb_logs(
+                alb_logs, since=since, until=until, out=out, fail_on=fail_on
+            )
+        else:
+            assert run_dir is not None
+            res = pipeline.analyze_run(run_dir, out=out, fail_on=fail_on or [])
+        if json_only:
+            typer.echo(res.outputs[0].read_text(encoding="utf-8"))
+        else:
+            from analysis.reports.terminal import print_summary
+
+            print_summary(
+                res.verdict,
+                breaches=res.breaches,
+                extra_tables={k: v for k, v in res.extra_tables.items() if "minute" not in k},
+                outputs=[str(p) for p in res.outputs],
+            )
+        if res.exit_code:
+            hits = [
+                f"{b['threshold']} (measured {b['value']:.4g})"
+                for b in res.breaches
+                if b["breached"]
+            ]
+            # An AlbprobeError with exit code 1 (cli.main returns it; a typer.Exit code is lost
+            # with standalone_mode=False).
+            raise AlbprobeError(
+                f"--fail-on breached: {', '.join(hits)}",
+                hint=f"verdict: {res.verdict.at_fault}",
+                exit_code=1,
+            )

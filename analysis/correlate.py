@@ -1,0 +1,619 @@
+"""Correlation: per-second timeline and the figures the verdict is built from.
+
+Heavy lifting (10 M requests) is one GROUP BY per table in DuckDB; the per-second series that come
+back are small (one row per second), and the conditional rates, lagged correlations and proximity
+shares are computed on them with numpy. Every figure is a number or None ("not measured"), so the
+verdict can tell "zero" from "unknown".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analysis.dataset import Dataset
+from analysis.parsers.haproxy import classify_sql
+
+WORKER_EVENT_KINDS = (
+    "worker_timeout",
+    "worker_killed",
+    "worker_exit",
+    "master_stop",
+    "target_killed",
+)
+NEAR_EVENT_S = 3  # "within a few seconds of a worker event"
+FAIL_ONSET_RATE = 0.01  # failures begin at the first second with >= 1 % failing (and >= 2)
+
+
+@dataclass
+class Timeline:
+    """Per-second series (index = second since ``t0``) for plots and correlation."""
+
+    t0: int = 0
+    seconds: int = 0
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    events: list[tuple[float, str, str]] = field(default_factory=list)  # (ts, kind, detail)
+    cloudwatch: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+
+    def get(self, name: str) -> np.ndarray:
+        return self.series.get(name, np.zeros(self.seconds))
+
+
+def _rows(ds: Dataset, sql: str) -> list[dict[str, Any]]:
+    cur = ds.con.execute(sql)
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+def _one(ds: Dataset, sql: str) -> dict[str, Any]:
+    rows = _rows(ds, sql)
+    return rows[0] if rows else {}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        f = float(v)
+        return None if math.isnan(f) or math.isinf(f) else round(f, 6)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+REQ_BUCKETS = """
+SELECT CAST(floor(ts) AS BIGINT) AS t,
+  count(*) AS n,
+  count(*) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399 AND cors_ok) AS ok,
+  count(*) FILTER (WHERE source = 'proxy' AND status >= 500) AS proxy_5xx,
+  count(*) FILTER (WHERE source = 'proxy' AND status = 502) AS s502,
+  count(*) FILTER (WHERE source = 'proxy' AND status = 503) AS s503,
+  count(*) FILTER (WHERE source = 'proxy' AND status = 504) AS s504,
+  count(*) FILTER (WHERE source = 'server' AND status >= 500) AS server_5xx,
+  count(*) FILTER (WHERE source = 'network' OR status = 0) AS network,
+  count(*) FILTER (WHERE source = 'app' AND status >= 500) AS app_5xx,
+  count(*) FILTER (WHERE NOT cors_ok) AS cors_fail,
+  count(*) FILTER (WHERE source = 'app' AND NOT cors_ok) AS app_cors_fail,
+  count(*) FILTER (WHERE source = 'proxy' AND status >= 500 AND conn_reused) AS proxy_5xx_reused,
+  sum(latency_ms) / 1000.0 AS busy_all,
+  coalesce(sum(latency_ms) FILTER (WHERE source IN ('app', 'server')), 0) / 1000.0 AS busy_target,
+  count(*) FILTER (WHERE source IN ('app', 'server')) AS n_target,
+  approx_quantile(latency_ms, 0.5) AS p50,
+  approx_quantile(latency_ms, 0.99) AS p99,
+  approx_quantile(co_latency_ms, 0.99) AS co_p99
+FROM requests WHERE ts IS NOT NULL GROUP BY 1 ORDER BY 1
+"""
+
+
+def _request_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    tot = _one(
+        ds,
+        """SELECT count(*) AS total,
+          count(*) FILTER (WHERE kind = 'actual') AS actual,
+          count(*) FILTER (WHERE kind = 'preflight') AS preflight,
+          min(ts) AS first_ts, max(ts) AS last_ts,
+          count(*) FILTER (WHERE status >= 500 OR status = 0) AS errors,
+          count(*) FILTER (WHERE status >= 500) AS n5xx,
+          count(*) FILTER (WHERE source = 'proxy' AND status >= 500) AS proxy_5xx,
+          count(*) FILTER (WHERE source = 'proxy' AND status = 502) AS proxy_502,
+          count(*) FILTER (WHERE source = 'proxy' AND status = 503) AS proxy_503,
+          count(*) FILTER (WHERE source = 'proxy' AND status = 504) AS proxy_504,
+          count(*) FILTER (WHERE source = 'server' AND status >= 500) AS server_5xx,
+          count(*) FILTER (WHERE source = 'network' OR status = 0) AS network,
+          count(*) FILTER (WHERE source = 'app') AS app_responses,
+          count(*) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok,
+          count(*) FILTER (WHERE source = 'app' AND status >= 500) AS app_5xx,
+          count(*) FILTER (WHERE source = 'app' AND status = 400) AS app_400,
+          count(*) FILTER (WHERE NOT cors_ok) AS cors_fail,
+          count(*) FILTER (WHERE source = 'app' AND NOT cors_ok) AS app_cors_fail,
+          count(*) FILTER (WHERE source IS NULL OR source NOT IN ('app','proxy','server','network')) AS unattributed,
+          count(*) FILTER (WHERE (status >= 500 OR status = 0) AND (source IS NULL OR source NOT IN ('app','proxy','server','network'))) AS unattributed_errors,
+          count(*) FILTER (WHERE source = 'proxy' AND status >= 500 AND conn_reused IS NOT NULL) AS proxy_5xx_reuse_known,
+          count(*) FILTER (WHERE source = 'proxy' AND status >= 500 AND conn_reused) AS proxy_5xx_reused,
+          count(*) FILTER (WHERE conn_reused IS NOT NULL) AS reuse_known,
+          count(*) FILTER (WHERE conn_reused) AS reused,
+          quantile_cont(latency_ms, [0.5, 0.9, 0.99, 0.999]) AS lat,
+          max(latency_ms) AS lat_max,
+          quantile_cont(co_latency_ms, [0.5, 0.99]) AS co_lat,
+          count(co_latency_ms) AS co_n,
+          quantile_cont(latency_ms, [0.5, 0.99]) FILTER (WHERE source IN ('app','server')) AS tlat,
+          max(latency_ms) FILTER (WHERE source IN ('app','server')) AS tlat_max,
+          avg(latency_ms) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean
+        FROM requests""",
+    )
+    n = tot.get("total") or 0
+    fig["requests"] = n
+    if not n:
+        return
+    lat = tot.pop("lat") or [None] * 4
+    co = tot.pop("co_lat") or [None, None]
+    tlat = tot.pop("tlat") or [None, None]
+    fig.update({k: v for k, v in tot.items() if k not in ("total",)})
+    fig["duration_s"] = (tot["last_ts"] - tot["first_ts"]) if tot["first_ts"] is not None else 0
+    fig["failures"] = tot["proxy_5xx"] + tot["server_5xx"] + tot["network"]
+    fig["error_rate"] = tot["errors"] / n
+    fig["5xx_rate"] = tot["n5xx"] / n
+    fig["failure_rate"] = fig["failures"] / n
+    fig["app_cors_fail_rate"] = _ratio(tot["app_cors_fail"], tot["app_responses"])
+    fig["p50_ms"], fig["p90_ms"], fig["p99_ms"], fig["p999_ms"] = lat
+    fig["max_ms"] = tot["lat_max"]
+    fig["co_measured"] = bool(tot["co_n"])
+    fig["co_p50_ms"], fig["co_p99_ms"] = co if tot["co_n"] else (None, None)
+    fig["target_p50_ms"], fig["target_p99_ms"] = tlat
+    fig["target_max_ms"] = tot["tlat_max"]
+    fig["share_5xx_reused"] = _ratio(tot["proxy_5xx_reused"], tot["proxy_5xx_reuse_known"])
+    fig["share_reused"] = _ratio(tot["reused"], tot["reuse_known"])
+    fig["cross_table"] = _rows(
+        ds,
+        """SELECT coalesce(source, 'unknown') AS source,
+                  CASE WHEN cors_ok THEN 'pass' WHEN cors_ok IS NULL THEN 'unknown' ELSE 'fail' END AS cors,
+                  count(*) AS count
+           FROM requests GROUP BY ALL ORDER BY count DESC""",
+    )
+    fig["by_status"] = _rows(
+        ds,
+        """SELECT coalesce(source, 'unknown') AS source, status, count(*) AS count
+           FROM requests WHERE status >= 400 OR status = 0 GROUP BY ALL ORDER BY count DESC LIMIT 20""",
+    )
+    fig["app_cors_steps"] = _rows(
+        ds,
+        """SELECT coalesce(cors_step, '?') AS step, any_value(cors_message) AS message, count(*) AS count
+           FROM requests WHERE source = 'app' AND NOT cors_ok GROUP BY 1 ORDER BY 3 DESC LIMIT 5""",
+    )
+    fig["network_errors"] = _rows(
+        ds,
+        """SELECT coalesce(error, '?') AS error, count(*) AS count FROM requests
+           WHERE source = 'network' OR status = 0 GROUP BY 1 ORDER BY 2 DESC LIMIT 5""",
+    )
+
+
+def _health_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    h = _one(
+        ds,
+        """SELECT count(DISTINCT target) AS targets, count(*) AS samples,
+                  count(*) FILTER (WHERE state = 'unhealthy') AS unhealthy_samples,
+                  max(in_flight) AS max_in_flight_one, max(queued) AS max_queued,
+                  list(DISTINCT collector) AS collectors
+           FROM health""",
+    )
+    fig["health_targets"] = h.get("targets")
+    fig["health_samples"] = h.get("samples")
+    fig["health_unhealthy_samples"] = h.get("unhealthy_samples")
+    fig["max_queued"] = h.get("max_queued")
+    fig["health_collectors"] = h.get("collectors")
+    fig["health_reasons"] = _rows(
+        ds,
+        """SELECT state, coalesce(reason, '-') AS reason, any_value(description) AS description,
+                  count(*) AS samples, min(ts) AS first_ts
+           FROM health WHERE state <> 'healthy' GROUP BY 1, 2 ORDER BY samples DESC LIMIT 10""",
+    )
+
+
+def _haproxy_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    rows = _rows(
+        ds,
+        f"""SELECT {classify_sql()} AS cls, status, count(*) AS count,
+                   count(*) FILTER (WHERE t_resp = -1 OR t_resp = 0) AS no_resp_timer,
+                   median(t_active) AS median_ta
+            FROM haproxy GROUP BY 1, 2 ORDER BY 3 DESC""",
+    )
+    fig["haproxy_lines"] = sum(r["count"] for r in rows)
+    classes: dict[str, int] = {}
+    for r in rows:
+        classes[r["cls"]] = classes.get(r["cls"], 0) + r["count"]
+    fig["haproxy_classes"] = classes
+    fig["haproxy_5xx"] = sum(v for k, v in classes.items() if k != "ok")
+    fig["haproxy_by_class_status"] = rows
+    fig["haproxy_503_as_502"] = sum(
+        r["count"]
+        for r in rows
+        if r["status"] == 503 and r["cls"] in ("connect-refused", "connect-timeout", "no-server")
+    )
+    fig["haproxy_server_closed_no_timer"] = sum(
+        r["no_resp_timer"] for r in rows if r["cls"] == "server-closed"
+    )
+    conc = _one(
+        ds,
+        """SELECT max(srv_conn) AS max_srv_conn, max(srv_queue) AS max_srv_queue,
+                  count(*) FILTER (WHERE server LIKE '%failopen%') AS failopen
+           FROM haproxy""",
+    )
+    # The testbed's check-less backup server on the same address = the ALB failing open.
+    fig["haproxy_failopen"] = conc.get("failopen")
+    fig["haproxy_max_srv_conn"] = conc.get("max_srv_conn")
+    fig["haproxy_max_srv_queue"] = conc.get("max_srv_queue")
+
+
+def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    a = _one(
+        ds,
+        """SELECT count(*) AS entries, min(ts) AS first_ts, max(ts) AS last_ts,
+          count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS elb_5xx,
+          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL) AS elb_502,
+          count(*) FILTER (WHERE elb_status_code = 503 AND target_status_code IS NULL) AS elb_503,
+          count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS elb_504,
+          count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
+          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
+              AND request_processing_time = -1 AND target_processing_time = -1
+              AND response_processing_time = -1) AS connect_fail,
+          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
+              AND request_processing_time >= 0 AND response_processing_time = -1) AS target_closed,
+          count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL
+              AND request_processing_time = -1) AS connect_timeout_504,
+          count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL
+              AND request_processing_time >= 0) AS response_timeout_504,
+          count(*) FILTER (WHERE elb_status_code = 460) AS client_gave_up,
+          count(DISTINCT target_port) AS targets
+        FROM alb""",
+    )
+    fig.update({f"alb_{k}": v for k, v in a.items()})
+    lat = _one(
+        ds,
+        """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,
+                  max(target_processing_time) * 1000 AS mx
+           FROM alb WHERE target_processing_time >= 0""",
+    )
+    fig["alb_target_ms"] = lat.get("q")
+    if not fig.get("requests") and lat.get("q"):
+        fig["p50_ms"], fig["p90_ms"], fig["p99_ms"], fig["p999_ms"] = lat["q"]
+        fig["max_ms"] = lat.get("mx")
+        fig["latency_source"] = "ALB target_processing_time"
+
+
+def _metrics_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    rows = _rows(
+        ds,
+        """SELECT metric, stat, sum(value) AS total, max(value) AS peak FROM metrics
+           GROUP BY 1, 2 ORDER BY 1""",
+    )
+    fig["cloudwatch"] = {
+        f"{r['metric']}.{r['stat']}": {"sum": r["total"], "max": r["peak"]} for r in rows
+    }
+
+
+def _event_figures(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
+    rows = _rows(ds, "SELECT kind, count(*) AS n FROM events_all GROUP BY 1")
+    counts = {r["kind"]: r["n"] for r in rows}
+    fig["events"] = counts
+    sig = _one(
+        ds,
+        """SELECT count(*) FILTER (WHERE kind = 'worker_killed' AND detail LIKE '%SIGKILL%') AS sigkill,
+                  count(*) FILTER (WHERE kind = 'worker_exit') AS exits
+           FROM events_all""",
+    )
+    fig["worker_sigkill"] = sig.get("sigkill", 0)
+    # The target stopping during the run (not the testbed shutting gunicorn down after it).
+    last = fig.get("last_ts")
+    stops = _one(
+        ds,
+        f"""SELECT count(*) FILTER (WHERE kind = 'target_killed'
+                     OR (kind = 'master_stop' AND ts < {float(last) - 1 if last else 1e18!r})) AS n
+            FROM events_all""",
+    )
+    fig["target_stops"] = stops.get("n", 0)
+    klass = _one(
+        ds,
+        f"""SELECT arg_max(detail, ts) AS k FROM events_all
+            WHERE kind = 'worker_class' AND ts < {float(last) if last else 1e18!r}""",
+    )
+    fig["gunicorn_worker_class"] = klass.get("k")
+    fig["faults"] = [
+        r["detail"]
+        for r in _rows(
+            ds,
+            "SELECT DISTINCT detail FROM events_all WHERE kind = 'fault_on' AND detail IS NOT NULL",
+        )
+    ]
+    # Boot loop: far more worker boots than workers, packed in time.
+    boots = [
+        r["ts"]
+        for r in _rows(ds, "SELECT ts FROM events_all WHERE kind = 'worker_boot' ORDER BY ts")
+    ]
+    workers = (ds.meta.get("capacity") or {}).get("workers") or 1
+    restarts = max(0, len(boots) - int(workers) * max(1, counts.get("master_start", 1)))
+    fig["worker_restarts"] = restarts
+    dense = 0
+    for i in range(len(boots)):
+        j = i
+        while j < len(boots) and boots[j] - boots[i] <= 60:
+            j += 1
+        dense = max(dense, j - i)
+    fig["boot_loop"] = restarts >= 3 and dense >= 2 * int(workers) + 2
+    tl.events = [
+        (float(r["ts"]), r["kind"], r["detail"] or "")
+        for r in _rows(ds, "SELECT ts, kind, detail FROM events_all ORDER BY ts LIMIT 5000")
+    ]
+
+
+def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
+    tl = Timeline()
+    req = _rows(ds, REQ_BUCKETS) if ds.present.get("requests") else []
+    hea = (
+        _rows(
+            ds,
+            """WITH per AS (
+                 SELECT CAST(floor(ts) AS BIGINT) AS t, target,
+                        bool_or(state = 'unhealthy') AS unh, bool_or(state = 'healthy') AS hea,
+                        max(in_flight) AS inf, max(queued) AS q
+                 FROM health GROUP BY 1, 2)
+               SELECT t, count(*) FILTER (WHERE unh) AS unhealthy, count(*) FILTER (WHERE hea) AS healthy,
+                      count(*) AS targets, sum(inf) AS in_flight, sum(q) AS queued
+               FROM per GROUP BY 1 ORDER BY 1""",
+        )
+        if ds.present.get("health")
+        else []
+    )
+    hap = (
+        _rows(
+            ds,
+            f"""SELECT CAST(floor(ts) AS BIGINT) AS t, count(*) AS n,
+                       count(*) FILTER (WHERE status >= 500) AS h5xx,
+                       count(*) FILTER (WHERE {classify_sql()} IN ('connect-refused','connect-timeout','no-server')) AS hconnect,
+                       count(*) FILTER (WHERE {classify_sql()} = 'server-closed') AS hclosed,
+                       max(srv_conn) AS srv_conn
+                FROM haproxy WHERE ts IS NOT NULL GROUP BY 1 ORDER BY 1""",
+        )
+        if ds.present.get("haproxy_log")
+        else []
+    )
+    alb_rows = (
+        _rows(
+            ds,
+            """SELECT CAST(floor(ts) AS BIGINT) AS t, count(*) AS n,
+                      count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS a5xx,
+                      count(*) FILTER (WHERE target_status_code >= 500) AS t5xx,
+                      coalesce(sum(target_processing_time) FILTER (WHERE target_processing_time >= 0), 0) AS busy,
+                      approx_quantile(target_processing_time * 1000, 0.5) FILTER (WHERE target_processing_time >= 0) AS p50,
+                      approx_quantile(target_processing_time * 1000, 0.99) FILTER (WHERE target_processing_time >= 0) AS p99
+               FROM alb GROUP BY 1 ORDER BY 1""",
+        )
+        if ds.present.get("alb_log")
+        else []
+    )
+    ts = [r["t"] for r in req + hea + hap + alb_rows]
+    if not ts:
+        return tl
+    t0, t1 = min(ts), max(ts)
+    # Bound the span: a stray timestamp (e.g. a clock jump) must not allocate years of seconds.
+    if t1 - t0 > 7 * 86400:
+        t1 = t0 + 7 * 86400
+    tl.t0, tl.seconds = int(t0), int(t1 - t0 + 1)
+
+    def put(rows: list[dict[str, Any]], prefix: str = "") -> None:
+        if not rows:
+            return
+        idx = np.array([r["t"] - t0 for r in rows], dtype=np.int64)
+        keep = (idx >= 0) & (idx < tl.seconds)
+        for k in rows[0]:
+            if k == "t":
+                continue
+            arr = np.zeros(tl.seconds)
+            vals = np.array([np.nan if r[k] is None else float(r[k]) for r in rows])
+            arr[idx[keep]] = vals[keep]
+            tl.series[prefix + k] = arr
+
+    put(req)
+    put(hap, "hap_")
+    put(alb_rows, "alb_")
+    if alb_rows and not req:
+        # ALB logs only: target concurrency (Little's law) and latency from target_processing_time.
+        for k in ("busy", "p50", "p99"):
+            tl.series[{"busy": "busy_target"}.get(k, k)] = tl.series.pop("alb_" + k)
+    if hea:
+        # Health is sampled every few seconds: carry the last sample forward (step function).
+        idx = np.array([r["t"] - t0 for r in hea], dtype=np.int64)
+        for k in ("unhealthy", "healthy", "targets", "in_flight", "queued"):
+            arr = np.full(tl.seconds, np.nan)
+            vals = np.array([np.nan if r[k] is None else float(r[k]) for r in hea])
+            keep = (idx >= 0) & (idx < tl.seconds)
+            arr[idx[keep]] = vals[keep]
+            tl.series["h_" + k] = _ffill(arr)
+    if ds.present.get("metrics"):
+        for r in _rows(ds, "SELECT metric, stat, ts, value FROM metrics ORDER BY ts"):
+            tl.cloudwatch.setdefault(f"{r['metric']}.{r['stat']}", []).append((r["ts"], r["value"]))
+    return tl
+
+
+def _ffill(a: np.ndarray) -> np.ndarray:
+    mask = np.isnan(a)
+    idx = np.where(~mask, np.arange(len(a)), 0)
+    np.maximum.accumulate(idx, out=idx)
+    out = a[idx]
+    first = np.argmax(~mask) if (~mask).any() else len(a)
+    out[:first] = np.nan
+    return out
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float | None:
+    ok = ~(np.isnan(x) | np.isnan(y))
+    if ok.sum() < 5:
+        return None
+    x, y = x[ok], y[ok]
+    if x.std() == 0 or y.std() == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 10) -> tuple[int, float] | None:
+    """(lag, r) maximising corr(x[t], y[t+lag]): y follows x by ``lag`` seconds when lag > 0."""
+    best: tuple[int, float] | None = None
+    n = len(x)
+    for lag in range(-max_lag, max_lag + 1):
+        if lag >= 0:
+            a, b = x[: n - lag], y[lag:]
+        else:
+            a, b = x[-lag:], y[: n + lag]
+        r = _pearson(a, b)
+        if r is not None and (best is None or r > best[1]):
+            best = (lag, r)
+    return best
+
+
+def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
+    """Conditional rates, proximity shares, onset, capacity and the worker count to recommend."""
+    if "n" in tl.series:
+        n = tl.get("n")
+        fail = tl.get("proxy_5xx") + tl.get("server_5xx") + tl.get("network")
+        p5 = tl.get("proxy_5xx")
+    else:  # ALB logs only: the ALB-generated 5xx play the proxy's part
+        n = tl.get("alb_n")
+        p5 = tl.get("alb_a5xx")
+        fail = p5 + tl.get("alb_t5xx")
+    cap = ds.meta.get("capacity") or {}
+    slots = cap.get("slots")
+    if not slots and cap.get("workers"):
+        threads = cap.get("threads") or 1
+        slots = cap["workers"] * (
+            threads if cap.get("worker_class") == "gthread" or threads > 1 else 1
+        )
+    fig["slots"] = slots
+    targets = fig.get("health_targets") or 1
+    fig["capacity_total"] = slots * targets if slots else None
+    busy_target = tl.get("busy_target")
+    in_flight = tl.series.get("h_in_flight")
+    # Little's law: requests/s x mean latency = average concurrency (per second bucket).
+    fig["peak_littles_concurrency"] = float(np.nanmax(busy_target)) if busy_target.size else None
+    fig["peak_in_flight"] = (
+        float(np.nanmax(in_flight))
+        if in_flight is not None and np.isfinite(in_flight).any()
+        else None
+    )
+    if fig.get("haproxy_max_srv_conn") is not None:
+        fig["peak_in_flight"] = max(fig["peak_in_flight"] or 0, fig["haproxy_max_srv_conn"])
+    peak = (
+        fig["peak_in_flight"]
+        if fig["peak_in_flight"] is not None
+        else fig["peak_littles_concurrency"]
+    )
+    fig["peak_concurrency"] = peak
+    fig["utilisation"] = _ratio(peak, fig["capacity_total"])
+    timeout = cap.get("timeout")
+    if timeout and fig.get("target_p99_ms") is not None:
+        fig["target_p99_over_timeout"] = fig["target_p99_ms"] / (timeout * 1000)
+        fig["target_max_over_timeout"] = (fig.get("target_max_ms") or 0) / (timeout * 1000)
+    # Conditional failure rates: while any target is unhealthy vs while all are healthy.
+    unh = tl.series.get("h_unhealthy")
+    if unh is not None and n.sum():
+        bad = np.nan_to_num(unh) > 0
+        fig["seconds_unhealthy"] = int(bad.sum())
+        fig["share_time_unhealthy"] = float(bad.mean())
+        fig["failure_rate_unhealthy"] = _ratio(float(fail[bad].sum()), float(n[bad].sum()))
+        fig["failure_rate_healthy"] = _ratio(float(fail[~bad].sum()), float(n[~bad].sum()))
+        fig["share_failures_while_unhealthy"] = _ratio(float(fail[bad].sum()), float(fail.sum()))
+        rate = np.where(n > 0, fail / np.maximum(n, 1), np.nan)
+        lc = lagged_correlation(bad.astype(float), rate)
+        fig["health_failure_lag_s"], fig["health_failure_r"] = lc if lc else (None, None)
+    # Share of proxy 5xx within a few seconds of a worker event.
+    # (the master stopping after the last request is the run's own shutdown, not an event)
+    last = fig.get("last_ts") or float("inf")
+    worker_ev = [
+        e
+        for e in tl.events
+        if e[1] in WORKER_EVENT_KINDS and not (e[1] == "master_stop" and e[0] >= last - 1)
+    ]
+    if p5.sum() and tl.seconds:
+        near = np.zeros(tl.seconds, dtype=bool)
+        for ts, _k, _d in worker_ev:
+            i = int(ts) - tl.t0
+            near[max(0, i - NEAR_EVENT_S) : max(0, min(tl.seconds, i + NEAR_EVENT_S + 1))] = True
+        fig["share_5xx_near_worker_event"] = float(p5[near].sum() / p5.sum()) if worker_ev else 0.0
+        # Share of proxy 5xx while the target was stopped (stop -> next start + 3 s).
+        stop_win = np.zeros(tl.seconds, dtype=bool)
+        starts = [ts for ts, k, _d in tl.events if k in ("target_started", "master_start")]
+        for ts, k, _d in worker_ev:
+            if k in ("target_killed", "master_stop"):
+                nxt = min((x for x in starts if x > ts), default=ts + 60)
+                a, b = int(ts) - tl.t0 - 1, int(nxt) - tl.t0 + 3
+                stop_win[max(0, a) : max(0, min(tl.seconds, b + 1))] = True
+        fig["share_5xx_while_target_stopped"] = float(p5[stop_win].sum() / p5.sum())
+        # Low load: target concurrency under half the capacity (or under the run's median rps).
+        if fig["capacity_total"]:
+            low = busy_target < 0.5 * fig["capacity_total"]
+        else:
+            low = n <= np.median(n[n > 0]) if (n > 0).any() else np.ones(tl.seconds, dtype=bool)
+        fig["share_5xx_low_load"] = float(p5[low].sum() / p5.sum())
+        seconds_with = int((p5 > 0).sum())
+        fig["proxy_5xx_seconds"] = seconds_with
+        fig["proxy_5xx_max_per_s"] = int(p5.max())
+        fig["proxy_5xx_spread"] = seconds_with / float(p5.sum())  # 1.0 = one per second, sporadic
+    # Capacity correlation: does the failure rate follow target concurrency?
+    if n.sum() and busy_target.sum():
+        rate = np.where(n > 0, fail / np.maximum(n, 1), np.nan)
+        fig["concurrency_failure_r"] = _pearson(busy_target, rate)
+        hi = busy_target >= 0.8 * fig["capacity_total"] if fig["capacity_total"] else None
+        if hi is not None and hi.any():
+            fig["failure_rate_at_capacity"] = _ratio(float(fail[hi].sum()), float(n[hi].sum()))
+            fig["failure_rate_below_capacity"] = _ratio(float(fail[~hi].sum()), float(n[~hi].sum()))
+            fig["seconds_at_capacity"] = int(hi.sum())
+    # Onset: first second where failures reach 1 % (and at least 2), and the load at that moment.
+    if fail.sum():
+        onset = np.where((fail >= 2) & (fail >= FAIL_ONSET_RATE * np.maximum(n, 1)))[0]
+        if onset.size:
+            i = int(onset[0])
+            fig["failure_onset_ts"] = float(tl.t0 + i)
+            fig["failure_onset_offset_s"] = float(i)
+            fig["failure_onset_rps"] = float(n[i])
+            lo, hi_i = max(0, i - 2), i + 1
+            fig["failure_onset_concurrency"] = float(np.nanmax(busy_target[lo:hi_i]))
+            if in_flight is not None and np.isfinite(in_flight[lo:hi_i]).any():
+                fig["failure_onset_in_flight"] = float(np.nanmax(in_flight[lo:hi_i]))
+    # Worker count for the measured load: p95 of per-second throughput x the service time
+    # (median latency in unsaturated, failure-free seconds), +30 % headroom.
+    n_t = tl.get("n_target")
+    p50 = tl.get("p50")
+    if n_t.sum():
+        calm = (n > 0) & (fail == 0)
+        if fig["capacity_total"]:
+            calm &= busy_target < 0.5 * fig["capacity_total"]
+        svc = float(np.nanmedian(p50[calm])) if calm.any() else fig.get("target_p50_ms")
+        # Demand on the app: requests minus those that never could reach it (failed connects).
+        demand = np.clip(n - tl.get("hap_hconnect"), 0, None) if "hap_hconnect" in tl.series else n
+        offered = float(np.percentile(demand[demand > 0], 95)) if (demand > 0).any() else 0.0
+        if svc:
+            threads = (
+                int(cap.get("threads") or 1) if cap.get("worker_class") in (None, "gthread") else 1
+            )
+            need = offered * svc / 1000.0 * 1.3
+            fig["service_ms"] = svc
+            fig["offered_rps_p95"] = offered
+            fig["needed_slots"] = need / max(1, targets)
+            fig["recommended_threads"] = threads
+            fig["recommended_workers"] = max(1, math.ceil(need / max(1, targets) / threads))
+
+
+def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
+    """All figures for the verdict, plus the per-second timeline for the report."""
+    fig: dict[str, Any] = {"present": dict(ds.present)}
+    meta = ds.meta
+    fig["capacity"] = meta.get("capacity")
+    fig["proxy"] = meta.get("proxy")
+    fig["origin"] = meta.get("origin")
+    fig["run_status"] = meta.get("status")
+    if ds.present.get("requests"):
+        _request_figures(ds, fig)
+    if ds.present.get("health"):
+        _health_figures(ds, fig)
+    if ds.present.get("haproxy_log"):
+        _haproxy_figures(ds, fig)
+    if ds.present.get("alb_log"):
+        _alb_figures(ds, fig)
+    if ds.present.get("metrics"):
+        _metrics_figures(ds, fig)
+    tl = _timeline(ds, fig)
+    _event_figures(ds, fig, tl)
+    if tl.seconds:
+        _derived(ds, fig, tl)
+    fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
+    fig["notes"] = list(ds.notes)
+    return _clean(fig), tl

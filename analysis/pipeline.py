@@ -1,0 +1,231 @@
+"""analyze = open inputs -> figures -> verdict -> reports (summary.json, report.html, timeline.png)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from albprobe.errors import AlbprobeError
+from analysis import correlate, dataset, verdict
+from analysis.parsers import alb as alb_parser
+from analysis.reports import html as html_report
+from analysis.reports import thresholds as th
+
+
+@dataclass
+class Result:
+    verdict: verdict.Verdict
+    timeline: correlate.Timeline
+    outputs: list[Path] = field(default_factory=list)
+    breaches: list[dict[str, Any]] = field(default_factory=list)
+    extra_tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(b["breached"] for b in self.breaches) else 0
+
+
+def _version() -> str:
+    try:
+        from albprobe import __version__
+
+        return str(__version__)
+    except ImportError:  # pragma: no cover
+        return "?"
+
+
+def _write(
+    res: Result, out: Path, title: str, subtitle: str, summary_extra: dict[str, Any]
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = res.verdict.to_dict()
+    summary.update(summary_extra)
+    summary["fail_on"] = res.breaches
+    summary["tables"] = res.extra_tables
+    js = out / "summary.json"
+    js.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    page, png = html_report.render(
+        res.verdict,
+        res.timeline,
+        title=title,
+        subtitle=subtitle,
+        extra_tables={k: v[:200] for k, v in res.extra_tables.items()},
+        version=_version(),
+    )
+    (out / "report.html").write_text(page, encoding="utf-8")
+    (out / "timeline.png").write_bytes(png)
+    res.outputs = [js, out / "report.html", out / "timeline.png"]
+
+
+def analyze_run(
+    run_dir: str | Path,
+    *,
+    out: str | Path | None = None,
+    fail_on: list[str] | None = None,
+    write: bool = True,
+) -> Result:
+    """Analyse a run directory; reports go to <run>/report/ unless ``out`` is given."""
+    thresholds = [th.parse(e) for e in fail_on or []]
+    ds = dataset.open_run(run_dir)
+    try:
+        figs, tl = correlate.compute(ds)
+        sec = ds.meta.get("security_findings") or []
+        v = verdict.decide(figs, security_findings=sec if isinstance(sec, list) else [])
+        res = Result(v, tl, breaches=th.evaluate(thresholds, figs))
+        if ds.present.get("alb_log"):
+            res.extra_tables = alb_tables(ds)
+    finally:
+        ds.close()
+    if write:
+        meta = ds.meta
+        subtitle = (
+            f"run {meta.get('run_id', Path(run_dir).name)} - status {meta.get('status', '?')}"
+        )
+        if meta.get("started_at"):
+            subtitle += " - started " + _iso(meta["started_at"])
+        _write(
+            res,
+            Path(out) if out else Path(run_dir) / "report",
+            str(meta.get("run_id") or Path(run_dir).name),
+            subtitle,
+            {"run_dir": str(run_dir)},
+        )
+    return res
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(float(ts), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def parse_when(value: str | None, *, name: str) -> float | None:
+    """--since/--until: ISO 8601 (UTC if no zone) or epoch seconds."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise AlbprobeError(
+            f"{name} {value!r}: not a time",
+            hint="use ISO 8601 like 2026-11-26T13:00:00Z or epoch seconds",
+        ) from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def fetch_alb_logs(source: str, since: float | None, until: float | None, dest: Path) -> list[Path]:
+    """A local folder/file of ALB logs, or an s3:// prefix / ALB ARN fetched with the AWS collector."""
+    if source.startswith(("s3://", "arn:aws:elasticloadbalancing")):
+        if since is None or until is None:
+            raise AlbprobeError(
+                f"--alb-logs {source}: --since and --until are required when reading from S3",
+                hint="e.g. --since 2026-11-26T12:00Z --until 2026-11-26T13:00Z",
+            )
+        try:
+            from probes.aws.collectors import download_access_logs
+        except ImportError as exc:
+            raise AlbprobeError(
+                f"--alb-logs {source}: reading from S3 needs probes/aws/collectors.py "
+                "(download_access_logs), which this build does not have",
+                hint="download the objects first (aws s3 sync s3://bucket/prefix/AWSLogs/... ./alb-logs) and pass the folder",
+            ) from exc
+        import boto3
+
+        return list(download_access_logs(boto3.Session(), source, since, until, dest))
+    root = Path(source)
+    if not root.exists():
+        raise AlbprobeError(
+            f"--alb-logs {source}: no such file or folder",
+            hint="pass a folder of ALB access-log objects (.log or .log.gz) or an s3:// prefix",
+        )
+    files = alb_parser.list_files(root)
+    if not files:
+        raise AlbprobeError(
+            f"--alb-logs {source}: no .log or .log.gz files in it",
+            hint="ALB objects are named <account>_elasticloadbalancing_<region>_app.<lb>_<end>_<ip>_<rand>.log.gz",
+        )
+    return files
+
+
+def alb_tables(ds: dataset.Dataset) -> dict[str, list[dict[str, Any]]]:
+    """Which 5xx the ALB generated and which the target returned, per target and per minute."""
+    per_minute = correlate._rows(
+        ds,
+        """SELECT strftime(to_timestamp(floor(ts / 60) * 60), '%Y-%m-%d %H:%M') AS minute,
+                  coalesce(target_port, '-') AS target,
+                  count(*) AS requests,
+                  count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
+                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
+                      AND request_processing_time >= 0 AND response_processing_time = -1) AS keepalive_signature,
+                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
+                      AND request_processing_time = -1 AND target_processing_time = -1
+                      AND response_processing_time = -1) AS connect_failed,
+                  count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS alb_504,
+                  count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx
+           FROM alb GROUP BY 1, 2
+           HAVING count(*) FILTER (WHERE elb_status_code >= 500) > 0
+           ORDER BY 1, 2 LIMIT 5000""",
+    )
+    per_target = correlate._rows(
+        ds,
+        """SELECT coalesce(target_port, '-') AS target, count(*) AS requests,
+                  count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
+                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
+                      AND request_processing_time >= 0 AND response_processing_time = -1) AS keepalive_signature,
+                  count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
+                  round(quantile_cont(target_processing_time, 0.99) FILTER (WHERE target_processing_time >= 0) * 1000) AS target_p99_ms
+           FROM alb GROUP BY 1 ORDER BY alb_5xx DESC, requests DESC LIMIT 500""",
+    )
+    return {"ALB 5xx per target": per_target, "ALB 5xx per minute and target": per_minute}
+
+
+def analyze_alb_logs(
+    source: str,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    out: str | Path | None = None,
+    fail_on: list[str] | None = None,
+    write: bool = True,
+) -> Result:
+    """Diagnose from ALB access logs alone (no load run): ALB- vs target-generated 5xx."""
+    thresholds = [th.parse(e) for e in fail_on or []]
+    t_since, t_until = parse_when(since, name="--since"), parse_when(until, name="--until")
+    if t_since is not None and t_until is not None and t_since >= t_until:
+        raise AlbprobeError(f"--since {since} is not before --until {until}", hint="swap them")
+    with tempfile.TemporaryDirectory(prefix="albprobe-alb-") as tmp:
+        dest = Path(out) / "alb-logs" if out else Path(tmp)
+        files = fetch_alb_logs(source, t_since, t_until, dest)
+        ds = dataset.open_alb_logs(files, since=t_since, until=t_until)
+        try:
+            if not ds.present.get("alb_log"):
+                st = ds.parse_stats["alb"]
+                raise AlbprobeError(
+                    f"--alb-logs {source}: no ALB log entry in the window ({st.lines:,} lines read, {st.malformed:,} malformed)",
+                    hint="check --since/--until (UTC) and that the files are ALB access logs",
+                )
+            figs, tl = correlate.compute(ds)
+            v = verdict.decide(figs)
+            res = Result(v, tl, breaches=th.evaluate(thresholds, figs), extra_tables=alb_tables(ds))
+        finally:
+            ds.close()
+    if write:
+        sub = f"{len(files)} ALB log file(s) from {source}"
+        if t_since is not None or t_until is not None:
+            sub += f" - window {_iso(t_since) if t_since else '...'} to {_iso(t_until) if t_until else '...'}"
+        _write(
+            res,
+            Path(out) if out else Path("alb-report"),
+            "ALB access logs",
+            sub,
+            {"alb_logs": source},
+        )
+    return res

@@ -1,0 +1,235 @@
+"""Matplotlib figures for the report, returned as PNG bytes (embedded base64 in the HTML)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from analysis.correlate import Timeline  # noqa: E402
+
+EVENT_COLOURS = {
+    "worker_timeout": "#d62728",
+    "worker_killed": "#8c564b",
+    "worker_exit": "#9467bd",
+    "worker_boot": "#2ca02c",
+    "target_killed": "#000000",
+    "target_started": "#17becf",
+    "fault_on": "#ff7f0e",
+    "fault_off": "#bcbd22",
+    "master_stop": "#000000",
+    "abort": "#e377c2",
+}
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _markers(axes: list[Any], tl: Timeline) -> None:
+    """gunicorn/testbed events as vertical lines on every panel (at most 200 drawn)."""
+    seen: set[str] = set()
+    for ts, kind, _detail in tl.events[:200]:
+        if kind not in EVENT_COLOURS:
+            continue
+        x = ts - tl.t0
+        for ax in axes:
+            ax.axvline(
+                x,
+                color=EVENT_COLOURS[kind],
+                lw=0.8,
+                ls="--",
+                alpha=0.7,
+                label=kind if (kind not in seen and ax is axes[0]) else None,
+            )
+        seen.add(kind)
+
+
+def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
+    """Requests/s by outcome, 5xx rate + healthy targets, concurrency vs capacity, latency."""
+    x = np.arange(tl.seconds)
+    fig, axes = plt.subplots(4, 1, figsize=(11, 10), sharex=True)
+    ax = axes[0]
+    if "n" in tl.series:
+        ok = tl.get("ok")
+        layers = [
+            ("app OK", ok, "#2ca02c"),
+            ("proxy 5xx", tl.get("proxy_5xx"), "#d62728"),
+            ("gunicorn 5xx", tl.get("server_5xx"), "#ff7f0e"),
+            ("no response", tl.get("network"), "#7f7f7f"),
+            ("app CORS fail", tl.get("app_cors_fail"), "#9467bd"),
+        ]
+        other = np.clip(tl.get("n") - sum(v for _, v, _ in layers), 0, None)
+        layers.append(("other", other, "#c7c7c7"))
+        ax.stackplot(
+            x,
+            *[v for _, v, _ in layers],
+            labels=[n for n, _, _ in layers],
+            colors=[c for _, _, c in layers],
+            step="post",
+        )
+        ax.set_ylabel("requests/s")
+    elif "alb_n" in tl.series:
+        ax.stackplot(
+            x,
+            tl.get("alb_n") - tl.get("alb_a5xx") - tl.get("alb_t5xx"),
+            tl.get("alb_a5xx"),
+            tl.get("alb_t5xx"),
+            labels=["ALB OK", "ALB-generated 5xx", "target 5xx"],
+            colors=["#2ca02c", "#d62728", "#ff7f0e"],
+            step="post",
+        )
+        ax.set_ylabel("ALB entries/s")
+    # CloudWatch's 60-s series aligned alongside, as per-second means.
+    for key, style in (("HTTPCode_ELB_5XX_Count.Sum", "-"), ("HTTPCode_ELB_502_Count.Sum", ":")):
+        pts = tl.cloudwatch.get(key)
+        if pts:
+            xs = [p[0] - tl.t0 for p in pts] + [pts[-1][0] - tl.t0 + 60]
+            ys = [p[1] / 60 for p in pts] + [pts[-1][1] / 60]
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color="black",
+                lw=1.2,
+                ls=style,
+                label=f"CloudWatch {key.split('.')[0]} (per s, 60-s mean)",
+            )
+    ax.set_title("Requests per second by outcome")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
+
+    ax = axes[1]
+    n = tl.get("n") if "n" in tl.series else tl.get("alb_n")
+    bad = (
+        (tl.get("proxy_5xx") + tl.get("server_5xx"))
+        if "n" in tl.series
+        else tl.get("alb_a5xx") + tl.get("alb_t5xx")
+    )
+    rate = np.where(n > 0, 100 * bad / np.maximum(n, 1), 0)
+    who = "proxy + gunicorn" if "n" in tl.series else "ALB + target"
+    ax.plot(x, rate, color="#d62728", lw=1.2, label=f"5xx rate % ({who})")
+    ax.set_ylabel("5xx %")
+    ax.set_title("5xx rate and healthy targets")
+    if "h_healthy" in tl.series:
+        ax2 = ax.twinx()
+        ax2.step(
+            x, tl.get("h_healthy"), where="post", color="#1f77b4", lw=1.2, label="healthy targets"
+        )
+        ax2.set_ylabel("healthy targets")
+        ax2.set_ylim(
+            bottom=0,
+            top=max(
+                1.0,
+                float(
+                    np.nanmax(tl.get("h_targets")) if np.isfinite(tl.get("h_targets")).any() else 1
+                ),
+            )
+            + 0.5,
+        )
+        ax2.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[2]
+    ax.plot(
+        x, tl.get("busy_target"), color="#8c564b", lw=1, label="target concurrency (Little's law)"
+    )
+    if "h_in_flight" in tl.series:
+        ax.step(
+            x,
+            tl.get("h_in_flight"),
+            where="post",
+            color="#1f77b4",
+            lw=1,
+            label="in flight (HAProxy scur)",
+        )
+    cap = fig_data.get("capacity_total")
+    if cap:
+        ax.axhline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} (workers x threads)")
+    ax.set_ylabel("concurrent")
+    ax.set_title("Concurrency against capacity")
+    ax.legend(loc="upper left", fontsize=7)
+
+    ax = axes[3]
+    ax.plot(x, tl.get("p50"), lw=1, label="p50")
+    ax.plot(x, tl.get("p99"), lw=1, label="p99")
+    if fig_data.get("co_measured"):
+        ax.plot(x, tl.get("co_p99"), lw=1, ls=":", label="p99 corrected for coordinated omission")
+    timeout = (fig_data.get("capacity") or {}).get("timeout")
+    if timeout:
+        ax.axhline(
+            timeout * 1000, color="red", lw=1, ls="--", label=f"gunicorn --timeout {timeout} s"
+        )
+    ax.set_ylabel("ms")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylim(bottom=0)
+    ax.set_title(
+        "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)")
+    )
+    ax.set_xlabel("seconds since start")
+    ax.legend(loc="upper left", fontsize=7)
+    _markers(list(axes), tl)
+    if any(k in EVENT_COLOURS for _, k, _ in tl.events):
+        axes[0].legend(loc="upper left", fontsize=7, ncol=4)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def latency_png(fig_data: dict[str, Any]) -> bytes:
+    """Overall latency percentiles; the coordinated-omission-corrected series when measured."""
+    labels = ["p50", "p90", "p99", "p99.9", "max"]
+    vals = [fig_data.get(k) or 0 for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = np.arange(len(labels))
+    ax.bar(xs - 0.2, vals, width=0.4, label="service latency", color="#1f77b4")
+    if fig_data.get("co_measured"):
+        co = [fig_data.get("co_p50_ms") or 0, 0, fig_data.get("co_p99_ms") or 0, 0, 0]
+        ax.bar(xs + 0.2, co, width=0.4, label="corrected for coordinated omission", color="#ff7f0e")
+    for i, v in enumerate(vals):
+        ax.text(i - 0.2, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(xs, labels)
+    ax.set_ylabel("ms")
+    ax.set_title("Latency percentiles")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def cross_table_png(cross: list[dict[str, Any]]) -> bytes:
+    """The source x CORS verdict table as a heat map."""
+    sources = ["app", "proxy", "server", "network"] + sorted(
+        {c["source"] for c in cross} - {"app", "proxy", "server", "network"}
+    )
+    cors = ["pass", "fail", "unknown"]
+    grid = np.zeros((len(sources), len(cors)))
+    for c in cross:
+        grid[sources.index(c["source"]), cors.index(c["cors"]) if c["cors"] in cors else 2] += c[
+            "count"
+        ]
+    fig, ax = plt.subplots(figsize=(5, 0.5 + 0.45 * len(sources)))
+    ax.imshow(np.log1p(grid), cmap="Reds", aspect="auto")
+    for i in range(len(sources)):
+        for j in range(len(cors)):
+            dark = grid[i, j] and np.log1p(grid[i, j]) > 0.6 * np.log1p(grid.max())
+            ax.text(
+                j,
+                i,
+                f"{int(grid[i, j]):,}",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if dark else "black",
+            )
+    ax.set_xticks(range(len(cors)), [f"CORS {c}" for c in cors])
+    ax.set_yticks(range(len(sources)), sources)
+    ax.set_title("Response source x browser CORS verdict")
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,811 @@
+"""The verdict (design.md "Verdict logic"): pure functions from figures to a Verdict.
+
+1. CORS setup is at fault only when *app*-produced responses fail the browser's CORS check.
+2. Failures are from the proxy when the failing responses are proxy- or server-generated 5xx
+   (or no response at all, corroborated by proxy-side evidence) while app responses pass.
+3. Proxy failures are attributed to causes, each scored from independent signals: a signal ``s``
+   in [0, 1] with a weight ``w`` contributes ``1 - w*s`` to a noisy-OR, so strength = 1 - prod(1 - w*s).
+   A cause with one strong signal is "likely"; corroborating signals push it towards 1.
+
+The ids of ``at_fault`` and of the causes are a stable interface (summary.json consumers).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+AT_FAULT = ("proxy", "cors-setup", "none", "insufficient-evidence")
+CAUSE_IDS = (
+    "target-down",
+    "capacity",
+    "keepalive-race",
+    "health-check-config",
+    "connectivity",
+    "cors-setup",
+)
+MIN_REQUESTS = 50
+MIN_STRENGTH = 0.2  # causes weaker than this are not listed
+REFUSED_REASONS = ("L4CON", "Target.FailedHealthChecks", "SOCKERR")
+TIMEOUT_REASONS = ("L4TOUT", "Target.Timeout")  # connect-level: unreachable
+BUSY_REASONS = ("L7TOUT",)  # connected, no HTTP answer in time: workers busy
+STATUS_REASONS = ("L7STS", "Target.ResponseCodeMismatch", "L7RSP")
+
+
+@dataclass
+class Cause:
+    id: str
+    strength: float
+    evidence: list[str]
+    fix: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Verdict:
+    at_fault: str
+    headline: str
+    causes: list[Cause] = field(default_factory=list)
+    cross_table: list[dict[str, Any]] = field(default_factory=list)
+    security_findings: list[dict[str, Any]] = field(default_factory=list)
+    missing_evidence: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at_fault": self.at_fault,
+            "headline": self.headline,
+            "causes": [c.to_dict() for c in self.causes],
+            "cross_table": self.cross_table,
+            "security_findings": self.security_findings,
+            "missing_evidence": self.missing_evidence,
+            "figures": self.figures,
+        }
+
+    @property
+    def top(self) -> Cause | None:
+        return self.causes[0] if self.causes else None
+
+
+def _f(fig: dict[str, Any], key: str, default: float = 0.0) -> float:
+    v = fig.get(key)
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else default
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%" if x >= 0.001 or x == 0 else f"{100 * x:.3f}%"
+
+
+def _n(x: float) -> str:
+    return f"{int(x):,}"
+
+
+def _clip(x: float) -> float:
+    return max(0.0, min(1.0, x))
+
+
+class _Score:
+    """Noisy-OR accumulator with the evidence sentences of the signals that fired."""
+
+    def __init__(self) -> None:
+        self.miss = 1.0
+        self.evidence: list[str] = []
+
+    def add(self, weight: float, signal: float, sentence: str) -> None:
+        s = _clip(signal)
+        if s <= 0:
+            return
+        self.miss *= 1 - weight * s
+        self.evidence.append(sentence)
+
+    def damp(self, factor: float, sentence: str | None = None) -> None:
+        """Counter-evidence: scale the strength down."""
+        self.miss = 1 - (1 - self.miss) * _clip(factor)
+        if sentence:
+            self.evidence.append(sentence)
+
+    @property
+    def strength(self) -> float:
+        return round(1 - self.miss, 3)
+
+
+def _health_reason_samples(fig: dict[str, Any], reasons: tuple[str, ...]) -> tuple[int, str | None]:
+    n, desc = 0, None
+    for r in fig.get("health_reasons") or []:
+        if r.get("state") in ("unhealthy", "initial", "draining") and r.get("reason") in reasons:
+            n += int(r.get("samples") or 0)
+            if desc is None:  # "L7STS: 400 Bad Request", the reason code first
+                d = r.get("description")
+                desc = f"{r.get('reason')}: {d}" if d else str(r.get("reason"))
+    return n, desc
+
+
+def _unhealthy_total(fig: dict[str, Any]) -> int:
+    return sum(
+        int(r.get("samples") or 0)
+        for r in fig.get("health_reasons") or []
+        if r.get("state") == "unhealthy"
+    )
+
+
+def _conditional(fig: dict[str, Any]) -> tuple[float, str] | None:
+    ru, rh = fig.get("failure_rate_unhealthy"), fig.get("failure_rate_healthy")
+    if ru is None:
+        return None
+    rh = rh or 0.0
+    lift = _clip((ru - rh) / ru) if ru > 0 else 0.0
+    share = fig.get("share_failures_while_unhealthy")
+    text = (
+        f"failure rate {_pct(ru)} while a target was unhealthy vs {_pct(rh)} while all were healthy"
+        + (f"; {_pct(share)} of failures fell in unhealthy periods" if share is not None else "")
+    )
+    lag = fig.get("health_failure_lag_s")
+    if lag is not None and fig.get("health_failure_r") is not None:
+        text += f" (lagged correlation r={fig['health_failure_r']:.2f} at {lag:+d} s)"
+    return lift, text
+
+
+def _hap(fig: dict[str, Any], cls: str) -> float:
+    return float((fig.get("haproxy_classes") or {}).get(cls, 0))
+
+
+def _hap_5xx(fig: dict[str, Any]) -> float:
+    return _f(fig, "haproxy_5xx")
+
+
+def _port(fig: dict[str, Any]) -> int:
+    hc = (fig.get("proxy") or {}).get("health_check") or {}
+    return int(hc.get("port") or 8000)
+
+
+# ---- causes ------------------------------------------------------------------------------------
+
+
+def _target_down(fig: dict[str, Any]) -> Cause | None:
+    sc = _Score()
+    n_ref, desc = _health_reason_samples(fig, REFUSED_REASONS)
+    if n_ref:
+        sc.add(
+            0.6,
+            min(1.0, n_ref / 3),
+            f"target health: {n_ref} unhealthy samples with connect-refused reason ({desc})",
+        )
+        cond = _conditional(fig)
+        if cond:
+            sc.add(0.3, cond[0], cond[1])
+    h5 = _hap_5xx(fig)
+    refused = _hap(fig, "connect-refused")
+    if h5 and refused:
+        sc.add(
+            0.6,
+            refused / h5 * 2,
+            f"HAProxy log: {_n(refused)} of {_n(h5)} 5xx were refused connects (SC--; the testbed serves its 503 as the ALB's 502 page)",
+        )
+    if h5 and n_ref and _hap(fig, "no-server"):
+        sc.add(
+            0.2,
+            _hap(fig, "no-server") / h5,
+            f"HAProxy log: {_n(_hap(fig, 'no-server'))} requests found no server up (<NOSRV>)",
+        )
+    killed = int(fig.get("target_stops") or 0)
+    during = fig.get("share_5xx_while_target_stopped")
+    faults = [f for f in fig.get("faults") or [] if "down" in str(f) or "kill" in str(f)]
+    if killed:
+        sc.add(
+            0.7,
+            during if during is not None else 1.0,
+            f"events: target killed/stopped {killed}x"
+            + (f", {_pct(during)} of proxy 5xx while it was down" if during is not None else "")
+            + (f" (testbed fault {faults[0]})" if faults else ""),
+        )
+    refused_client = sum(
+        int(r["count"]) for r in fig.get("network_errors") or [] if "Refused" in str(r.get("error"))
+    )
+    if refused_client:
+        sc.add(
+            0.3,
+            1.0,
+            f"{_n(refused_client)} requests were refused at connect (ConnectionRefusedError)",
+        )
+    cf = _f(fig, "alb_connect_fail")
+    if cf and _f(fig, "alb_elb_5xx"):
+        sc.add(
+            0.35,
+            cf / _f(fig, "alb_elb_5xx"),
+            f"ALB log: {_n(cf)} ALB 502s with target_status_code '-' and -1/-1/-1 times (could not connect: refused, reset or unreachable)",
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    return Cause(
+        "target-down",
+        sc.strength,
+        sc.evidence,
+        "Bring the target back and keep it supervised: `docker ps -a` / `docker logs academy-api` for the exit "
+        "reason (OOM-killed? exit code), run it with `--restart unless-stopped`, and check `dmesg | grep -i oom`.",
+    )
+
+
+def _capacity(fig: dict[str, Any]) -> Cause | None:
+    sc = _Score()
+    cap = fig.get("capacity") or {}
+    ev = fig.get("events") or {}
+    h5 = _hap_5xx(fig)
+    r99 = fig.get("target_p99_over_timeout")
+    # Load above workers x threads only queues requests; it is a cause when failures show the
+    # overload (worker timeouts/kills, gunicorn's own 5xx, 504s waiting for the target, latency
+    # near the timeout). Without such a signal the pressure figures weigh little.
+    specific = bool(
+        ev.get("worker_timeout")
+        or fig.get("worker_sigkill")
+        or fig.get("boot_loop")
+        or _f(fig, "server_5xx")
+        or _hap(fig, "server-timeout")
+        or (r99 is not None and r99 >= 0.5)
+        or _f(fig, "alb_response_timeout_504")
+        or _f(fig, "alb_target_5xx")
+        or _health_reason_samples(fig, BUSY_REASONS)[0]
+    )
+    w_util, w_little = (0.5, 0.3) if specific else (0.15, 0.1)
+    util = fig.get("utilisation")
+    if util is not None and fig.get("capacity_total"):
+        src = (
+            "in flight at the target (HAProxy scur)"
+            if fig.get("peak_in_flight") is not None
+            else "concurrent (Little's law)"
+        )
+        sc.add(
+            w_util,
+            (util - 0.8) / 0.4,
+            f"peak {fig['peak_concurrency']:.0f} requests {src} vs capacity {fig['capacity_total']:.0f} (workers x threads) = {util:.2f}x",
+        )
+    lit = fig.get("peak_littles_concurrency")
+    if lit is not None and fig.get("capacity_total") and lit > fig["capacity_total"]:
+        sc.add(
+            w_little,
+            (lit / fig["capacity_total"] - 1),
+            f"Little's law cross-check: throughput x latency peaks at {lit:.1f} concurrent requests, {lit / fig['capacity_total']:.1f}x the {fig['capacity_total']:.0f} slots",
+        )
+    if r99 is not None and r99 >= 0.5:
+        sc.add(
+            0.5,
+            (r99 - 0.5) / 0.5,
+            f"target p99 latency {_f(fig, 'target_p99_ms'):.0f} ms = {r99:.2f}x gunicorn's --timeout {cap.get('timeout')} s",
+        )
+    n_busy, _d = _health_reason_samples(fig, BUSY_REASONS)
+    if n_busy:
+        sc.add(
+            0.4,
+            min(1.0, n_busy / 3),
+            f"target health: {n_busy} samples where health checks connected but got no answer in time (L7TOUT): every worker busy",
+        )
+    wt = int(ev.get("worker_timeout", 0))
+    if wt:
+        sc.add(0.6, wt / 3, f"gunicorn: {wt} WORKER TIMEOUT events")
+    if fig.get("worker_sigkill"):
+        sc.add(
+            0.4,
+            fig["worker_sigkill"] / 3,
+            f"gunicorn: {fig['worker_sigkill']} workers sent SIGKILL (timeout kill or out of memory)",
+        )
+    if fig.get("boot_loop"):
+        sc.add(0.4, 1.0, f"gunicorn boot loop: {fig.get('worker_restarts')} worker restarts")
+    fails = _f(fig, "failures")
+    srv = _f(fig, "server_5xx")
+    if fails and srv:
+        sc.add(
+            0.6,
+            srv / fails * 3,
+            f"{_n(srv)} of {_n(fails)} failures were gunicorn's own 5xx pages (source 'server', no CORS headers)",
+        )
+    h5 = _hap_5xx(fig)
+    st = _hap(fig, "server-timeout")
+    if h5 and st:
+        sc.add(
+            0.4, st / h5 * 3, f"HAProxy log: {_n(st)} 504s waiting for the target's response (sH--)"
+        )
+    elif (
+        _f(fig, "proxy_504")
+        and not _hap(fig, "connect-timeout")
+        and not fig.get("present", {}).get("haproxy_log")
+    ):
+        sc.add(0.2, 1.0, f"{_n(fig['proxy_504'])} proxy 504s (gateway timeout)")
+    ra, rb = fig.get("failure_rate_at_capacity"), fig.get("failure_rate_below_capacity")
+    if ra is not None and rb is not None and ra > rb:
+        sc.add(
+            0.4,
+            (ra - rb) / ra if ra else 0,
+            f"failure rate {_pct(ra)} in the {fig.get('seconds_at_capacity')} s at >= 80% of capacity vs {_pct(rb)} below",
+        )
+    near = fig.get("share_5xx_near_worker_event")
+    if near and wt:
+        sc.add(0.3, near, f"{_pct(near)} of proxy 5xx within 3 s of a gunicorn worker event")
+    rt = _f(fig, "alb_response_timeout_504")
+    if rt:
+        sc.add(
+            0.4,
+            rt / max(1.0, _f(fig, "alb_elb_5xx")) * 2,
+            f"ALB log: {_n(rt)} 504s after the request reached the target (target too slow for the idle timeout)",
+        )
+    if _f(fig, "alb_target_5xx"):
+        sc.add(0.3, 1.0, f"ALB log: {_n(fig['alb_target_5xx'])} 5xx returned by the target itself")
+    conn = _hap(fig, "connect-refused") + _hap(fig, "connect-timeout") + _hap(fig, "no-server")
+    if h5 and conn / h5 > 0.5:
+        sc.damp(
+            1 - conn / h5,
+            f"but {_pct(conn / h5)} of the proxy's 5xx were failed connects (target down or unreachable), not overload",
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    onset = fig.get("failure_onset_concurrency")
+    if onset is not None:
+        inflight = fig.get("failure_onset_in_flight")
+        sc.evidence.append(
+            f"failures began {fig.get('failure_onset_offset_s', 0):.0f} s into the run at {fig.get('failure_onset_rps', 0):.0f} req/s, "
+            f"{onset:.1f} concurrent by Little's law"
+            + (f", {inflight:.0f} in flight at the target" if inflight is not None else "")
+        )
+    return Cause("capacity", sc.strength, sc.evidence, _capacity_fix(fig))
+
+
+def _capacity_fix(fig: dict[str, Any]) -> str:
+    cap = fig.get("capacity") or {}
+    w = fig.get("recommended_workers")
+    if not w:
+        return (
+            "Size gunicorn for the load: workers x threads >= peak concurrency (throughput x latency) "
+            "+ headroom; set [capacity] in the config so albprobe can compute the numbers."
+        )
+    threads = int(fig.get("recommended_threads") or cap.get("threads") or 1)
+    timeout = cap.get("timeout") or 30
+    p99 = _f(fig, "target_p99_ms") / 1000
+    klass = cap.get("worker_class") or ("gthread" if threads > 1 else "sync")
+    flags = f"gunicorn --workers {w}" + (
+        f" --threads {threads} --worker-class gthread"
+        if threads > 1
+        else f" --worker-class {klass}"
+    )
+    if p99 and p99 * 2 > timeout:
+        flags += f" --timeout {max(int(timeout), math.ceil(p99 * 2))}"
+    return (
+        f"{flags} (measured {fig.get('offered_rps_p95', 0):.0f} req/s at p95 x {fig.get('service_ms', 0):.0f} ms service time "
+        f"= {fig.get('needed_slots', 0):.1f} slots with 30% headroom, per target); or make the slow endpoint faster."
+    )
+
+
+def _keepalive(fig: dict[str, Any]) -> Cause | None:
+    sc = _Score()
+    cap = fig.get("capacity") or {}
+    idle = (fig.get("proxy") or {}).get("idle_timeout")
+    ka = cap.get("keepalive")
+    klass = fig.get("gunicorn_worker_class") or cap.get("worker_class")
+    p5 = _f(fig, "proxy_5xx") or _f(fig, "alb_elb_502")
+    if not p5 and not _hap(fig, "server-closed"):
+        return None
+    cfg_ok = False
+    if ka is not None and idle is not None:
+        sync = klass == "sync" and (
+            fig.get("gunicorn_worker_class") == "sync" or (cap.get("threads") or 1) <= 1
+        )
+        if sync:
+            pass  # damped below: sync workers answer Connection: close
+        elif ka < idle:
+            cfg_ok = True
+            sc.add(
+                0.45,
+                1.0,
+                f"gunicorn --keep-alive {ka} s < proxy idle timeout {idle} s ({klass} workers keep connections open)",
+            )
+            if fig.get("gunicorn_worker_class") and fig["gunicorn_worker_class"] != cap.get(
+                "worker_class"
+            ):
+                sc.evidence.append(
+                    f"gunicorn log: 'Using worker: {fig['gunicorn_worker_class']}' (run.json said {cap.get('worker_class')})"
+                )
+    h5 = _hap_5xx(fig)
+    closed = _hap(fig, "server-closed")
+    if h5 and closed:
+        notimer = _f(fig, "haproxy_server_closed_no_timer")
+        sc.add(
+            0.5,
+            closed / h5 * 1.5,
+            f"HAProxy log: {_n(closed)} of {_n(h5)} 5xx were 502s where the target closed the connection (SH--/SD--), {_n(notimer)} with no server response time (-1)",
+        )
+    tc = _f(fig, "alb_target_closed")
+    if tc and _f(fig, "alb_elb_5xx"):
+        sc.add(
+            0.6,
+            tc / _f(fig, "alb_elb_5xx") * 1.5,
+            f"ALB log: {_n(tc)} ALB 502s with target_status_code '-' and response_processing_time -1 after dispatch (target closed the connection: the keep-alive signature)",
+        )
+    low = fig.get("share_5xx_low_load")
+    spread = fig.get("proxy_5xx_spread")
+    if low is not None and spread is not None:
+        sc.add(
+            0.4,
+            low * spread,
+            f"{_pct(low)} of proxy 5xx at low load, spread over {fig.get('proxy_5xx_seconds')} separate seconds (max {fig.get('proxy_5xx_max_per_s')} per s): sporadic",
+        )
+    reused, base = fig.get("share_5xx_reused"), fig.get("share_reused")
+    if reused is not None and reused >= 0.8:
+        sc.add(
+            0.25,
+            reused,
+            f"{_pct(reused)} of proxy 5xx went out on reused connections (run baseline {_pct(base or 0)})",
+        )
+    if not cfg_ok and ka is None:
+        sc.damp(0.7)
+    # The race shows as closed connections, sporadically: failed connects or bursts are not it.
+    if h5:
+        closed_share = closed / h5
+        if closed_share < 0.5:
+            sc.damp(
+                max(2 * closed_share, 0.1),
+                f"but only {_pct(closed_share)} of the proxy's 5xx were closed connections",
+            )
+    if spread is not None and spread < 0.3:
+        sc.damp(
+            0.5,
+            f"but the failures came in bursts (up to {fig.get('proxy_5xx_max_per_s')} per s), not sporadically",
+        )
+    near = fig.get("share_5xx_near_worker_event")
+    if near and near > 0.3:
+        sc.damp(1 - near, f"but {_pct(near)} of them were within 3 s of a worker event")
+    unh = fig.get("share_failures_while_unhealthy")
+    if unh and unh > 0.3:
+        sc.damp(1 - unh, f"but {_pct(unh)} of failures happened while a target was unhealthy")
+    if (
+        ka is not None
+        and idle is not None
+        and klass == "sync"
+        and cfg_ok is False
+        and (fig.get("gunicorn_worker_class") == "sync" or (cap.get("threads") or 1) <= 1)
+    ):
+        sc.damp(
+            0.2, "but gunicorn ran sync workers, which close every connection (no keep-alive race)"
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    new_ka = int((idle or 60) + 5)
+    return Cause(
+        "keepalive-race",
+        sc.strength,
+        sc.evidence,
+        f"Keep backend connections open longer than the proxy: `gunicorn --keep-alive {new_ka}` (> idle timeout "
+        f"{idle or 60} s; e.g. GUNICORN_CMD_ARGS='--keep-alive {new_ka}') with gthread/gevent workers.",
+    )
+
+
+def _health_check(fig: dict[str, Any]) -> Cause | None:
+    sc = _Score()
+    n_sts, desc = _health_reason_samples(fig, STATUS_REASONS)
+    if not n_sts:
+        return None
+    code400 = desc is not None and "400" in desc
+    sc.add(
+        0.7 if code400 else 0.4,
+        min(1.0, n_sts / 3),
+        f"target health: {n_sts} failing samples with HTTP-status reason ({desc})",
+    )
+    app_ok = _f(fig, "app_ok")
+    if app_ok:
+        sc.add(
+            0.3,
+            1.0,
+            f"meanwhile {_n(app_ok)} app requests with the public Host header succeeded: the app is up, only the health check is rejected",
+        )
+    cond = _conditional(fig)
+    if cond:
+        sc.add(0.2, cond[0], cond[1])
+    h5 = _hap_5xx(fig)
+    if h5 and _hap(fig, "no-server"):
+        sc.add(
+            0.2,
+            _hap(fig, "no-server") / h5,
+            f"HAProxy log: {_n(_hap(fig, 'no-server'))} requests found no server up (<NOSRV>) after the target was marked down",
+        )
+    fo = _f(fig, "haproxy_failopen")
+    if fo:
+        sc.add(
+            0.2,
+            1.0,
+            f"HAProxy log: {_n(fo)} requests were served through the fail-open path while the target "
+            "was marked down (an ALB routes to unhealthy targets only when all are unhealthy)",
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    hc = (fig.get("proxy") or {}).get("health_check") or {}
+    path = hc.get("path") or "/health"
+    return Cause(
+        "health-check-config",
+        sc.strength,
+        sc.evidence,
+        "The health checker's Host is the target's private IP: add it to Django's ALLOWED_HOSTS "
+        "(e.g. the EC2 local-ipv4 from instance metadata, or socket.gethostbyname(socket.gethostname())), "
+        f"or answer {path} in a middleware placed before Django's host validation.",
+    )
+
+
+def _connectivity(fig: dict[str, Any]) -> Cause | None:
+    sc = _Score()
+    n_to, desc = _health_reason_samples(fig, TIMEOUT_REASONS)
+    if n_to:
+        sc.add(
+            0.6,
+            min(1.0, n_to / 3),
+            f"target health: {n_to} unhealthy samples with timeout reason ({desc})",
+        )
+    h5 = _hap_5xx(fig)
+    ct = _hap(fig, "connect-timeout")
+    if h5 and ct:
+        sc.add(
+            0.6,
+            ct / h5 * 1.5,
+            f"HAProxy log: {_n(ct)} of {_n(h5)} 5xx were connect timeouts (sC--): the proxy never reached the port",
+        )
+    fails = _f(fig, "failures")
+    if (
+        fails
+        and fig.get("present", {}).get("requests")
+        and _f(fig, "app_responses") == 0
+        and (n_to or ct)
+    ):
+        sc.add(
+            0.4,
+            1.0,
+            f"not one of {_n(_f(fig, 'requests'))} requests reached the app (0 app responses)",
+        )
+    ev = fig.get("events") or {}
+    if (
+        (n_to or ct)
+        and ev.get("worker_boot")
+        and not ev.get("target_killed")
+        and not ev.get("worker_timeout")
+    ):
+        sc.add(
+            0.2,
+            1.0,
+            f"gunicorn was running ({ev['worker_boot']} worker boots, 0 worker deaths) while unreachable",
+        )
+    cto = _f(fig, "alb_connect_timeout_504")
+    if cto:
+        sc.add(
+            0.5,
+            cto / max(1.0, _f(fig, "alb_elb_5xx")) * 2,
+            f"ALB log: {_n(cto)} 504s with -1 processing times (connect timeout, no target contact)",
+        )
+    cf = _f(fig, "alb_connect_fail")
+    if cf and not n_to and _f(fig, "alb_elb_5xx"):
+        sc.add(
+            0.3,
+            cf / _f(fig, "alb_elb_5xx"),
+            f"ALB log: {_n(cf)} 502s with -1/-1/-1 times (no connection to the target: unreachable or refused)",
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    port = _port(fig)
+    return Cause(
+        "connectivity",
+        sc.strength,
+        sc.evidence,
+        f"Allow the ALB to reach the app port: `aws ec2 authorize-security-group-ingress --group-id <api-sg> "
+        f"--protocol tcp --port {port} --source-group <alb-sg>`; check the target subnet's route table and "
+        "NACLs (ephemeral ports 1024-65535 back to the ALB); `albprobe check` verifies the chain.",
+    )
+
+
+def _cors(fig: dict[str, Any]) -> Cause | None:
+    bad = _f(fig, "app_cors_fail")
+    if not bad:
+        return None
+    rate = _f(fig, "app_cors_fail_rate")
+    steps = fig.get("app_cors_steps") or []
+    top = steps[0] if steps else {}
+    origin = fig.get("origin") or "the page origin"
+    sc = _Score()
+    sc.add(
+        1.0,
+        max(rate, 0.3 if bad >= 3 else 0.1),
+        f"{_n(bad)} of {_n(_f(fig, 'app_responses'))} app-produced responses ({_pct(rate)}) failed the browser's CORS check for {origin}"
+        + (f" at step '{top.get('step')}': {top.get('message')}" if top else ""),
+    )
+    step = str(top.get("step") or "")
+    if "credential" in step:
+        fix = f"Set CORS_ALLOW_CREDENTIALS = True and list '{origin}' in CORS_ALLOWED_ORIGINS (django-cors-headers; no wildcard with credentials)."
+    elif "method" in step or "header" in step:
+        fix = "Allow the request's methods/headers: extend CORS_ALLOW_METHODS / CORS_ALLOW_HEADERS (django-cors-headers)."
+    else:
+        fix = f"Add '{origin}' to CORS_ALLOWED_ORIGINS (django-cors-headers) and make sure CorsMiddleware sits above CommonMiddleware."
+    return Cause("cors-setup", sc.strength, sc.evidence, fix)
+
+
+PROXY_CAUSES = (_target_down, _capacity, _keepalive, _health_check, _connectivity)
+
+
+# ---- the decision ------------------------------------------------------------------------------
+
+
+def missing_evidence(fig: dict[str, Any]) -> list[str]:
+    p = fig.get("present") or {}
+    out = []
+    if not p.get("requests") and not p.get("alb_log"):
+        out.append("requests table (requests/part-*.parquet): no per-request outcomes")
+    if p.get("requests") is False and p.get("alb_log"):
+        out.append(
+            "browser-side CORS verdicts: ALB logs carry no response headers; run `albprobe run` or `albprobe cors` to judge the CORS setup"
+        )
+    if not p.get("run_json") and p.get("requests"):
+        out.append("run.json: no capacity model or proxy settings")
+    if not fig.get("capacity") and (p.get("requests") or p.get("run_json")):
+        out.append(
+            "capacity model ([capacity] workers/threads/timeout/keepalive): capacity and keep-alive causes cannot be confirmed"
+        )
+    if p.get("alb_log") and not p.get("requests") and not fig.get("capacity"):
+        out.append(
+            "proxy idle timeout and gunicorn --keep-alive (ALB attribute idle_timeout.timeout_seconds, [capacity] keepalive): needed to confirm a keep-alive race"
+        )
+    if not p.get("health"):
+        out.append(
+            "target health samples (health/): cannot correlate failures with unhealthy targets"
+        )
+    if not p.get("haproxy_log") and not p.get("alb_log"):
+        out.append(
+            "proxy logs (logs/haproxy-*.log or logs/alb/): no termination states / -1 timers to tell refused, timed-out and closed connections apart"
+        )
+    if not p.get("gunicorn_events"):
+        out.append(
+            "gunicorn log or events (logs/gunicorn.log): no WORKER TIMEOUT / SIGKILL / boot evidence"
+        )
+    if p.get("requests") and fig.get("share_5xx_reused") is None and _f(fig, "proxy_5xx"):
+        out.append("connection reuse (conn_reused) of the failing requests")
+    return out
+
+
+def _insufficient(fig: dict[str, Any], why: str, missing: list[str]) -> Verdict:
+    return Verdict(
+        "insufficient-evidence",
+        f"Insufficient evidence: {why}"
+        + (
+            f" Missing: {'; '.join(m.split(' (')[0].split(':')[0] for m in missing[:4])}."
+            if missing
+            else ""
+        ),
+        cross_table=fig.get("cross_table") or [],
+        missing_evidence=missing,
+        figures=fig,
+    )
+
+
+def decide(fig: dict[str, Any], security_findings: list[dict[str, Any]] | None = None) -> Verdict:
+    """Turn figures (analysis.correlate.compute, or the ALB-only figures) into the verdict."""
+    missing = missing_evidence(fig)
+    p = fig.get("present") or {}
+    n = _f(fig, "requests")
+    alb_only = not p.get("requests") and p.get("alb_log")
+    if not alb_only and n < MIN_REQUESTS:
+        return _insufficient(
+            fig, f"only {_n(n)} requests recorded (need >= {MIN_REQUESTS}).", missing
+        )
+    if not alb_only and _f(fig, "unattributed_errors") > 0.5 * max(1.0, _f(fig, "errors")):
+        return _insufficient(
+            fig,
+            f"{_n(fig['unattributed_errors'])} failing responses have no source attribution.",
+            missing,
+        )
+
+    cors = _cors(fig)
+    proxy_fail = _f(fig, "proxy_5xx") + _f(fig, "server_5xx")
+    network = _f(fig, "network")
+    if alb_only:
+        proxy_fail = _f(fig, "alb_elb_5xx") + _f(fig, "alb_target_5xx")
+    causes = (
+        [c for c in (f(fig) for f in PROXY_CAUSES) if c is not None]
+        if (proxy_fail or network)
+        else []
+    )
+    causes.sort(key=lambda c: c.strength, reverse=True)
+    corroborated = any(c.strength >= 0.5 for c in causes)
+    # Network-only failures (no HTTP response) are "CORS errors" too, but without proxy-side
+    # evidence they could be the client's own network: do not guess.
+    if network and not proxy_fail and not corroborated and not cors:
+        return _insufficient(
+            fig,
+            f"{_n(network)} of {_n(n)} requests failed without any HTTP response ({_top_error(fig)}), and nothing on the proxy side shows where.",
+            missing,
+        )
+    failing = proxy_fail + (network if corroborated else 0)
+    cors_count = _f(fig, "app_cors_fail")
+    cross = fig.get("cross_table") or []
+    sec = list(security_findings or [])
+    if cors and cors_count >= max(3.0, 0.01 * _f(fig, "app_responses")) and cors_count >= failing:
+        all_causes = [cors] + causes
+        head = cors.evidence[0] + "; "
+        head += (
+            f"the proxy also produced {_n(failing)} failures (see causes)."
+            if failing
+            else "the proxy produced no failures - fix the CORS setup, not the proxy."
+        )
+        return Verdict(
+            "cors-setup", head[0].upper() + head[1:], all_causes, cross, sec, missing, fig
+        )
+    if failing:
+        if cors:
+            causes.append(cors)
+        head = _proxy_headline(fig, failing, causes, alb_only)
+        return Verdict("proxy", head, causes, cross, sec, missing, fig)
+    if not failing and not cors and _f(fig, "share_time_unhealthy") >= 0.1:
+        # Nothing failed (the proxy failed open), but the proxy side is broken: say so.
+        latent = sorted((c for c in (f(fig) for f in PROXY_CAUSES) if c), key=lambda c: -c.strength)
+        if latent and latent[0].strength >= 0.5:
+            head = (
+                f"No request failed, but the target was unhealthy for {_n(_f(fig, 'seconds_unhealthy'))} s "
+                f"({_pct(_f(fig, 'share_time_unhealthy'))} of the run) and traffic flowed only because the proxy "
+                f"failed open; cause: {latent[0].id} (strength {latent[0].strength:.2f}). With another, healthy "
+                "target in the group the proxy stops routing to it, and with none it answers 502/503 - which "
+                "browsers report as CORS errors."
+            )
+            return Verdict("proxy", head, latent, cross, sec, missing, fig)
+    if cors:  # a few app CORS failures, below the noise threshold
+        return Verdict("cors-setup", cors.evidence[0] + ".", [cors], cross, sec, missing, fig)
+    if alb_only:
+        head = f"No ALB- or target-generated 5xx in {_n(_f(fig, 'alb_entries'))} ALB log entries."
+    else:
+        head = (
+            f"No failures in {_n(n)} requests: no proxy or gunicorn 5xx, every app response passed CORS"
+            + (f" for {fig['origin']}" if fig.get("origin") else "")
+            + (f" (p99 {_f(fig, 'p99_ms'):.0f} ms)" if fig.get("p99_ms") is not None else "")
+            + "."
+        )
+        if _f(fig, "app_5xx"):
+            head += f" Note: {_n(fig['app_5xx'])} app-generated 5xx (the app's own errors, with CORS headers)."
+    return Verdict("none", head, [], cross, sec, missing, fig)
+
+
+def _top_error(fig: dict[str, Any]) -> str:
+    errs = fig.get("network_errors") or []
+    return ", ".join(f"{e['error']} x{e['count']}" for e in errs[:2]) or "no response"
+
+
+def _proxy_headline(
+    fig: dict[str, Any], failing: float, causes: list[Cause], alb_only: bool
+) -> str:
+    if alb_only:
+        total = _f(fig, "alb_entries")
+        head = (
+            f"{_n(_f(fig, 'alb_elb_5xx'))} of {_n(total)} requests got a 5xx generated by the ALB itself "
+            f"(target_status_code '-'; {_n(_f(fig, 'alb_elb_502'))} x 502) and {_n(_f(fig, 'alb_target_5xx'))} a 5xx from the target"
+        )
+        if _f(fig, "alb_target_closed"):
+            head += (
+                f"; {_n(fig['alb_target_closed'])} of the ALB 502s carry the keep-alive signature "
+                "(target closed the connection: response_processing_time -1)"
+            )
+    else:
+        n = _f(fig, "requests")
+        parts = []
+        for key, label in (("proxy_502", "502"), ("proxy_503", "503"), ("proxy_504", "504")):
+            if _f(fig, key):
+                parts.append(f"{_n(fig[key])} x {label}")
+        if _f(fig, "server_5xx"):
+            parts.append(f"{_n(fig['server_5xx'])} gunicorn 5xx")
+        if _f(fig, "network"):
+            parts.append(f"{_n(fig['network'])} without response")
+        cors_txt = (
+            "while app responses passed CORS"
+            if not _f(fig, "app_cors_fail")
+            else f"({_n(fig['app_cors_fail'])} app responses also failed CORS)"
+        )
+        head = (
+            f"{_n(failing)} of {_n(n)} requests ({_pct(failing / n)}) failed at the proxy ({', '.join(parts)}), "
+            f"with no CORS headers - the browser reports them as CORS errors - {cors_txt}"
+        )
+    proxy_causes = [c for c in causes if c.id != "cors-setup"]
+    if proxy_causes and proxy_causes[0].strength >= 0.35:
+        head += (
+            f"; most likely cause: {proxy_causes[0].id} (strength {proxy_causes[0].strength:.2f})."
+        )
+    else:
+        head += "; the cause is undetermined from the evidence available."
+    return head
