@@ -65,12 +65,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # click usage errors in standalone_mode=False still raise these
         return int(exc.code or 0)
-    except Exception as exc:  # click.UsageError and friends
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except Exception as exc:
+        # Usage errors (unknown command/option, bad value). typer vendors its own click, so the
+        # exception class is recognised by shape: a message and an exit code.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            ctx = getattr(exc, "ctx", None)
+            where = f"`{ctx.command_path} --help`" if ctx is not None else "`albprobe --help`"
+            typer.echo(f"albprobe: error: {exc.format_message()} (see {where})", err=True)
+            return int(exc.exit_code) or 2
         raise
     return 0
 

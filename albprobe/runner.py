@@ -415,6 +415,11 @@ def execute(
                 step = pending.pop(0)
                 tb.set_fault(step.fault, step.on)
                 meta["testbed"]["fault_timeline"].append([time.time(), step.fault, step.on])
+                if tb.capacity() != meta["capacity"]:  # keepalive-race swaps the worker class
+                    meta["capacity"] = tb.capacity()
+                    meta["testbed"].setdefault("capacity_changes", []).append(
+                        [time.time(), tb.capacity()]
+                    )
                 console_log(f"{elapsed:5.1f}s fault {step.fault} {'on' if step.on else 'off'}")
             if on_progress:
                 on_progress(_read_progress(rundir, tb, elapsed))

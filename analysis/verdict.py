@@ -294,17 +294,23 @@ def _capacity(fig: dict[str, Any]) -> Cause | None:
         sc.add(0.4, 1.0, f"gunicorn boot loop: {fig.get('worker_restarts')} worker restarts")
     fails = _f(fig, "failures")
     srv = _f(fig, "server_5xx")
+    # Failed connects (target down, port blocked) are other causes' failures: capacity's shares
+    # are taken among the failures they do not explain, so both can be found in one run.
+    conn = _hap(fig, "connect-refused") + _hap(fig, "connect-timeout") + _hap(fig, "no-server")
+    other = max(1.0, fails - conn) if conn else fails
     if fails and srv:
         sc.add(
             0.6,
-            srv / fails * 3,
+            srv / other * 3,
             f"{_n(srv)} of {_n(fails)} failures were gunicorn's own 5xx pages (source 'server', no CORS headers)",
         )
     h5 = _hap_5xx(fig)
     st = _hap(fig, "server-timeout")
     if h5 and st:
         sc.add(
-            0.4, st / h5 * 3, f"HAProxy log: {_n(st)} 504s waiting for the target's response (sH--)"
+            0.4,
+            st / max(1.0, h5 - conn) * 3,
+            f"HAProxy log: {_n(st)} 504s waiting for the target's response (sH--)",
         )
     elif (
         _f(fig, "proxy_504")
@@ -331,8 +337,7 @@ def _capacity(fig: dict[str, Any]) -> Cause | None:
         )
     if _f(fig, "alb_target_5xx"):
         sc.add(0.3, 1.0, f"ALB log: {_n(fig['alb_target_5xx'])} 5xx returned by the target itself")
-    conn = _hap(fig, "connect-refused") + _hap(fig, "connect-timeout") + _hap(fig, "no-server")
-    if h5 and conn / h5 > 0.5:
+    if h5 and conn / h5 > 0.5 and not specific:
         sc.damp(
             1 - conn / h5,
             f"but {_pct(conn / h5)} of the proxy's 5xx were failed connects (target down or unreachable), not overload",
@@ -802,7 +807,11 @@ def _proxy_headline(
             f"with no CORS headers - the browser reports them as CORS errors - {cors_txt}"
         )
     proxy_causes = [c for c in causes if c.id != "cors-setup"]
-    if proxy_causes and proxy_causes[0].strength >= 0.35:
+    strong = [c for c in proxy_causes if c.strength >= 0.5]
+    if len(strong) > 1:  # several causes, each well supported (e.g. overload, then a crash)
+        named = " and ".join(f"{c.id} ({c.strength:.2f})" for c in strong)
+        head += f"; causes: {named}."
+    elif proxy_causes and proxy_causes[0].strength >= 0.35:
         head += (
             f"; most likely cause: {proxy_causes[0].id} (strength {proxy_causes[0].strength:.2f})."
         )

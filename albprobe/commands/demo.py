@@ -1,80 +1,93 @@
-"""`albprobe demo`: the README's first command, against the local testbed."""
+"""`albprobe demo [--mode MODE]`: cause a failure mode on the testbed, load it, diagnose it."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from pathlib import Path
+
 import typer
+
+from albprobe.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
-def _browser_pair(base: str, origin: str) -> list[tuple[str, int, str, str]]:
-    """A browser's preflight + POST, summarised as (kind, status, server, allow-origin)."""
-    import httpx
+def scenario_config(sc):
+    """The Config a scenario runs with: testbed defaults plus the scenario's load and endpoints."""
+    from albprobe.config import Capacity, config_from_dict
 
-    rows = []
-    with httpx.Client(timeout=15) as c:
-        pre = c.options(
-            base + "/api/items",
-            headers={
-                "Origin": origin,
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type,x-client",
-            },
-        )
-        rows.append(
-            (
-                "preflight OPTIONS /api/items",
-                pre.status_code,
-                pre.headers.get("server", "-"),
-                pre.headers.get("access-control-allow-origin", "(none)"),
-            )
-        )
-        act = c.post(
-            base + "/api/items",
-            json={"title": "demo"},
-            headers={"Origin": origin, "X-Client": "albprobe"},
-        )
-        rows.append(
-            (
-                "actual POST /api/items",
-                act.status_code,
-                act.headers.get("server", "-"),
-                act.headers.get("access-control-allow-origin", "(none)"),
-            )
-        )
-    return rows
-
-
-def demo() -> None:
-    """Bring the testbed up, send browser-style requests through the proxy, kill the target, tear down."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from albprobe.config import DEFAULT_ORIGIN
-    from testbed import Testbed, TestbedConfig
-
-    console = Console(highlight=False)
-    cfg = TestbedConfig(health_interval=0.5, health_timeout=0.5)
-    console.print(
-        "[bold]albprobe demo[/bold]: starting the testbed (HAProxy as the ALB -> gunicorn -> Django)"
+    cfg = config_from_dict({})
+    tb = sc.testbed
+    capacity = Capacity(
+        worker_class=tb.get("worker_class", "sync"),
+        workers=tb.get("workers", 2),
+        threads=tb.get("threads", 4),
+        timeout=tb.get("timeout", 30.0),
+        keepalive=tb.get("keepalive", 2.0),
     )
-    with Testbed(cfg) as tb:
-        console.print(f"  proxy {tb.url}  target {tb.app_url}")
-        table = Table("phase", "request", "status", "Server", "Access-Control-Allow-Origin")
-        tb.wait_for_health("UP", 15)
-        for row in _browser_pair(tb.url, DEFAULT_ORIGIN):
-            table.add_row("healthy", row[0], str(row[1]), row[2], row[3])
-        console.print("  killing gunicorn (target-down) ...")
-        tb.set_fault("target-down", True)
-        for row in _browser_pair(tb.url, DEFAULT_ORIGIN):
-            table.add_row("target down", row[0], str(row[1]), row[2], row[3])
-        st = tb.wait_for_health("DOWN", 15)
-        console.print(table)
-        console.print(
-            f"  health check: target {st.status} ({st.check_status} {st.last_chk}). The 502 came from the "
-            "proxy (Server: awselb/2.0) and carries no Access-Control-Allow-Origin, so a browser reports "
-            "it as a CORS error."
-        )
-    console.print("testbed stopped")
+    load = dataclasses.replace(cfg.load, shape=sc.shape, duration=float(sc.duration), **sc.load)
+    proxy = dataclasses.replace(
+        cfg.proxy, idle_timeout=tb.get("idle_timeout", cfg.proxy.idle_timeout)
+    )
+    return dataclasses.replace(
+        cfg, load=load, endpoints=sc.endpoints, capacity=capacity, proxy=proxy
+    )
+
+
+def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
+    """Run one scenario end to end; returns (RunResult, analysis Result)."""
+    from albprobe.progress import ProgressView
+    from albprobe.runner import RunOptions, execute, parse_fault_schedule
+    from analysis.pipeline import analyze_run
+    from testbed.config import FAULTS
+
+    cfg = scenario_config(sc)
+    overrides = {k: v for k, v in sc.testbed.items() if k in ("faults", "connect_timeout")}
+    opts = RunOptions(
+        config=cfg,
+        shape=sc.shape,
+        faults=parse_fault_schedule(list(sc.faults), FAULTS),
+        runs_root=runs_root,
+        run_id=run_id or f"demo-{sc.mode}-{time.strftime('%Y%m%d-%H%M%S')}",
+        testbed_overrides=overrides,
+    )
+    view = ProgressView(console, duration=cfg.load.duration)
+    with view:
+        result = execute(opts, on_progress=view.update, console_log=view.log)
+        view.log("analyzing the run ...")
+        analysis = analyze_run(result.rundir.path)
+    return result, analysis
+
+
+def demo(
+    mode: str = typer.Option(
+        "default",
+        help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, blocked-port, cors-misconfig.",
+    ),
+    runs_dir: Path = typer.Option(Path("runs"), help="Where the demo's run directory goes."),
+) -> None:
+    """Bring the testbed up, cause the failure, load it like browsers, analyze, print the verdict, tear down."""
+    from rich.console import Console
+
+    from albprobe.demo_scenarios import MODES, SCENARIOS
+    from analysis.reports.terminal import print_summary
+
+    if mode not in SCENARIOS:
+        raise ConfigError(f"--mode {mode!r} is not a demo mode", hint=f"one of: {', '.join(MODES)}")
+    sc = SCENARIOS[mode]
+    console = Console(highlight=False)
+    console.print(f"[bold]albprobe demo[/bold] ({mode}): {sc.title}")
+    console.print(
+        f"  {sc.shape} load for {sc.duration:.0f}s through the testbed's proxy (HAProxy as the ALB)"
+        + (f"; faults: {', '.join(sc.faults)}" if sc.faults else "")
+    )
+    result, analysis = run_scenario(sc, runs_root=runs_dir, console=console)
+    console.print(f"run directory: {result.rundir.path} ({result.status})")
+    print_summary(analysis.verdict, console=console, outputs=[str(p) for p in analysis.outputs])
+    report = result.rundir.path / "report" / "report.html"
+    if report.exists():
+        console.print(f"HTML report: {report}")
+    console.print("testbed stopped; every process it started has ended")

@@ -120,10 +120,12 @@ def run(
         f"run directory: {result.rundir.path}  status: {result.status}"
         + (f" ({result.status_reason})" if result.status_reason else "")
     )
-    if analyze:
-        from albprobe.summary import print_run_summary
+    if analyze and result.rundir.parts("requests"):
+        from analysis.pipeline import analyze_run
+        from analysis.reports.terminal import print_summary
 
-        print_run_summary(console, result.rundir)
+        analysis = analyze_run(result.rundir.path)
+        print_summary(analysis.verdict, console=console, outputs=[str(p) for p in analysis.outputs])
     if result.status == "aborted":
         raise typer.Exit(3)
     if result.status == "partial":

@@ -50,7 +50,7 @@ def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
     kinds = {k for (k,) in events}
     assert {"fault_on", "fault_off", "target_killed", "target_started"} <= kinds
     assert (cli.runs / "down" / "logs" / "haproxy-1.log").stat().st_size > 0
-    assert "source x status x CORS" in r.stdout
+    assert "at fault: proxy" in r.stdout  # the analyzer's verdict closes the run
 
 
 def test_distributed_run_dir_is_complete(cli, tmp_path):

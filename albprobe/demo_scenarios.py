@@ -1,0 +1,139 @@
+"""The demo scenarios: each failure mode of design.md's matrix, caused for real on the testbed.
+
+Pure data: the load, the testbed's shape and fault schedule, and the verdict the analyzer must reach
+(the end-to-end tests assert it). Durations are short enough for CI; the default demo stays under
+two minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from albprobe.config import Endpoint
+
+FAST = Endpoint(name="fast", path="/api/fast", weight=6)
+WRITE = Endpoint(
+    name="write",
+    path="/api/items",
+    method="POST",
+    weight=2,
+    headers={"Content-Type": "application/json", "X-Client": "albprobe"},
+    body='{"title": "demo"}',
+)
+SLOW = Endpoint(name="slow", path="/api/slow?ms=600", weight=2)
+REPORT = Endpoint(
+    name="report", path="/api/slow?ms=2500", weight=1
+)  # outlives a 2 s gunicorn timeout
+
+
+@dataclass(frozen=True)
+class DemoScenario:
+    mode: str
+    title: str
+    at_fault: str  # the verdict's at_fault the analyzer must reach
+    causes: tuple[str, ...]  # cause ids that must be among the verdict's causes (first = top)
+    shape: str
+    duration: float
+    load: dict[str, Any] = field(default_factory=dict)
+    endpoints: tuple[Endpoint, ...] = (FAST, WRITE)
+    testbed: dict[str, Any] = field(default_factory=dict)
+    faults: tuple[str, ...] = ()  # schedule, e.g. "target-down@8s-14s"
+
+
+# Capacity: 2 sync workers (2 slots), a 2 s gunicorn timeout, a 4 s proxy idle timeout, a step
+# ramp to 16 users over a mix with slow calls: queueing past the idle timeout (504s), a call that
+# outlives the gunicorn timeout (WORKER TIMEOUT -> gunicorn's own 500).
+_CAPACITY_TESTBED = {"workers": 2, "worker_class": "sync", "timeout": 2.0, "idle_timeout": 4.0}
+_CAPACITY_LOAD = {"step_users": 4, "step_every": 6.0, "users": 16, "think_time": 0.2}
+
+SCENARIOS: dict[str, DemoScenario] = {
+    s.mode: s
+    for s in (
+        DemoScenario(
+            mode="default",
+            title="load climbs past gunicorn's capacity, and the target is killed midway",
+            at_fault="proxy",
+            causes=("target-down", "capacity"),
+            shape="step",
+            duration=70,
+            load=_CAPACITY_LOAD | {"step_every": 8.0},
+            endpoints=(FAST, WRITE, SLOW, REPORT),
+            testbed=_CAPACITY_TESTBED,
+            faults=("target-down@40s-55s",),
+        ),
+        DemoScenario(
+            mode="healthy",
+            title="nothing wrong: the control run",
+            at_fault="none",
+            causes=(),
+            shape="users",
+            duration=15,
+            load={"users": 5, "think_time": 0.1},
+        ),
+        DemoScenario(
+            mode="target-down",
+            title="gunicorn is killed mid-run (and restarted later)",
+            at_fault="proxy",
+            causes=("target-down",),
+            shape="users",
+            duration=22,
+            load={"users": 5, "think_time": 0.05},
+            faults=("target-down@7s-16s",),
+        ),
+        DemoScenario(
+            mode="capacity",
+            title="load above workers x threads, slow endpoint, short gunicorn timeout",
+            at_fault="proxy",
+            causes=("capacity",),
+            shape="step",
+            duration=30,
+            load=_CAPACITY_LOAD,
+            endpoints=(FAST, WRITE, SLOW, REPORT),
+            testbed=_CAPACITY_TESTBED,
+        ),
+        DemoScenario(
+            mode="keepalive-race",
+            title="backend keep-alive (1 s) below the proxy's idle reuse (60 s), idle gaps around it",
+            at_fault="proxy",
+            causes=("keepalive-race",),
+            shape="idle-gap",
+            duration=30,
+            load={"users": 12, "gap": 1.5, "gap_jitter": 0.6},
+            endpoints=(FAST,),
+            testbed={"faults": frozenset({"keepalive-race"})},
+        ),
+        DemoScenario(
+            mode="health-host",
+            title="ALLOWED_HOSTS rejects the health checker's Host (the target IP)",
+            at_fault="proxy",
+            causes=("health-check-config",),
+            shape="users",
+            duration=15,
+            load={"users": 4, "think_time": 0.1},
+            testbed={"faults": frozenset({"health-host"})},
+        ),
+        DemoScenario(
+            mode="blocked-port",
+            title="the proxy cannot reach port 8000 (like a missing security-group rule)",
+            at_fault="proxy",
+            causes=("connectivity",),
+            shape="users",
+            duration=20,
+            load={"users": 4, "think_time": 0.1},
+            testbed={"connect_timeout": 2.0},
+            faults=("blocked-port@5s",),
+        ),
+        DemoScenario(
+            mode="cors-misconfig",
+            title="the front origin is missing from CORS_ALLOWED_ORIGINS (control: not the proxy)",
+            at_fault="cors-setup",
+            causes=("cors-setup",),
+            shape="users",
+            duration=12,
+            load={"users": 4, "think_time": 0.1},
+            testbed={"faults": frozenset({"cors-misconfig"})},
+        ),
+    )
+}
+MODES = tuple(m for m in SCENARIOS if m != "default")
