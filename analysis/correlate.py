@@ -450,6 +450,8 @@ def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 10) -> tuple
     best: tuple[int, float] | None = None
     n = len(x)
     for lag in range(-max_lag, max_lag + 1):
+        if abs(lag) >= n:  # a run shorter than the lag: x[: n - lag] would wrap around
+            continue
         if lag >= 0:
             a, b = x[: n - lag], y[lag:]
         else:

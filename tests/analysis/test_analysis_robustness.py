@@ -99,3 +99,15 @@ def test_coordinated_omission_and_cloudwatch(tmp_path):
     cw = f["cloudwatch"]["HTTPCode_ELB_502_Count.Sum"]
     assert cw["sum"] == f["proxy_502"]
     assert res.timeline.cloudwatch["HTTPCode_ELB_502_Count.Sum"]
+
+
+def test_lagged_correlation_on_a_series_shorter_than_the_lag():
+    import numpy as np
+
+    from analysis.correlate import lagged_correlation
+
+    assert lagged_correlation(np.array([1.0, 0.0]), np.array([0.0, 1.0])) is None
+    x = np.random.default_rng(7).random(12)
+    y = np.concatenate([[0.5, 0.5], x[:-2]])  # y follows x by 2 s
+    best = lagged_correlation(x, y, max_lag=10)
+    assert best is not None and best[0] == 2 and best[1] > 0.99
