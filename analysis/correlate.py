@@ -579,6 +579,11 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         if fig["capacity_total"]:
             calm &= busy_target < 0.5 * fig["capacity_total"]
         svc = float(np.nanmedian(p50[calm])) if calm.any() else fig.get("target_p50_ms")
+        # Little's law needs the *mean* service time; a median of medians sees only the fast
+        # endpoints of a mix. Weight each endpoint's unqueued latency by its share.
+        mix = _mix_service_ms(ds)
+        if mix is not None:
+            svc = mix
         # Demand on the app: requests minus those that never could reach it (failed connects).
         demand = np.clip(n - tl.get("hap_hconnect"), 0, None) if "hap_hconnect" in tl.series else n
         offered = float(np.percentile(demand[demand > 0], 95)) if (demand > 0).any() else 0.0
@@ -592,6 +597,24 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
             fig["needed_slots"] = need / max(1, targets)
             fig["recommended_threads"] = threads
             fig["recommended_workers"] = max(1, math.ceil(need / max(1, targets) / threads))
+
+
+def _mix_service_ms(ds: Dataset) -> float | None:
+    """Mean service time of the request mix: sum over endpoints of share x the endpoint's 10th
+    percentile latency at the target. Under saturation even medians carry queueing delay; the
+    low percentile is the latency of a request that did not wait, i.e. the service time."""
+    if not ds.present.get("requests"):
+        return None
+    row = _one(
+        ds,
+        """
+        SELECT sum(n * med) / sum(n) AS svc FROM (
+          SELECT endpoint, count(*) AS n, quantile_cont(latency_ms, 0.1) AS med FROM requests
+          WHERE source IN ('app', 'server') AND latency_ms IS NOT NULL GROUP BY endpoint)
+    """,
+    )
+    v = row.get("svc")
+    return float(v) if v is not None and math.isfinite(v) and v > 0 else None
 
 
 def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
