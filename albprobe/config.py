@@ -1,14 +1,16 @@
 """albprobe.toml: the schema as dataclasses, and a loader whose errors name the key and the fix.
 
-With no config file every value defaults to the local testbed. The documented schema, with an
-example, is docs/config.md; `albprobe config-example` prints it.
+With no config file (and no ./albprobe.toml) every value defaults to the local testbed. The
+schema, key by key with defaults, units and validation rules, is docs/config.md; a complete
+commented example for a real API behind an ALB is albprobe.example.toml at the repository root.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,7 +22,10 @@ TESTBED = "testbed"
 _DURATION = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m(?!s))?\s*(?:(\d+(?:\.\d+)?)s)?\s*(?:(\d+(?:\.\d+)?)ms)?\s*$"
 )
+_SECONDS = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+# An ALB health-check matcher: 200, 200-299, 200,302 (HTTP codes 100-599).
+_MATCHER = re.compile(r"^\s*[1-5]\d\d(?:-[1-5]\d\d)?(?:\s*,\s*[1-5]\d\d(?:-[1-5]\d\d)?)*\s*$")
 
 
 def parse_duration(value: str | int | float, *, key: str) -> float:
@@ -28,10 +33,16 @@ def parse_duration(value: str | int | float, *, key: str) -> float:
     if isinstance(value, bool):
         raise ConfigError(f"{key}: expected a duration like '30s' or '2m', got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: a duration must be a finite number, got {value!r}")
         if value < 0:
             raise ConfigError(f"{key}: a duration cannot be negative ({value})")
         return float(value)
-    m = _DURATION.match(str(value))
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a duration like '30s' or '2m', got {value!r}")
+    if _SECONDS.match(value):  # "90" (e.g. from the command line) means seconds
+        return float(value)
+    m = _DURATION.match(value)
     if not m or not any(m.groups()):
         raise ConfigError(
             f"{key}: cannot read duration {value!r}",
@@ -204,14 +215,20 @@ def _check_keys(section: str, raw: dict[str, Any], cls: type) -> None:
         )
 
 
-def _typed(section: str, key: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _typed(section: str, key: str, value: Any, kind: type) -> Any:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, bool) and kind in (int, float):
-        raise ConfigError(f"{section}.{key}: expected a number, got {value!r}")
+        raise ConfigError(f"{section}.{key}: expected {_KIND_NAMES[kind]}, got {value!r}")
     if not isinstance(value, kind):
-        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{section}.{key}: expected {name}, got {value!r}")
+        raise ConfigError(
+            f"{section}.{key}: expected {_KIND_NAMES.get(kind, kind.__name__)}, got {value!r}"
+        )
+    if kind is float and not math.isfinite(value):  # TOML allows inf and nan
+        raise ConfigError(f"{section}.{key}: must be a finite number, got {value!r}")
     return value
 
 
@@ -235,6 +252,7 @@ _DURATION_KEYS = {
     "idle_timeout",
     "poll_interval",
     "interval",
+    "think_time",
 }
 
 
@@ -266,13 +284,24 @@ def _build(section: str, cls: type, raw: Any) -> Any:
             v = tuple(v)
         elif isinstance(default, HealthCheck):
             v = _build(key, HealthCheck, v)
+        elif cls is HealthCheck and f.name == "port":
+            v = _health_check_port(key, v)
         elif isinstance(default, str) or default is None:
-            if f.name == "port" and isinstance(v, int):
-                pass
-            else:
-                v = _typed(section, f.name, v, str)
+            v = _typed(section, f.name, v, str)
         values[f.name] = v
     return cls(**values)
+
+
+def _health_check_port(key: str, v: Any) -> int | None:
+    """A TCP port, or "traffic-port" (the ALB's own word) meaning the port the targets serve on."""
+    if v == "traffic-port":
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 < v < 65536:
+        raise ConfigError(
+            f'{key}: must be a TCP port (1-65535) or "traffic-port", got {v!r}',
+            hint="leave it out to expect the traffic port ([aws] port)",
+        )
+    return v
 
 
 def _endpoint(i: int, raw: Any) -> Endpoint:
@@ -297,6 +326,12 @@ def _endpoint(i: int, raw: Any) -> Endpoint:
         isinstance(k, str) and isinstance(v, str) for k, v in headers.items()
     ):
         raise ConfigError(f"{where}.headers: expected a table of string values")
+    for k, v in headers.items():
+        if not k.strip() or any(c in k + v for c in "\r\n") or ":" in k:
+            raise ConfigError(
+                f"{where}.headers: {k!r} is not a valid header line",
+                hint="one header per key, no ':' in the name, no line breaks",
+            )
     for secret in ("authorization", "cookie"):
         if any(k.lower() == secret for k in headers):
             raise ConfigError(
@@ -309,6 +344,8 @@ def _endpoint(i: int, raw: Any) -> Endpoint:
     weight = _typed(where, "weight", raw.get("weight", 1), int)
     _positive(where, "weight", weight)
     name = _typed(where, "name", raw.get("name", f"{method} {path}"), str)
+    if not name.strip():
+        raise ConfigError(f"{where}.name: must not be empty")
     return Endpoint(
         name=name, path=path, method=method, headers=dict(headers), body=body, weight=weight
     )
@@ -321,6 +358,10 @@ def _fingerprint(i: int, raw: Any) -> Fingerprint:
     _check_keys(where, raw, Fingerprint)
     if "name" not in raw or "source" not in raw:
         raise ConfigError(f"{where}: needs 'name' and 'source'")
+    if not isinstance(raw["name"], str) or not raw["name"].strip():
+        raise ConfigError(f"{where}.name: expected a non-empty string, got {raw['name']!r}")
+    if "header" in raw:
+        _typed(where, "header", raw["header"], str)
     source = raw["source"]
     if source not in ("proxy", "server", "app"):
         raise ConfigError(f"{where}.source: must be proxy, server or app, got {source!r}")
@@ -337,8 +378,12 @@ def _fingerprint(i: int, raw: Any) -> Fingerprint:
             f"{where}: give 'header' (with optional 'header_pattern') or 'body_pattern'"
         )
     status = raw.get("status", [])
-    if not isinstance(status, list) or not all(isinstance(s, int) for s in status):
-        raise ConfigError(f"{where}.status: expected a list of status codes")
+    if not isinstance(status, list) or not all(
+        isinstance(s, int) and not isinstance(s, bool) and 100 <= s <= 599 for s in status
+    ):
+        raise ConfigError(
+            f"{where}.status: expected a list of HTTP status codes (100-599), got {status!r}"
+        )
     return Fingerprint(
         name=str(raw["name"]),
         source=source,
@@ -350,28 +395,82 @@ def _fingerprint(i: int, raw: Any) -> Fingerprint:
 
 
 def validate_target(target: str) -> str:
-    """'testbed' or an absolute http(s) URL without a path beyond '/'."""
+    """'testbed' or an absolute http(s) base URL (a path prefix is kept; endpoint paths are
+    appended to it). No query, fragment or user:password (that would be recorded in run.json)."""
     if target == TESTBED:
         return target
-    parts = urlsplit(target)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(target)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"target: {target!r} is not 'testbed' or an http(s) URL",
             hint='e.g. target = "https://api.hakwonplus.com"',
+        )
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            "target: the URL must not carry a user or password",
+            hint="credentials come from the environment (browser.auth_header_env / cookie_env)",
+        )
+    if parts.query or parts.fragment or target.endswith(("?", "#")):
+        raise ConfigError(
+            f"target: {target!r} must be a base URL without '?' or '#'",
+            hint="put query strings in the [[endpoints]] paths",
         )
     return target.rstrip("/")
 
 
 def validate_origin(origin: str, *, key: str = "browser.origin") -> str:
-    parts = urlsplit(origin)
+    """scheme://host[:port] (a trailing '/' is dropped) or the opaque origin "null"."""
     if origin == "null":
         return origin
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
         raise ConfigError(
             f"{key}: {origin!r} is not an origin",
             hint="write scheme://host[:port], e.g. https://hakwonplus.com",
         )
     return origin.rstrip("/")
+
+
+def _allowed_host(i: int, host: str) -> str:
+    """A bare hostname, as check_target_allowed compares it with the target URL's hostname."""
+    h = host.strip()
+    if not h or "://" in h or "/" in h or any(c.isspace() for c in h) or h.count(":") == 1:
+        raise ConfigError(
+            f"safety.allowed_hosts[{i}]: {host!r} is not a bare hostname",
+            hint='write only the host, without scheme, port or path: e.g. "api.hakwonplus.com"',
+        )
+    return h.lower()
+
+
+def _check_load(load: Load) -> None:
+    for key in ("duration", "users", "spawn_rate", "rate", "max_vus"):
+        _positive("load", key, getattr(load, key))
+    # Shape parameters are checked whatever the shape: `--shape` can switch to any of them.
+    for key in ("step_users", "step_every", "spike_users", "spike_for"):
+        _positive("load", key, getattr(load, key))
+    for key in ("start_rate", "end_rate", "workers"):
+        _positive("load", key, getattr(load, key), allow_zero=True)
+    if load.start_rate == 0 and load.end_rate == 0:
+        raise ConfigError(
+            "load.start_rate / load.end_rate: both are 0, so ramping-rate would send nothing",
+            hint="give end_rate (iterations/s at the end of the run) a value > 0",
+        )
 
 
 def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> Config:
@@ -409,12 +508,16 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
                 f"endpoints: name {dup!r} is used twice", hint="give each endpoint a unique name"
             )
     browser = _build("browser", Browser, raw.get("browser"))
-    validate_origin(browser.origin)
+    browser = replace(browser, origin=validate_origin(browser.origin))
     if browser.cors_mode not in ("chrome", "spec"):
         raise ConfigError(
             f"browser.cors_mode: must be 'chrome' or 'spec', got {browser.cors_mode!r}"
         )
     safety = _build("safety", Safety, raw.get("safety"))
+    safety = replace(
+        safety,
+        allowed_hosts=tuple(_allowed_host(i, h) for i, h in enumerate(safety.allowed_hosts)),
+    )
     _positive("safety", "max_users", safety.max_users)
     _positive("safety", "max_rps", safety.max_rps)
     if not 0 < safety.abort_error_rate <= 1:
@@ -428,9 +531,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         raise ConfigError(
             f"load.shape: unknown shape {load.shape!r}", hint=f"one of {', '.join(SHAPES)}"
         )
-    for key in ("duration", "users", "spawn_rate", "rate", "max_vus"):
-        _positive("load", key, getattr(load, key))
-    _positive("load", "workers", load.workers, allow_zero=True)
+    _check_load(load)
     capacity = _build("capacity", Capacity, raw.get("capacity"))
     if capacity.worker_class not in ("sync", "gthread", "gevent", "eventlet", "tornado", "uvicorn"):
         raise ConfigError(
@@ -449,10 +550,16 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
     _positive("aws", "poll_interval", aws.poll_interval)
     if not 0 < aws.port < 65536:
         raise ConfigError(f"aws.port: must be a TCP port (1-65535), got {aws.port}")
-    if not aws.health_check.path.startswith("/"):
+    hc = aws.health_check
+    if not hc.path.startswith("/"):
+        raise ConfigError(f"aws.health_check.path: must start with '/', got {hc.path!r}")
+    if not _MATCHER.match(hc.matcher):
         raise ConfigError(
-            f"aws.health_check.path: must start with '/', got {aws.health_check.path!r}"
+            f"aws.health_check.matcher: cannot read {hc.matcher!r}",
+            hint='HTTP codes as the ALB writes them: "200", "200-299" or "200,302"',
         )
+    for key in ("interval", "timeout", "healthy_threshold", "unhealthy_threshold"):
+        _positive("aws.health_check", key, getattr(hc, key))
     fps = raw.get("fingerprints", [])
     if not isinstance(fps, list):
         raise ConfigError("fingerprints: expected [[fingerprints]] tables")
@@ -480,14 +587,26 @@ def load_config(path: str | Path | None) -> Config:
         path = default
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        data = p.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             f"config {str(p)!r} not found",
             hint="check the path, or omit --config to use testbed defaults",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {str(p)!r} cannot be read: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config {str(p)!r} cannot be read: {exc.strerror or exc}") from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # PowerShell 5's `>` and Out-File write UTF-16.
+        raise ConfigError(
+            f"config {str(p)!r} is UTF-16 text",
+            hint="save it as UTF-8 (PowerShell: Set-Content -Encoding utf8)",
+        )
+    try:
+        text = data.decode("utf-8-sig")  # tolerate a UTF-8 byte-order mark
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config {str(p)!r} is not UTF-8 text (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
