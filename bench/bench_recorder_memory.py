@@ -31,22 +31,44 @@ def record(n: int, out: Path) -> dict:
     statuses = (200, 200, 200, 201, 502, 500, 0)
     for i in range(n):
         st = statuses[i % len(statuses)]
-        ctx = {"albprobe": True, "kind": "actual" if i % 5 else "preflight", "endpoint": f"ep{i % 3}",
-               "path": "/api/fast", "status": st, "source": "proxy" if st == 502 else "app",
-               "source_evidence": "server: awselb/2.0" if st == 502 else None, "cors_ok": st in (200, 201),
-               "cors_step": None if st in (200, 201) else "allow-origin-missing",
-               "cors_message": None if st in (200, 201) else "Access to fetch at 'https://api.hakwonplus.com/api/fast' from origin 'https://hakwonplus.com' has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
-               "intended_ts": t0 + i * 1e-4, "conn_reused": bool(i % 2), "user_id": i % 500}
-        w.append(request_row("GET", "fast", 12.5 + (i % 100), 25, ctx, None, t0 + i * 1e-4, "local"))
+        ctx = {
+            "albprobe": True,
+            "kind": "actual" if i % 5 else "preflight",
+            "endpoint": f"ep{i % 3}",
+            "path": "/api/fast",
+            "status": st,
+            "source": "proxy" if st == 502 else "app",
+            "source_evidence": "server: awselb/2.0" if st == 502 else None,
+            "cors_ok": st in (200, 201),
+            "cors_step": None if st in (200, 201) else "allow-origin-missing",
+            "cors_message": None
+            if st in (200, 201)
+            else "Access to fetch at 'https://api.hakwonplus.com/api/fast' from origin 'https://hakwonplus.com' has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header is present on the requested resource.",
+            "intended_ts": t0 + i * 1e-4,
+            "conn_reused": bool(i % 2),
+            "user_id": i % 500,
+        }
+        w.append(
+            request_row("GET", "fast", 12.5 + (i % 100), 25, ctx, None, t0 + i * 1e-4, "local")
+        )
     w.close()
-    return {"rows": w.rows_written, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "seconds": time.time() - t0, "parts": len(rd.parts("requests"))}
+    return {
+        "rows": w.rows_written,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "seconds": time.time() - t0,
+        "parts": len(rd.parts("requests")),
+    }
 
 
 def measure(n: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="albmem-") as tmp:
-        res = subprocess.run([sys.executable, __file__, "--child", str(n), tmp], capture_output=True, text=True,
-                             timeout=1800, check=True)
+        res = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), tmp],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=True,
+        )
         return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -60,11 +82,15 @@ def main() -> int:
     a = ap.parse_args()
     small, large = measure(a.small), measure(a.large)
     for r in (small, large):
-        print(f"{r['rows']:>9,} rows: peak RSS {r['peak_rss_mb']:.1f} MB, {r['parts']} parts, "
-              f"{r['rows'] / r['seconds']:,.0f} rows/s")
+        print(
+            f"{r['rows']:>9,} rows: peak RSS {r['peak_rss_mb']:.1f} MB, {r['parts']} parts, "
+            f"{r['rows'] / r['seconds']:,.0f} rows/s"
+        )
     growth = large["peak_rss_mb"] - small["peak_rss_mb"]
     verdict = "PASS" if growth < TARGET_MB else "FAIL"
-    print(f"peak RSS growth {a.small:,} -> {a.large:,} rows: {growth:+.1f} MB  target < {TARGET_MB:.0f} MB  {verdict}")
+    print(
+        f"peak RSS growth {a.small:,} -> {a.large:,} rows: {growth:+.1f} MB  target < {TARGET_MB:.0f} MB  {verdict}"
+    )
     return 0 if growth < TARGET_MB else 1
 
 

@@ -23,27 +23,56 @@ path = "/api/fast"
 """
 
 
-def locust_rps(locustfile: str, host: str, *, users: int, seconds: int, processes: int = 0,
-               albprobe: bool = False) -> tuple[float, int]:
+def locust_rps(
+    locustfile: str,
+    host: str,
+    *,
+    users: int,
+    seconds: int,
+    processes: int = 0,
+    albprobe: bool = False,
+) -> tuple[float, int]:
     """Run Locust headless; return (requests/s over the run, requests). The albprobe user is run
     through its own shape (users for ``seconds``); the bare user with -u/-t."""
     with tempfile.TemporaryDirectory(prefix="albbench-") as tmp:
         stats = Path(tmp) / "stats.json"
-        cmd = [sys.executable, "-m", "locust", "-f", locustfile, "--headless", "--host", host,
-               "--json-file", str(stats.with_suffix("")), "--only-summary", "--loglevel", "WARNING"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            locustfile,
+            "--headless",
+            "--host",
+            host,
+            "--json-file",
+            str(stats.with_suffix("")),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         if albprobe:
             cfg = Path(tmp) / "bench.toml"
             load = f"think_time = 0.0\nusers = {users}\nspawn_rate = {users}\nduration = {seconds}"
             cfg.write_text(BENCH_CONFIG.replace("think_time = 0.0", load))
-            cmd += ["--albprobe-config", str(cfg), "--albprobe-shape", "users", "--albprobe-run-dir", str(Path(tmp) / "run")]
+            cmd += [
+                "--albprobe-config",
+                str(cfg),
+                "--albprobe-shape",
+                "users",
+                "--albprobe-run-dir",
+                str(Path(tmp) / "run"),
+            ]
         else:
             cmd += ["-u", str(users), "-r", str(users), "-t", f"{seconds}s"]
         if processes:
             cmd += ["--processes", str(processes)]
             if albprobe:
                 cmd += ["--albprobe-processes", str(processes)]
-        subprocess.run(cmd, cwd=str(REPO), env=env, timeout=seconds + 120, capture_output=True, check=False)
+        subprocess.run(
+            cmd, cwd=str(REPO), env=env, timeout=seconds + 120, capture_output=True, check=False
+        )
         data = json.loads(stats.read_text())
     total = sum(s["num_requests"] for s in data)
     start = min(s["start_time"] for s in data)

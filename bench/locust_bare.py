@@ -14,7 +14,9 @@ class BareUser(FastHttpUser):
 
     def on_start(self) -> None:
         if not _HEADERS:
-            req = CorsRequest(url=self.host.rstrip("/") + "/api/fast", origin="https://hakwonplus.com")
+            req = CorsRequest(
+                url=self.host.rstrip("/") + "/api/fast", origin="https://hakwonplus.com"
+            )
             _HEADERS.update(actual_headers(req))
 
     @task

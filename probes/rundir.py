@@ -7,6 +7,7 @@ bounded however long the run, and a crash loses at most one unflushed buffer.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -152,6 +153,7 @@ class TableWriter:
         prefix: str = "part",
         flush_rows: int = 50_000,
         flush_seconds: float = 2.0,
+        threadsafe: bool = True,
     ) -> None:
         self.rundir = rundir
         self.table = table
@@ -165,7 +167,8 @@ class TableWriter:
         self._n = 0
         self._part = 0
         self._last_flush = time.monotonic()
-        self._lock = threading.Lock()
+        # A Locust process appends from greenlets that never switch inside append(): no lock needed.
+        self._lock = threading.Lock() if threadsafe else contextlib.nullcontext()
         self.rows_written = 0
         self.table_dir = rundir.table_dir(table)
         self.table_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +181,8 @@ class TableWriter:
             self._n += 1
             n = self._n
             due = n >= self._flush_rows or (
-                (n < 256 or not n & 0xFF) and time.monotonic() - self._last_flush >= self._flush_seconds
+                (n < 256 or not n & 0xFF)
+                and time.monotonic() - self._last_flush >= self._flush_seconds
             )
         if due:
             self.flush()

@@ -65,12 +65,6 @@ _VOLATILE = frozenset(
         "server-timing",
     }
 )
-try:  # the exceptions FastHttpUser treats as "no response"; geventhttpclient's own, at worst
-    from locust.contrib.fasthttp import FAILURE_EXCEPTIONS as _FAILURES
-    from locust.exception import CatchResponseError as _CatchResponseError
-except ImportError:  # locust missing: probes stays importable (the pure parts are used offline)
-    _FAILURES = (OSError,)
-    _CatchResponseError = RuntimeError
 
 
 def failure_label(
@@ -148,10 +142,18 @@ class BrowserCaller:
         user_id: int | None = None,
         worker_id: str = "local",
     ) -> None:
+        # Imported here: importing locust monkey-patches the process (fine inside Locust only).
+        from locust.contrib.fasthttp import FAILURE_EXCEPTIONS
+        from locust.exception import CatchResponseError
+
+        self._failures = FAILURE_EXCEPTIONS
+        self._failure_exc = CatchResponseError
         self.session = session
         self.user_id = user_id
         self.worker_id = worker_id
         self._memo: dict[tuple, tuple] = {}
+        self._memo_raw: dict[tuple, tuple] = {}
+        self._wire: dict[tuple[str, str], dict[str, str]] = {}
         self._body_fps = any(getattr(f, "body_pattern", None) for f in fingerprints)
         # A browser judges each redirect hop itself (CORS applies per hop): never auto-follow.
         session.client.redirect_response_codes = frozenset()
@@ -182,12 +184,16 @@ class BrowserCaller:
         req = ep.request
         if kind == "preflight":
             method, body, name = "OPTIONS", None, f"preflight {ep.name}"
-            headers = preflight_headers(req, self.mode)
         else:
             method, body, name = ep.method, ep.body, ep.name
-            headers = actual_headers(
-                req, self.mode, cookie=self.cookie if req.credentials == "include" else None
-            )
+        headers = self._wire.get((kind, ep.name))
+        if headers is None:  # built once per endpoint; urlopen copies it into its own Headers
+            if kind == "preflight":
+                headers = dict(preflight_headers(req, self.mode))
+            else:
+                cookie = self.cookie if req.credentials == "include" else None
+                headers = dict(actual_headers(req, self.mode, cookie=cookie))
+            self._wire[(kind, ep.name)] = headers
         self.acquire()
         queue = self._idle_queues.get(req.url, _UNSET)
         if queue is _UNSET:
@@ -198,10 +204,10 @@ class BrowserCaller:
         resp = error = None
         try:
             resp = self.session.client.urlopen(
-                req.url, method=method, payload=body, headers=dict(headers)
+                req.url, method=method, payload=body, headers=headers
             )
             content = resp.content or b""
-        except _FAILURES as exc:
+        except self._failures as exc:
             resp = getattr(exc, "response", None)
             content = (resp.content or b"") if resp is not None else b""
             if resp is None or not getattr(resp, "status_code", 0):
@@ -223,7 +229,7 @@ class BrowserCaller:
             response_time=elapsed_ms,
             response_length=len(content),
             response=resp,
-            exception=_CatchResponseError(label) if label else None,
+            exception=self._failure_exc(label) if label else None,
             start_time=start_time,
             url=req.url,
             context={
@@ -260,6 +266,10 @@ class BrowserCaller:
         ids) change neither, so they are left out of the key. Under load most responses repeat
         one of a few shapes, and a lookup is far cheaper than a header scan.
         """
+        raw_key = (kind, req, status, items, body)
+        hit = self._memo_raw.get(raw_key)  # identical bytes (same Date second): no scan at all
+        if hit is not None:
+            return hit
         stable = tuple(h for h in items if h[0].lower() not in _VOLATILE)
         key = (kind, req, status, stable, body if (status >= 300 or self._body_fps) else b"")
         hit = self._memo.get(key)
@@ -275,4 +285,7 @@ class BrowserCaller:
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
             hit = self._memo[key] = (verdict, att)
+        if len(self._memo_raw) >= _MEMO_SIZE:
+            self._memo_raw.clear()
+        self._memo_raw[raw_key] = hit
         return hit

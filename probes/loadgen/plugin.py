@@ -14,6 +14,7 @@ Installed by importing it from a locustfile (locustfiles/browser.py). It works t
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import os
@@ -129,7 +130,9 @@ class LoadSession:
     def pick_endpoint(self, endpoints: list[Any]) -> Any:
         if self._weights is None:
             self._weights = list(itertools.accumulate(e.weight for e in self.config.endpoints))
-        return random.choices(endpoints, cum_weights=self._weights)[0]
+        if len(endpoints) == 1:
+            return endpoints[0]
+        return endpoints[bisect.bisect_right(self._weights, random.random() * self._weights[-1])]
 
 
 SESSION: LoadSession | None = None
@@ -242,7 +245,7 @@ def _open_rundir(s: LoadSession, environment) -> None:
 
         s.rundir.write_meta(standalone_meta(s, environment, status="running"))
     (s.rundir.path / "locust").mkdir(exist_ok=True)
-    s.writer = TableWriter(s.rundir, "requests", prefix="part")
+    s.writer = TableWriter(s.rundir, "requests", prefix="part", threadsafe=False)
     s.sched_writer = TableWriter(s.rundir, "schedule", prefix="part", flush_seconds=10)
 
 
