@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
+from functools import wraps
+from operator import attrgetter, eq
+from typing import TypeVar
 
 from probes.aws import netmath
 from probes.aws.reasons import NEXT_STEP, explain
-from probes.aws.topology import Endpoint, Topology, endpoints
+from probes.aws.topology import Endpoint, SecurityGroup, TargetGroup, Topology, endpoints
 
 SECTIONS = (
     "load balancer",
@@ -142,6 +145,9 @@ def exit_code(findings: Iterable[Finding]) -> int:
 # helpers
 
 
+V = TypeVar("V")  # the type of a compared setting
+
+
 def _tg_short(arn: str) -> str:
     return arn.split(":")[-1] if arn.startswith("arn:") else arn
 
@@ -184,6 +190,25 @@ def _no_targets(topo: Topology) -> Outcome | None:
     if not any(topo.target_health.get(tg.arn) for tg in topo.target_groups):
         return Outcome("skip", "-", "no registered targets")
     return None
+
+
+def _needs_targets(fn: CheckFn) -> CheckFn:
+    """A check of registered targets: one skip outcome instead when there are none."""
+
+    @wraps(fn)
+    def guarded(topo: Topology, exp: Expected) -> Iterator[Outcome]:
+        skipped = _no_targets(topo)
+        if skipped:
+            yield skipped
+        else:
+            yield from fn(topo, exp)
+
+    return guarded
+
+
+def _groups(topo: Topology, ids: Iterable[str]) -> list[SecurityGroup]:
+    """The known security groups among `ids` (unknown ones are left out)."""
+    return [topo.security_groups[g] for g in ids if g in topo.security_groups]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,42 +395,80 @@ def _tg_exists(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         )
 
 
+def _modify_tg(tg_arn: str, option: str) -> str:
+    return f"aws elbv2 modify-target-group --target-group-arn {tg_arn} {option}"
+
+
+@dataclass(frozen=True)
+class _Off:
+    """How a target group whose setting differs from the expected one is reported."""
+
+    status: str = "fail"
+    why: str = ""  # appended to the evidence
+    severity: str | None = None  # None: the check's own
+
+
+_WARN = _Off("warn")
+
+
+def _compare_tg_setting(
+    topo: Topology,
+    setting: str,
+    actual: Callable[[TargetGroup], V],
+    expected: V,
+    fix: str | Callable[[TargetGroup], str],
+    *,
+    off: _Off | Callable[[V], _Off] = _Off(),
+    same: Callable[[V, V], bool] = eq,
+    shown: Callable[[TargetGroup, V], object] | None = None,
+) -> Iterator[Outcome]:
+    """One outcome per target group, evidence `setting=actual (expected X)`: pass when the same.
+
+    fix: the `modify-target-group` flag that sets the expected value, or a function of the group
+    giving the whole command.
+    off: how a different value is reported (or a function of the value giving that).
+    shown: what the evidence shows for the actual value, when not the compared value itself.
+    """
+    for tg in topo.target_groups:
+        got = actual(tg)
+        ev = f"{setting}={got if shown is None else shown(tg, got)} (expected {expected})"
+        if same(got, expected):
+            yield Outcome("pass", tg.name, ev)
+            continue
+        o = off(got) if callable(off) else off
+        cmd = _modify_tg(tg.arn, f"{fix} {expected}") if isinstance(fix, str) else fix(tg)
+        yield Outcome(o.status, tg.name, ev + o.why, cmd, o.severity)
+
+
 @check("tg.port", "target group", "Target group port is the API port", "high")
 def _tg_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    for tg in topo.target_groups:
-        ev = f"port={tg.port} (expected {exp.port})"
-        if tg.port == exp.port:
-            yield Outcome("pass", tg.name, ev)
-        else:
-            yield Outcome(
-                "fail",
-                tg.name,
-                ev,
-                "a target group's port cannot be changed; register targets with the API port: "
-                f"aws elbv2 register-targets --target-group-arn {tg.arn} "
-                f"--targets Id=<instance-id>,Port={exp.port}",
-            )
+    def fix(tg: TargetGroup) -> str:
+        return (
+            "a target group's port cannot be changed; register targets with the API port: "
+            f"aws elbv2 register-targets --target-group-arn {tg.arn} "
+            f"--targets Id=<instance-id>,Port={exp.port}"
+        )
+
+    yield from _compare_tg_setting(topo, "port", attrgetter("port"), exp.port, fix)
 
 
 @check("tg.protocol", "target group", "Target group protocol is what gunicorn speaks", "high")
 def _tg_protocol(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    for tg in topo.target_groups:
-        ev = f"protocol={tg.protocol} (expected {exp.target_protocol})"
-        if tg.protocol == exp.target_protocol:
-            yield Outcome("pass", tg.name, ev)
-        else:
-            yield Outcome(
-                "fail",
-                tg.name,
-                f"{ev}: the ALB speaks {tg.protocol} to a target that speaks "
-                f"{exp.target_protocol} -> handshake errors, 502",
-                f"create a target group with --protocol {exp.target_protocol} --port {exp.port} "
-                "and point the listener at it (the protocol cannot be changed in place)",
-            )
-
-
-def _modify_tg(tg_arn: str, option: str) -> str:
-    return f"aws elbv2 modify-target-group --target-group-arn {tg_arn} {option}"
+    want = exp.target_protocol
+    fix = (
+        f"create a target group with --protocol {want} --port {exp.port} "
+        "and point the listener at it (the protocol cannot be changed in place)"
+    )
+    yield from _compare_tg_setting(
+        topo,
+        "protocol",
+        attrgetter("protocol"),
+        want,
+        lambda _tg: fix,
+        off=lambda got: _Off(
+            why=f": the ALB speaks {got} to a target that speaks {want} -> handshake errors, 502"
+        ),
+    )
 
 
 @check("tg.health_check.enabled", "target group", "Health checks are enabled", "medium")
@@ -424,87 +487,66 @@ def _hc_enabled(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 @check("tg.health_check.protocol", "target group", "Health check protocol", "high")
 def _hc_protocol(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    for tg in topo.target_groups:
-        hc = tg.health_check
-        ev = f"health check protocol={hc.protocol} (expected {exp.target_protocol})"
-        if hc.protocol == exp.target_protocol:
-            yield Outcome("pass", tg.name, ev)
-        else:
-            yield Outcome(
-                "fail",
-                tg.name,
-                ev,
-                _modify_tg(tg.arn, f"--health-check-protocol {exp.target_protocol}"),
-            )
+    actual = attrgetter("health_check.protocol")
+    yield from _compare_tg_setting(
+        topo, "health check protocol", actual, exp.target_protocol, "--health-check-protocol"
+    )
 
 
 @check("tg.health_check.path", "target group", "Health check path", "high")
 def _hc_path(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    for tg in topo.target_groups:
-        hc = tg.health_check
-        ev = f"health check path={hc.path} (expected {exp.health_check_path})"
-        if hc.path == exp.health_check_path:
-            yield Outcome("pass", tg.name, ev)
-        else:
-            yield Outcome(
-                "fail",
-                tg.name,
-                ev,
-                _modify_tg(tg.arn, f"--health-check-path {exp.health_check_path}"),
-            )
+    actual = attrgetter("health_check.path")
+    yield from _compare_tg_setting(
+        topo, "health check path", actual, exp.health_check_path, "--health-check-path"
+    )
 
 
 @check("tg.health_check.port", "target group", "Health check port", "high")
 def _hc_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     want = exp.health_check_port or exp.port
-    for tg in topo.target_groups:
-        hc = tg.health_check
-        actual = tg.port if hc.port == "traffic-port" else int(hc.port)
-        ev = f"health check port={hc.port} -> {actual} (expected {want})"
-        if actual == want:
-            yield Outcome("pass", tg.name, ev)
-        else:
-            opt = "traffic-port" if want == tg.port else str(want)
-            yield Outcome("fail", tg.name, ev, _modify_tg(tg.arn, f"--health-check-port {opt}"))
+
+    def port(tg: TargetGroup) -> int:  # not tg.health_check_port(): "" must stay an error here
+        return tg.port if tg.health_check.port == "traffic-port" else int(tg.health_check.port)
+
+    def fix(tg: TargetGroup) -> str:
+        opt = "traffic-port" if want == tg.port else str(want)
+        return _modify_tg(tg.arn, f"--health-check-port {opt}")
+
+    yield from _compare_tg_setting(
+        topo,
+        "health check port",
+        port,
+        want,
+        fix,
+        shown=lambda tg, p: f"{tg.health_check.port} -> {p}",
+    )
 
 
 @check("tg.health_check.matcher", "target group", "Health check success codes", "high")
 def _hc_matcher(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     want = parse_matcher(exp.matcher)
-    for tg in topo.target_groups:
-        got = parse_matcher(tg.health_check.matcher)
-        ev = f"matcher={tg.health_check.matcher} (expected {exp.matcher})"
-        if got == want:
-            yield Outcome("pass", tg.name, ev)
-        elif want <= got:
-            yield Outcome(
-                "warn",
-                tg.name,
-                f"{ev}: wider than expected; errors such as Django's 400 DisallowedHost may count "
-                "as healthy",
-                _modify_tg(tg.arn, f"--matcher HttpCode={exp.matcher}"),
-                severity="low",
-            )
-        else:
-            yield Outcome(
-                "fail",
-                tg.name,
-                f"{ev}: /health answering {exp.matcher} would be counted unhealthy",
-                _modify_tg(tg.arn, f"--matcher HttpCode={exp.matcher}"),
-            )
+    wider = _Off(
+        "warn",
+        ": wider than expected; errors such as Django's 400 DisallowedHost may count as healthy",
+        severity="low",
+    )
+    narrower = _Off("fail", f": /health answering {exp.matcher} would be counted unhealthy")
+    yield from _compare_tg_setting(
+        topo,
+        "matcher",
+        attrgetter("health_check.matcher"),
+        exp.matcher,
+        lambda tg: _modify_tg(tg.arn, f"--matcher HttpCode={exp.matcher}"),
+        same=lambda got, _: parse_matcher(got) == want,  # '200-201' is '200,201'
+        off=lambda got: wider if want <= parse_matcher(got) else narrower,
+    )
 
 
 def _hc_number(field: str, option: str, title: str) -> None:
     @check(f"tg.health_check.{field}", "target group", title, "low")
     def _fn(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-        want = getattr(exp, field)
-        for tg in topo.target_groups:
-            got = getattr(tg.health_check, field)
-            ev = f"{field}={got} (expected {want})"
-            if got == want:
-                yield Outcome("pass", tg.name, ev)
-            else:
-                yield Outcome("warn", tg.name, ev, _modify_tg(tg.arn, f"{option} {want}"))
+        actual = attrgetter(f"health_check.{field}")
+        yield from _compare_tg_setting(topo, field, actual, getattr(exp, field), option, off=_WARN)
 
 
 _hc_number("interval", "--health-check-interval-seconds", "Health check interval")
@@ -630,11 +672,8 @@ def _fail_open(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     "Health checks are not rejected by Django ALLOWED_HOSTS",
     "high",
 )
+@_needs_targets
 def _allowed_hosts(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     mismatched = [ep for ep in endpoints(topo) if ep.target.reason == "Target.ResponseCodeMismatch"]
     if not mismatched:
         yield Outcome(
@@ -664,7 +703,7 @@ def _allowed_hosts(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 @check("sg.alb_listener_ingress", "security groups", "ALB security group admits browsers", "high")
 def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     lb = topo.load_balancer
-    groups = [topo.security_groups[g] for g in lb.security_groups if g in topo.security_groups]
+    groups = _groups(topo, lb.security_groups)
     if not lb.security_groups:
         yield Outcome("skip", lb.name, "the load balancer has no security groups")
         return
@@ -704,11 +743,8 @@ def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     "API security group admits the target port from the ALB",
     "critical",
 )
+@_needs_targets
 def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     lb = topo.load_balancer
     alb_cidrs = [c for _, c in _alb_cidrs(topo)]
     for ep in endpoints(topo):
@@ -717,7 +753,7 @@ def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 "skip", ep.label, "target's security groups unknown (not an instance/ENI)"
             )
             continue
-        groups = [topo.security_groups[g] for g in ep.security_groups if g in topo.security_groups]
+        groups = _groups(topo, ep.security_groups)
         for port in _hc_ports(ep):
             v = netmath.sg_admits(
                 groups,
@@ -753,13 +789,10 @@ def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     "ALB security group lets traffic out to the target",
     "high",
 )
+@_needs_targets
 def _sg_alb_egress(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     lb = topo.load_balancer
-    groups = [topo.security_groups[g] for g in lb.security_groups if g in topo.security_groups]
+    groups = _groups(topo, lb.security_groups)
     for ep in endpoints(topo):
         if not ep.ip:
             yield Outcome("skip", ep.label, "target IP unknown")
@@ -796,11 +829,8 @@ def _sg_alb_egress(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 
 @check("net.same_vpc", "network", "Target is in the ALB's VPC (or a routed one)", "critical")
+@_needs_targets
 def _same_vpc(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     lb = topo.load_balancer
     for ep in endpoints(topo):
         if ep.vpc_id is None:
@@ -839,11 +869,8 @@ def _same_vpc(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 
 @check("net.target_az", "network", "Target's Availability Zone is enabled on the ALB", "high")
+@_needs_targets
 def _target_az(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     lb = topo.load_balancer
     for ep in endpoints(topo):
         az = ep.availability_zone
@@ -863,11 +890,8 @@ def _target_az(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 
 @check("net.routes", "network", "Route tables connect ALB subnets and the target", "high")
+@_needs_targets
 def _routes(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     alb = _alb_cidrs(topo)
     for ep in endpoints(topo):
         if not ep.ip or not ep.subnet_id:
@@ -916,10 +940,6 @@ def _nacl_fix(acl_id: str, egress: bool, rule: int, ports: tuple[int, int], cidr
 
 def _nacl_check(topo: Topology, *, side: str, egress: bool, ephemeral: bool) -> Iterator[Outcome]:
     """One direction of ALB<->target traffic through the NACL of one side's subnet."""
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     alb = _alb_cidrs(topo)
     for ep in endpoints(topo):
         if not ep.ip or not ep.subnet_id:
@@ -971,6 +991,7 @@ def _nacl_check(topo: Topology, *, side: str, egress: bool, ephemeral: bool) -> 
 @check(
     "nacl.target_inbound", "network", "Target subnet NACL admits the port from the ALB", "critical"
 )
+@_needs_targets
 def _nacl_target_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     yield from _nacl_check(topo, side="target", egress=False, ephemeral=False)
 
@@ -981,11 +1002,13 @@ def _nacl_target_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     "Target subnet NACL lets replies out to the ALB (ephemeral ports)",
     "critical",
 )
+@_needs_targets
 def _nacl_target_out(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     yield from _nacl_check(topo, side="target", egress=True, ephemeral=True)
 
 
 @check("nacl.alb_outbound", "network", "ALB subnet NACL lets traffic out to the target", "critical")
+@_needs_targets
 def _nacl_alb_out(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     yield from _nacl_check(topo, side="alb", egress=True, ephemeral=False)
 
@@ -996,6 +1019,7 @@ def _nacl_alb_out(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     "ALB subnet NACL admits the target's replies (ephemeral ports)",
     "critical",
 )
+@_needs_targets
 def _nacl_alb_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     yield from _nacl_check(topo, side="alb", egress=False, ephemeral=True)
 
@@ -1005,11 +1029,8 @@ def _nacl_alb_in(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 
 @check("instance.running", "instances", "API instance is running", "critical")
+@_needs_targets
 def _instance_running(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     for ep in endpoints(topo):
         if ep.target_group.target_type != "instance":
             yield Outcome(
@@ -1050,11 +1071,8 @@ def _instance_running(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 
 
 @check("instance.status_checks", "instances", "EC2 status checks pass", "high")
+@_needs_targets
 def _instance_status(topo: Topology, exp: Expected) -> Iterator[Outcome]:
-    skipped = _no_targets(topo)
-    if skipped:
-        yield skipped
-        return
     for ep in endpoints(topo):
         inst = ep.instance
         if inst is None or inst.state != "running":
