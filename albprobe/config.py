@@ -7,6 +7,7 @@ commented example for a real API behind an ALB is albprobe.example.toml at the r
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import tomllib
@@ -615,3 +616,78 @@ def load_config(path: str | Path | None) -> Config:
         return config_from_dict(raw, source_path=str(p))
     except ConfigError as exc:
         raise ConfigError(f"config {str(p)!r}: {exc.message}", hint=exc.hint) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing the effective config back (what `albprobe run` hands to Locust, and what the Locust
+# master ships to remote workers): TOML that load_config reads to an equal Config.
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return (
+            "{"
+            + ", ".join(
+                f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None
+            )
+            + "}"
+        )
+    raise TypeError(type(v))
+
+
+def _to_toml(data: dict[str, Any]) -> str:  # noqa: C901 - one line per section, flat
+    lines = [f"target = {_toml_value(data['target'])}"]
+    for section in ("browser", "safety", "load", "capacity", "proxy"):
+        lines.append(f"\n[{section}]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
+    aws = {k: v for k, v in data["aws"].items() if v is not None and k != "health_check"}
+    lines.append("\n[aws]")
+    lines += [f"{k} = {_toml_value(v)}" for k, v in aws.items()]
+    lines.append("\n[aws.health_check]")
+    lines += [
+        f"{k} = {_toml_value(v)}" for k, v in data["aws"]["health_check"].items() if v is not None
+    ]
+    for ep in data["endpoints"]:
+        lines.append("\n[[endpoints]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in ep.items() if v is not None]
+    for fp in data["fingerprints"]:
+        lines.append("\n[[fingerprints]]")
+        lines += [f"{k} = {_toml_value(v)}" for k, v in fp.items() if v not in (None, ())]
+    return "\n".join(lines) + "\n"
+
+
+def config_to_toml(cfg: Config) -> str:
+    """The config as TOML text. Secrets are never in it: it holds only the names of the
+    environment variables with Authorization / Cookie values."""
+    import dataclasses
+
+    return _to_toml(dataclasses.asdict(cfg))
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_refusal(url: str, cfg: Config) -> str | None:
+    """Why load must not be sent to ``url`` (None = allowed): only hosts on [safety]
+    allowed_hosts, plus loopback addresses, which can reach nothing but this machine."""
+    host = (urlsplit(url).hostname or "").lower()
+    if _is_loopback(host) or host in {h.lower() for h in cfg.safety.allowed_hosts}:
+        return None
+    where = cfg.source_path or "albprobe.toml"
+    return f"target host {host!r} is not on the load allow-list (add it to [safety] allowed_hosts in {where} to allow load against it)"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from albprobe.config import Config
+from albprobe.config import Config, config_to_toml, load_refusal
 from albprobe.errors import AlbprobeError, ConfigError
 from probes.loadgen.meta import config_for_record, versions
 from probes.loadgen.plans import OPEN_MODEL, peak_users, rates
@@ -69,17 +69,13 @@ def parse_fault_schedule(specs: list[str], known: tuple[str, ...]) -> list[Fault
 
 
 def check_target_allowed(cfg: Config) -> None:
-    """Load goes only to the testbed or to hosts on safety.allowed_hosts."""
+    """Load goes only to the testbed, loopback, or hosts on safety.allowed_hosts."""
     if cfg.is_testbed:
         return
-    host = (urlsplit(cfg.target).hostname or "").lower()
-    allowed = {h.lower() for h in cfg.safety.allowed_hosts}
-    if host not in allowed:
-        where = cfg.source_path or "albprobe.toml"
-        raise AlbprobeError(
-            f"target host {host!r} is not on the load allow-list",
-            hint=f"add it to [safety] allowed_hosts in {where} to allow load against it",
-        )
+    refusal = load_refusal(cfg.target, cfg)
+    if refusal:
+        message, _, hint = refusal.partition(" (")
+        raise AlbprobeError(message, hint=hint.rstrip(")"))
 
 
 def check_caps(cfg: Config, shape: str) -> None:
@@ -226,7 +222,7 @@ def locust_command(
             str(web_port),
             "--autostart",
             "--autoquit",
-            "15",
+            "5",
         ]
     else:
         cmd += ["--headless", "--only-summary"]
@@ -235,49 +231,7 @@ def locust_command(
 
 def _write_effective_config(cfg: Config, path: Path) -> None:
     """The locust process reads the config back from TOML; write the effective one (no secrets)."""
-    data = config_for_record(cfg)
-    path.write_text(_to_toml(data), encoding="utf-8")
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return (
-            "{"
-            + ", ".join(
-                f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None
-            )
-            + "}"
-        )
-    raise TypeError(type(v))
-
-
-def _to_toml(data: dict[str, Any]) -> str:
-    lines = [f"target = {_toml_value(data['target'])}"]
-    for section in ("browser", "safety", "load", "capacity", "proxy"):
-        lines.append(f"\n[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
-    aws = {k: v for k, v in data["aws"].items() if v is not None and k != "health_check"}
-    lines.append("\n[aws]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in aws.items()]
-    lines.append("\n[aws.health_check]")
-    lines += [
-        f"{k} = {_toml_value(v)}" for k, v in data["aws"]["health_check"].items() if v is not None
-    ]
-    for ep in data["endpoints"]:
-        lines.append("\n[[endpoints]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in ep.items() if v is not None]
-    for fp in data["fingerprints"]:
-        lines.append("\n[[fingerprints]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in fp.items() if v not in (None, ())]
-    return "\n".join(lines) + "\n"
+    path.write_text(config_to_toml(cfg), encoding="utf-8")
 
 
 def execute(
@@ -383,7 +337,9 @@ def execute(
             from testbed.ports import free_port
 
             web_port = free_port()
-            console_log(f"Locust web UI: http://127.0.0.1:{web_port}")
+            meta["web_ui"] = f"http://127.0.0.1:{web_port}"
+            rundir.write_meta(meta)
+            console_log(f"Locust web UI: {meta['web_ui']}")
         cmd = locust_command(opts, host, rundir, cfg_path, web_port)
         locust_log = open(rundir.path / "locust" / "locust.log", "wb")  # noqa: SIM115 - child's output
         env = dict(os.environ)

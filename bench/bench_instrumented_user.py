@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, locust_rps, median  # noqa: E402
+from bench.common import REPO, locust_rps, paired_rounds  # noqa: E402
 from testbed.fixed import FixedResponseProxy  # noqa: E402
 
 TARGET = 0.90
@@ -25,30 +25,17 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--users", type=int, default=20)
     a = ap.parse_args()
-    bare, inst = [], []
+    bare = str(REPO / "bench" / "locust_bare.py")
+    browser = str(REPO / "locustfiles" / "browser.py")
     with FixedResponseProxy() as fx:
-        for i in range(a.rounds):
-            b, nb = locust_rps(
-                str(REPO / "bench" / "locust_bare.py"), fx.url, users=a.users, seconds=a.seconds
-            )
-            s, ns = locust_rps(
-                str(REPO / "locustfiles" / "browser.py"),
-                fx.url,
-                users=a.users,
-                seconds=a.seconds,
-                albprobe=True,
-            )
-            bare.append(b)
-            inst.append(s)
-            print(
-                f"round {i + 1}: bare {b:,.0f} req/s ({nb}), instrumented {s:,.0f} req/s ({ns}), ratio {s / b:.3f}"
-            )
-    ratio = median([s / b for s, b in zip(inst, bare, strict=True)])
-    verdict = "PASS" if ratio >= TARGET else "FAIL"
-    print(
-        f"instrumented/bare requests/s (median of {a.rounds} paired rounds): {ratio:.3f}  target >= {TARGET}  {verdict}"
-    )
-    return 0 if ratio >= TARGET else 1
+        return paired_rounds(
+            a.rounds,
+            lambda: locust_rps(bare, fx.url, users=a.users, seconds=a.seconds),
+            lambda: locust_rps(browser, fx.url, users=a.users, seconds=a.seconds, albprobe=True),
+            labels=("bare", "instrumented"),
+            target=TARGET,
+            what="instrumented/bare requests/s",
+        )
 
 
 if __name__ == "__main__":

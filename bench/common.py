@@ -83,3 +83,24 @@ def locust_rps(
 def median(xs: list[float]) -> float:
     s = sorted(xs)
     return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def paired_rounds(
+    rounds: int, baseline, candidate, *, labels: tuple[str, str], target: float, what: str
+) -> int:
+    """Run baseline() then candidate() ``rounds`` times (each returns (req/s, requests)), print each
+    round and the median of the per-round ratios candidate/baseline; 0 when it meets ``target``."""
+    ratios = []
+    for i in range(rounds):
+        b, nb = baseline()
+        c, nc = candidate()
+        ratios.append(c / b)
+        print(
+            f"round {i + 1}: {labels[0]} {b:,.0f} req/s ({nb}), {labels[1]} {c:,.0f} req/s ({nc}), "
+            f"ratio {c / b:.3f}",
+            flush=True,
+        )
+    ratio = median(ratios)
+    verdict = "PASS" if ratio >= target else "FAIL"
+    print(f"{what} (median of {rounds} paired rounds): {ratio:.3f}  target >= {target}  {verdict}")
+    return 0 if ratio >= target else 1

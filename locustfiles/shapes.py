@@ -19,4 +19,7 @@ class AlbprobeShape(LoadTestShape):
         if self._plan is None:
             s = plugin.session()
             self._plan = make_plan(s.shape, s.config.load, s.config.safety.max_users)
-        return self._plan(self.get_run_time())
+        step = self._plan(self.get_run_time())
+        if step is None:
+            plugin.session().shape_finished = True
+        return step

@@ -19,44 +19,14 @@ def register(app: typer.Typer) -> None:
     app.add_typer(testbed_app, name="testbed")
 
 
-def build_config(
-    *,
-    faults: list[str],
-    port: int,
-    app_port: int,
-    target_ip: str,
-    worker_class: str,
-    workers: int,
-    threads: int,
-    timeout: float,
-    keepalive: float,
-    idle_timeout: float,
-    health_interval: float,
-    health_timeout: float,
-    healthy_threshold: int,
-    unhealthy_threshold: int,
-    log_dir: Path | None,
-):
+def build_config(**options):
+    """TestbedConfig from the CLI options (names as in TestbedConfig, except port and fault)."""
     from testbed import TestbedConfig
 
+    options["front_port"] = options.pop("port")
+    options["faults"] = frozenset(options.pop("fault"))
     try:
-        return TestbedConfig(
-            front_port=port,
-            app_port=app_port,
-            target_ip=target_ip,
-            worker_class=worker_class,
-            workers=workers,
-            threads=threads,
-            timeout=timeout,
-            keepalive=keepalive,
-            idle_timeout=idle_timeout,
-            health_interval=health_interval,
-            health_timeout=health_timeout,
-            healthy_threshold=healthy_threshold,
-            unhealthy_threshold=unhealthy_threshold,
-            faults=frozenset(faults),
-            log_dir=log_dir,
-        )
+        return TestbedConfig(**options)
     except ValueError as exc:
         raise ConfigError(f"testbed: {exc}") from None
 
@@ -95,28 +65,12 @@ def up(
     ),
 ) -> None:
     """Run the testbed in the foreground until Ctrl-C, printing its URLs and health changes."""
+    cfg = build_config(**locals())  # first statement: locals() is exactly the options above
     from rich.console import Console
 
     from testbed import Testbed
     from testbed.control import ControlServer
 
-    cfg = build_config(
-        faults=fault,
-        port=port,
-        app_port=app_port,
-        target_ip=target_ip,
-        worker_class=worker_class,
-        workers=workers,
-        threads=threads,
-        timeout=timeout,
-        keepalive=keepalive,
-        idle_timeout=idle_timeout,
-        health_interval=health_interval,
-        health_timeout=health_timeout,
-        healthy_threshold=healthy_threshold,
-        unhealthy_threshold=unhealthy_threshold,
-        log_dir=log_dir,
-    )
     console = Console(highlight=False)
     stop = {"now": False}
 

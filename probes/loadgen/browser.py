@@ -43,7 +43,7 @@ _SHORT = {
     "redirect-credentials": "redirect",
     "request-invalid": "invalid request",
 }
-_BODY_SNIFF = 4096  # attribution looks at the start of the body only
+_BODY_SNIFF = 8192  # attribution reads the first 8 KiB of a body
 _UNSET = object()
 _MEMO_SIZE = 4096
 # Headers that vary per response but change neither the CORS verdict nor the attribution.
@@ -155,6 +155,10 @@ class BrowserCaller:
         self._memo_raw: dict[tuple, tuple] = {}
         self._wire: dict[tuple[str, str], dict[str, str]] = {}
         self._body_fps = any(getattr(f, "body_pattern", None) for f in fingerprints)
+        # Headers a user fingerprint reads are never volatile: the memo key must keep them.
+        self._volatile = _VOLATILE - {
+            f.header.lower() for f in fingerprints if getattr(f, "header", None)
+        }
         # A browser judges each redirect hop itself (CORS applies per hop): never auto-follow.
         session.client.redirect_response_codes = frozenset()
         self.mode = mode
@@ -270,7 +274,7 @@ class BrowserCaller:
         hit = self._memo_raw.get(raw_key)  # identical bytes (same Date second): no scan at all
         if hit is not None:
             return hit
-        stable = tuple(h for h in items if h[0].lower() not in _VOLATILE)
+        stable = tuple(h for h in items if h[0].lower() not in self._volatile)
         key = (kind, req, status, stable, body if (status >= 300 or self._body_fps) else b"")
         hit = self._memo.get(key)
         if hit is None:

@@ -19,6 +19,7 @@ import itertools
 import json
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,8 @@ class LoadSession:
     scheduler: Any = None
     user_seq: itertools.count = field(default_factory=lambda: itertools.count(1))
     abort_reason: str | None = None
+    aborted_at: float | None = None
+    shape_finished: bool = False  # the shape returned None: the run ran its full course
     gaps: list[dict[str, Any]] = field(default_factory=list)
     last_report: dict[str, float] = field(default_factory=dict)
     started_at: float | None = None
@@ -189,7 +192,7 @@ def _add_arguments(parser) -> None:
 def _on_init(environment, **_kw) -> None:
     from locust.runners import MasterRunner, WorkerRunner
 
-    from albprobe.config import load_config  # config schema + validation (no locust import)
+    from albprobe.config import config_to_toml, load_config, load_refusal  # no locust import
 
     global SESSION
     opts = environment.parsed_options
@@ -217,6 +220,13 @@ def _on_init(environment, **_kw) -> None:
     if role == "worker":
         ev.report_to_master.add_listener(_on_report_to_master)
     if role in ("local", "master"):
+        refusal = load_refusal(environment.host or "", cfg) if environment.host else None
+        if refusal and not getattr(
+            opts, "albprobe_run_dir", ""
+        ):  # `albprobe run` checked it already
+            sys.stderr.write(f"albprobe: error: {refusal}\n")
+            sys.exit(2)
+        opts.albprobe_config_inline = config_to_toml(cfg)  # forwarded to workers at test start
         _open_rundir(s, environment)
     if role == "master":
         ev.worker_report.add_listener(_on_worker_report)
@@ -308,6 +318,7 @@ def _on_test_start(environment, **_kw) -> None:
     runner = environment.runner
     if s.role == "worker":
         s._worker_id = f"w{getattr(runner, 'worker_index', 0)}"
+        _adopt_master_settings(s, environment.parsed_options)
     if s.role in ("local", "worker") and s.shape in OPEN_MODEL:
         from probes.loadgen.arrival import ArrivalScheduler, intended_times
 
@@ -324,6 +335,22 @@ def _on_test_start(environment, **_kw) -> None:
         s.scheduler.start()
     if s.role in ("local", "master"):
         gevent.spawn(_monitor, environment)
+
+
+def _adopt_master_settings(s: LoadSession, opts) -> None:
+    """A worker takes the master's effective config, shape and process count (Locust forwards
+    the master's custom options with every spawn): one run, one set of settings."""
+    import tomllib
+
+    from albprobe.config import config_from_dict
+
+    inline = getattr(opts, "albprobe_config_inline", "")
+    if inline:
+        s.config = config_from_dict(tomllib.loads(inline))
+        s._weights = None
+    s.shape = getattr(opts, "albprobe_shape", "") or s.config.load.shape
+    s.processes = max(getattr(opts, "albprobe_processes", 0) or s.processes, 1)
+    s.limiter = _make_limiter(s.config.safety.max_rps / s.processes)
 
 
 def _monitor(environment) -> None:
@@ -347,20 +374,23 @@ def _monitor(environment) -> None:
         _write_progress(s, runner, total, now)
         reason = rule.check(now, total.num_requests, total.num_failures)
         if reason:
-            s.abort_reason = reason
+            s.abort_reason, s.aborted_at = reason, now
             _write_progress(s, runner, total, now)
             gevent.spawn(runner.quit)
 
 
 def _track_gaps(s: LoadSession, runner, now: float, missing_state: str) -> None:
+    """Open a gap when a worker that reported goes missing or away; close it if it comes back.
+    Workers are named w<index>, as in their request rows."""
     present = {c.id: c.state for c in runner.clients.values()}
-    open_gaps = {g["worker_id"]: g for g in s.gaps if g["to"] is None}
+    open_gaps = {g["client_id"]: g for g in s.gaps if g["to"] is None}
     for cid, last in list(s.last_report.items()):
         gone = cid not in present or present[cid] == missing_state
         if gone and cid not in open_gaps:
             s.gaps.append(
                 {
-                    "worker_id": cid,
+                    "worker_id": f"w{runner.get_worker_index(cid)}",
+                    "client_id": cid,
                     "from": last,
                     "to": None,
                     "reason": "heartbeat lost" if cid in present else "worker gone",
@@ -437,8 +467,27 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
     }
     if s.rundir:
         (s.rundir.path / "locust" / "summary.json").write_text(json.dumps(summary, indent=2))
+        if s.abort_reason:
+            ev = TableWriter(s.rundir, "events", prefix="abort")
+            ev.append(
+                {
+                    "ts": s.aborted_at or now,
+                    "source": "albprobe",
+                    "kind": "abort",
+                    "detail": s.abort_reason,
+                }
+            )
+            ev.close()
         if s.standalone:
             from probes.loadgen.meta import standalone_meta
 
-            status = "aborted" if s.abort_reason else "complete"
+            if s.abort_reason:
+                status = "aborted"
+            elif s.shape_finished:
+                status = "complete"
+            else:
+                status, summary["abort_reason"] = (
+                    "partial",
+                    "stopped before the shape's end (Ctrl-C or SIGTERM)",
+                )
             s.rundir.write_meta(standalone_meta(s, environment, status=status, summary=summary))

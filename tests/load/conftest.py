@@ -34,12 +34,24 @@ class RunCli:
         return env
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run(self.cmd(*args), capture_output=True, text=True, timeout=timeout,
-                              cwd=str(self.tmp), env=self.env(**env))
+        return subprocess.run(
+            self.cmd(*args),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=str(self.tmp),
+            env=self.env(**env),
+        )
 
     def popen(self, *args: str, **env: str) -> subprocess.Popen:
-        return subprocess.Popen(self.cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=str(self.tmp), env=self.env(**env))
+        return subprocess.Popen(
+            self.cmd(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=str(self.tmp),
+            env=self.env(**env),
+        )
 
     def meta(self, run_id: str) -> dict:
         return json.loads((self.runs / run_id / "run.json").read_text())

@@ -33,12 +33,29 @@ body = '{"title": "t"}'
 
 def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
     cfg = write_config(tmp_path / "a.toml", LIGHT)
-    r = cli.run("--config", str(cfg), "--shape", "users", "--users", "4", "--duration", "9s",
-                "--fault", "target-down@3s-6s", "--run-id", "down")
+    r = cli.run(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "4",
+        "--duration",
+        "9s",
+        "--fault",
+        "target-down@3s-6s",
+        "--run-id",
+        "down",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = cli.meta("down")
-    assert meta["status"] == "complete" and meta["counts"]["requests"] == meta["counts"]["locust_requests"]
-    (n502,) = cli.sql("down", "select count(*) from REQ where status = 502 and source = 'proxy' and not cors_ok")[0]
+    assert (
+        meta["status"] == "complete"
+        and meta["counts"]["requests"] == meta["counts"]["locust_requests"]
+    )
+    (n502,) = cli.sql(
+        "down", "select count(*) from REQ where status = 502 and source = 'proxy' and not cors_ok"
+    )[0]
     assert n502 > 0
     (msg,) = cli.sql("down", "select any_value(cors_message) from REQ where status = 502")[0]
     assert "No 'Access-Control-Allow-Origin' header is present" in msg
@@ -46,7 +63,9 @@ def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
     assert ok > 0
     health = pq.read_table(cli.runs / "down" / "health").to_pydict()
     assert "unhealthy" in health["state"] and "healthy" in health["state"]
-    events = duckdb.sql(f"select kind from read_parquet('{cli.runs / 'down' / 'events'}/*.parquet')").fetchall()
+    events = duckdb.sql(
+        f"select kind from read_parquet('{cli.runs / 'down' / 'events'}/*.parquet')"
+    ).fetchall()
     kinds = {k for (k,) in events}
     assert {"fault_on", "fault_off", "target_killed", "target_started"} <= kinds
     assert (cli.runs / "down" / "logs" / "haproxy-1.log").stat().st_size > 0
@@ -55,8 +74,20 @@ def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
 
 def test_distributed_run_dir_is_complete(cli, tmp_path):
     cfg = write_config(tmp_path / "b.toml", LIGHT)
-    r = cli.run("--config", str(cfg), "--shape", "users", "--users", "6", "--duration", "8s",
-                "--workers", "2", "--run-id", "dist")
+    r = cli.run(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "6",
+        "--duration",
+        "8s",
+        "--workers",
+        "2",
+        "--run-id",
+        "dist",
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = cli.meta("dist")
     summary = json.loads((cli.runs / "dist" / "locust" / "summary.json").read_text())
@@ -94,11 +125,25 @@ def _wait_progress(run_dir: Path, requests: int, timeout: float = 30) -> None:
 
 def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
     cfg = write_config(tmp_path / "c.toml", LIGHT)
-    p = cli.popen("--config", str(cfg), "--shape", "users", "--users", "4", "--duration", "16s",
-                  "--workers", "2", "--run-id", "gap")
+    p = cli.popen(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "4",
+        "--duration",
+        "16s",
+        "--workers",
+        "2",
+        "--run-id",
+        "gap",
+    )
     try:
         _wait_progress(cli.runs / "gap", 50)
-        (master,) = [c for c in _children(p.pid) if b"locust" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        (master,) = [
+            c for c in _children(p.pid) if b"locust" in Path(f"/proc/{c}/cmdline").read_bytes()
+        ]
         workers = _children(master)
         assert len(workers) == 2
         os.kill(workers[0], signal.SIGKILL)  # a process of this test's own tree
@@ -112,13 +157,26 @@ def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
     assert gap["to"] > gap["from"]
     (rows,) = cli.sql("gap", "select count(*) from REQ")[0]
     assert rows == meta["counts"]["locust_requests"]  # what Locust counted is what we recorded
-    kinds = duckdb.sql(f"select kind from read_parquet('{cli.runs / 'gap' / 'events'}/*.parquet')").fetchall()
+    kinds = duckdb.sql(
+        f"select kind from read_parquet('{cli.runs / 'gap' / 'events'}/*.parquet')"
+    ).fetchall()
     assert ("worker_gap",) in kinds
 
 
 def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):
     cfg = write_config(tmp_path / "d.toml", LIGHT)
-    p = cli.popen("--config", str(cfg), "--shape", "users", "--users", "3", "--duration", "60s", "--run-id", "int")
+    p = cli.popen(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "3",
+        "--duration",
+        "60s",
+        "--run-id",
+        "int",
+    )
     try:
         _wait_progress(cli.runs / "int", 30)
         p.send_signal(signal.SIGINT)
@@ -137,7 +195,18 @@ def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):
 
 def test_sigterm_is_also_finalised_as_partial(cli, tmp_path):
     cfg = write_config(tmp_path / "e.toml", LIGHT)
-    p = cli.popen("--config", str(cfg), "--shape", "users", "--users", "2", "--duration", "60s", "--run-id", "term")
+    p = cli.popen(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "2",
+        "--duration",
+        "60s",
+        "--run-id",
+        "term",
+    )
     try:
         _wait_progress(cli.runs / "term", 20)
         p.send_signal(signal.SIGTERM)
@@ -151,16 +220,35 @@ def test_sigterm_is_also_finalised_as_partial(cli, tmp_path):
 
 
 def test_abort_threshold_stops_a_run_against_a_dead_target(cli, tmp_path):
-    cfg = write_config(tmp_path / "f.toml", LIGHT + "\n[safety]\nabort_error_rate = 0.8\nabort_after = \"2s\"\n")
+    cfg = write_config(
+        tmp_path / "f.toml", LIGHT + '\n[safety]\nabort_error_rate = 0.8\nabort_after = "2s"\n'
+    )
     t0 = time.time()
-    r = cli.run("--config", str(cfg), "--shape", "users", "--users", "3", "--duration", "60s",
-                "--fault", "target-down@0s", "--run-id", "abort")
+    r = cli.run(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "3",
+        "--duration",
+        "60s",
+        "--fault",
+        "target-down@0s",
+        "--run-id",
+        "abort",
+    )
     assert time.time() - t0 < 40
     assert r.returncode == 3, r.stderr[-2000:]
     meta = cli.meta("abort")
     assert meta["status"] == "aborted" and "error rate stayed" in meta["status_reason"]
     (n502,) = cli.sql("abort", "select count(*) from REQ where status = 502")[0]
     assert n502 > 0  # the data is kept
+    ev = duckdb.sql(
+        f"select kind, detail from read_parquet('{cli.runs / 'abort' / 'events'}/*.parquet') "
+        "where kind = 'abort'"
+    ).fetchall()
+    assert len(ev) == 1 and "error rate stayed" in ev[0][1]
 
 
 def test_host_not_on_the_allow_list_is_refused(cli, tmp_path):
@@ -172,29 +260,49 @@ def test_host_not_on_the_allow_list_is_refused(cli, tmp_path):
 
 
 def test_open_model_counts_dropped_iterations_and_corrects_latency(cli, tmp_path):
-    cfg = write_config(tmp_path / "g.toml", """
+    cfg = write_config(
+        tmp_path / "g.toml",
+        """
 [load]
 rate = 20.0
 max_vus = 2
 [[endpoints]]
 name = "slow"
 path = "/api/slow?ms=300"
-""")
-    r = cli.run("--config", str(cfg), "--shape", "constant-rate", "--duration", "6s", "--run-id", "open")
+""",
+    )
+    r = cli.run(
+        "--config", str(cfg), "--shape", "constant-rate", "--duration", "6s", "--run-id", "open"
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = cli.meta("open")
     assert meta["counts"]["dropped_iterations"] > 40  # ~120 scheduled, ~40 can be served
     assert meta["counts"]["scheduled_iterations"] >= 100
-    (n, worse) = cli.sql("open", "select count(*), count(*) filter (where co_latency_ms >= latency_ms - 1) "
-                                 "from REQ where intended_ts is not null")[0]
+    (n, worse) = cli.sql(
+        "open",
+        "select count(*), count(*) filter (where co_latency_ms >= latency_ms - 1) "
+        "from REQ where intended_ts is not null",
+    )[0]
     assert n > 0 and worse == n
 
 
 def test_secrets_from_the_environment_are_sent_but_never_recorded(cli, tmp_path):
     secret, cookie = "Bearer s3cr3t-token-xyz", "sessionid=c00kie-value-abc"
     cfg = write_config(tmp_path / "h.toml", LIGHT)
-    r = cli.run("--config", str(cfg), "--shape", "users", "--users", "2", "--duration", "3s", "--run-id", "sec",
-                ALBPROBE_AUTHORIZATION=secret, ALBPROBE_COOKIE=cookie)
+    r = cli.run(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "2",
+        "--duration",
+        "3s",
+        "--run-id",
+        "sec",
+        ALBPROBE_AUTHORIZATION=secret,
+        ALBPROBE_COOKIE=cookie,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     # Authorization makes every call preflighted with it in Access-Control-Request-Headers
     (pre,) = cli.sql("sec", "select count(*) from REQ where kind = 'preflight' and cors_ok")[0]
@@ -207,3 +315,40 @@ def test_secrets_from_the_environment_are_sent_but_never_recorded(cli, tmp_path)
             else:
                 text = path.read_bytes().decode("utf-8", "replace")
             assert "s3cr3t" not in text and "c00kie" not in text, path
+
+
+def test_web_ui_on_request_serves_locusts_ui_and_finishes_by_itself(cli, tmp_path):
+    import urllib.request
+
+    cfg = write_config(tmp_path / "w.toml", LIGHT)
+    p = cli.popen(
+        "--config",
+        str(cfg),
+        "--shape",
+        "users",
+        "--users",
+        "2",
+        "--duration",
+        "6s",
+        "--web-ui",
+        "--run-id",
+        "ui",
+        "--no-analyze",
+    )
+    try:
+        _wait_progress(cli.runs / "ui", 10)
+        port = int(cli.meta("ui")["web_ui"].rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats/requests", timeout=10) as resp:
+            stats = json.loads(resp.read())
+        assert stats["state"] in ("running", "spawning") and stats["total_rps"] >= 0
+        out, err = p.communicate(timeout=90)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err[-2000:]
+    meta = cli.meta("ui")
+    assert (
+        meta["status"] == "complete"
+        and meta["counts"]["requests"] == meta["counts"]["locust_requests"] > 0
+    )
+    assert "Locust web UI: http://127.0.0.1:" in out

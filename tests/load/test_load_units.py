@@ -65,7 +65,9 @@ def test_abort_rule_streak_breaks_on_a_good_second():
 
 def test_token_bucket_caps_the_rate():
     clock = [0.0]
-    bucket = TokenBucket(10, burst=1, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s))
+    bucket = TokenBucket(
+        10, burst=1, clock=lambda: clock[0], sleep=lambda s: clock.__setitem__(0, clock[0] + s)
+    )
     for _ in range(21):
         bucket.acquire()
     assert clock[0] == pytest.approx(2.0)  # 1 burst token + 20 at 10/s
@@ -80,7 +82,10 @@ def test_token_bucket_caps_the_rate():
         ((200, "app", False, "allow-origin-mismatch", None), "200 app (ACAO mismatch)"),
         ((500, "server", False, "allow-origin-missing", None), "500 server (no ACAO)"),
         ((500, "app", True, None, None), "500 app (CORS ok)"),
-        ((0, "network", False, "network", "ConnectionRefusedError"), "0 network (ConnectionRefusedError)"),
+        (
+            (0, "network", False, "network", "ConnectionRefusedError"),
+            "0 network (ConnectionRefusedError)",
+        ),
         ((200, "app", True, None, None), None),
     ],
 )
@@ -89,9 +94,18 @@ def test_locust_failure_names_carry_source_and_cors_reason(args, label):
 
 
 def test_request_row_computes_corrected_latency_and_keeps_no_headers():
-    ctx = {"albprobe": True, "kind": "actual", "endpoint": "fast", "path": "/api/fast", "status": 502,
-           "source": "proxy", "cors_ok": False, "cors_step": "allow-origin-missing", "intended_ts": 99.5,
-           "user_id": 3}
+    ctx = {
+        "albprobe": True,
+        "kind": "actual",
+        "endpoint": "fast",
+        "path": "/api/fast",
+        "status": 502,
+        "source": "proxy",
+        "cors_ok": False,
+        "cors_step": "allow-origin-missing",
+        "intended_ts": 99.5,
+        "user_id": 3,
+    }
     row = request_row("GET", "fast", 250.0, 122, ctx, None, 100.0, "w1")
     assert row["co_latency_ms"] == pytest.approx(750.0) and row["latency_ms"] == 250.0
     assert row["worker_id"] == "w1" and row["user_id"] == 3 and row["status"] == 502
@@ -102,7 +116,11 @@ def test_request_row_computes_corrected_latency_and_keeps_no_headers():
 
 def test_fault_schedule_parsing():
     steps = parse_fault_schedule(["target-down@20s-35s", "hang@5"], FAULTS)
-    assert [(s.at, s.fault, s.on) for s in steps] == [(5, "hang", True), (20, "target-down", True), (35, "target-down", False)]
+    assert [(s.at, s.fault, s.on) for s in steps] == [
+        (5, "hang", True),
+        (20, "target-down", True),
+        (35, "target-down", False),
+    ]
     with pytest.raises(ConfigError, match="unknown fault"):
         parse_fault_schedule(["nope@1s"], FAULTS)
     with pytest.raises(ConfigError, match="NAME@START"):

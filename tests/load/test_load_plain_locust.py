@@ -1,0 +1,180 @@
+"""locustfiles/browser.py under plain `locust`: remote workers, safety, interruption."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from testbed import Testbed, TestbedConfig
+from testbed.ports import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+LOCUSTFILE = str(REPO / "locustfiles" / "browser.py")
+pytestmark = pytest.mark.slow
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("ALBPROBE_CONFIG", None)
+    return env
+
+
+def test_remote_workers_run_the_masters_config(tmp_path):
+    """A master with a config, two workers started with nothing but --worker: the workers send
+    the master's endpoint (from the config it ships them), and one run directory holds it all."""
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        '[load]\nusers = 4\nduration = "6s"\nthink_time = 0.05\n'
+        '[[endpoints]]\nname = "only-this"\npath = "/api/fast"\n'
+    )
+    run = tmp_path / "run"
+    port = free_port()
+    with Testbed(TestbedConfig()) as tb:
+        master = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                LOCUSTFILE,
+                "--master",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(port),
+                "--expect-workers",
+                "2",
+                "--headless",
+                "--host",
+                tb.url,
+                "--albprobe-config",
+                str(cfg),
+                "--albprobe-shape",
+                "users",
+                "--albprobe-processes",
+                "2",
+                "--albprobe-run-dir",
+                str(run),
+                "--only-summary",
+            ],
+            cwd=str(tmp_path),
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        workers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "locust",
+                    "-f",
+                    LOCUSTFILE,
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(port),
+                ],
+                cwd=str(tmp_path),
+                env=_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(2)
+        ]
+        try:
+            out, _ = master.communicate(timeout=90)
+        finally:
+            for p in [master, *workers]:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(10)
+    summary = json.loads((run / "locust" / "summary.json").read_text())
+    glob = str(run / "requests" / "*.parquet")
+    rows = duckdb.sql(
+        f"select endpoint, worker_id, count(*) from read_parquet('{glob}') group by all"
+    ).fetchall()
+    assert {e for e, _, _ in rows} == {"only-this"}, out[-2000:]
+    assert {w for _, w, _ in rows} == {"w0", "w1"}
+    assert sum(n for _, _, n in rows) == summary["locust_requests"] > 0
+
+
+def test_plain_locust_refuses_a_host_not_on_the_allow_list(tmp_path):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            LOCUSTFILE,
+            "--headless",
+            "--host",
+            "https://api.example.com",
+            "-t",
+            "3s",
+        ],
+        cwd=str(tmp_path),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    assert (
+        "albprobe: error: target host 'api.example.com' is not on the load allow-list" in r.stderr
+    )
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_plain_locust_interrupted_is_recorded_as_partial(tmp_path):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[load]\nusers = 2\nduration = "60s"\nthink_time = 0.05\n')
+    with Testbed(TestbedConfig()) as tb:
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                LOCUSTFILE,
+                "--headless",
+                "--host",
+                tb.url,
+                "--albprobe-config",
+                str(cfg),
+                "--albprobe-shape",
+                "users",
+                "--only-summary",
+            ],
+            cwd=str(tmp_path),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            deadline = time.time() + 30
+            while time.time() < deadline and not list(
+                (tmp_path / "runs").glob("*/requests/*.parquet")
+            ):
+                time.sleep(0.3)
+            p.send_signal(signal.SIGINT)
+            p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+    (run,) = (tmp_path / "runs").iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "partial" and "before the shape's end" in meta["status_reason"]
+    assert meta["counts"]["requests"] == meta["counts"]["locust_requests"] > 0
