@@ -19,8 +19,10 @@ ORIGIN = "https://hakwonplus.com"
 
 
 def fixed_config(port: int, origin: str = ORIGIN) -> str:
-    cors = (f'hdr Access-Control-Allow-Origin "{origin}" hdr Access-Control-Allow-Credentials true '
-            'hdr Vary Origin')
+    cors = (
+        f'hdr Access-Control-Allow-Origin "{origin}" hdr Access-Control-Allow-Credentials true '
+        "hdr Vary Origin"
+    )
     return f"""global
     maxconn 4000
 defaults
@@ -50,8 +52,12 @@ class FixedResponseProxy:
         self._dir = tempfile.TemporaryDirectory(prefix="albfixed-")
         cfg = Path(self._dir.name) / "fixed.cfg"
         cfg.write_text(fixed_config(self.port))
-        self._proc = subprocess.Popen([haproxy_binary(), "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL, start_new_session=True)
+        self._proc = subprocess.Popen(
+            [haproxy_binary(), "-db", "-f", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         if not wait_port("127.0.0.1", self.port, 10, alive=lambda: self._proc.poll() is None):
             self.__exit__()
             raise TestbedError("the fixed-response haproxy did not start")
