@@ -14,6 +14,7 @@ from testbed.config import TestbedConfig
 
 ERRORPAGES = Path(__file__).parent / "errorpages"
 BACKEND = "be_targets"
+BLOCKED = "be_blocked"
 PRIMARY = "target"
 FAILOPEN = "target-failopen"
 
@@ -53,6 +54,8 @@ class HaproxyLayout:
     stats_socket: Path
     stats_port: int | None
     core_socket: Path
+    route_map: Path | None = None  # runtime switch between the normal and the blocked backend
+    blocked_addr: tuple[str, int] | None = None  # the SYN-dropping socket of `blocked-port`
 
 
 def render_config(cfg: TestbedConfig, layout: HaproxyLayout) -> str:
@@ -71,6 +74,17 @@ def render_config(cfg: TestbedConfig, layout: HaproxyLayout) -> str:
         if cfg.fail_open
         else ""
     )
+    route = blocked = ""
+    if layout.route_map and layout.blocked_addr:
+        # `set map` on the runtime API flips the route: the blocked backend's connect failures
+        # are timeouts, which the ALB answers with 504 (refused connects stay 502 above).
+        route = f"    use_backend %[str(route),map({layout.route_map},{BACKEND})]\n"
+        host, port = layout.blocked_addr
+        blocked = f"""
+backend {BLOCKED}
+    errorfile 503 {ERRORPAGES / "alb-504.http"}
+    server {PRIMARY}-blocked {host}:{port}
+"""
     stats = (
         f"""
 listen stats
@@ -125,7 +139,7 @@ backend be_core
 
 frontend fe_core
     bind unix@{layout.core_socket}
-    default_backend {BACKEND}
+{route}    default_backend {BACKEND}
 
 backend {BACKEND}
     balance roundrobin
@@ -136,7 +150,7 @@ backend {BACKEND}
     # The ALB keeps idle backend connections for reuse up to its idle timeout.
     http-reuse always
     server {PRIMARY} {layout.server_host}:{layout.server_port} {server_common}
-{failopen}{stats}"""
+{failopen}{blocked}{stats}"""
 
 
 @dataclass(frozen=True)

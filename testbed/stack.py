@@ -31,6 +31,7 @@ from testbed.errors import TestbedError
 from testbed.gunicorn_proc import REPO_ROOT, GunicornProcess, GunicornSpec
 from testbed.haproxy import (
     BACKEND,
+    BLOCKED,
     FAILOPEN,
     PRIMARY,
     HaproxyLayout,
@@ -300,8 +301,17 @@ class Testbed:
     def _start_haproxy(self) -> None:
         assert self._tmp is not None and self.log_dir is not None
         host, port = self._route()
+        route_map = self._tmp / "route.map"
+        route_map.write_text(f"route {self._backend()}\n")
         layout = HaproxyLayout(
-            self.front_port, host, port, self.stats_socket, self.stats_port, self._tmp / "core.sock"
+            self.front_port,
+            host,
+            port,
+            self.stats_socket,
+            self.stats_port,
+            self._tmp / "core.sock",
+            route_map,
+            (self._blackhole.host, self._blackhole.port),
         )
         cfg_path = self._tmp / "haproxy.cfg"
         cfg_path.write_text(render_config(self.config_for_render(), layout))
@@ -326,6 +336,9 @@ class Testbed:
 
         return replace(self.config, app_port=self.app_port)
 
+    def _backend(self) -> str:
+        return BLOCKED if "blocked-port" in self.faults else BACKEND
+
     def _set_route(self) -> None:
         host, port = self._route()
         for server in (PRIMARY, FAILOPEN) if self.config.fail_open else (PRIMARY,):
@@ -336,6 +349,12 @@ class Testbed:
                 raise TestbedError(f"haproxy refused to re-route {server}: {out.strip()}")
             # Connections pooled towards the old address must not carry on.
             runtime_command(self.stats_socket, f"shutdown sessions server {BACKEND}/{server}")
+        # Traffic takes the blocked backend (connect timeouts -> the ALB's 504) or the normal one.
+        out = runtime_command(
+            self.stats_socket, f"set map {self._tmp / 'route.map'} route {self._backend()}"
+        )
+        if out.strip():
+            raise TestbedError(f"haproxy refused to switch the route: {out.strip()}")
 
     @staticmethod
     def _log_tail(path: Path, lines: int = 3) -> str:

@@ -33,6 +33,23 @@ def test_alb_knobs_are_rendered():
     assert "target-failopen 127.0.0.2:18000 backup" in text
 
 
+def test_blocked_route_serves_the_alb_504_on_connect_failure():
+    layout = HaproxyLayout(
+        18080,
+        "127.0.0.2",
+        18000,
+        Path("/tmp/x.sock"),
+        None,
+        Path("/tmp/core.sock"),
+        Path("/tmp/route.map"),
+        ("127.0.0.1", 19999),
+    )
+    text = render_config(TestbedConfig(app_port=18000), layout)
+    assert "use_backend %[str(route),map(/tmp/route.map,be_targets)]" in text
+    blocked = text.split("backend be_blocked", 1)[1]
+    assert "alb-504.http" in blocked.split("server", 1)[0] and "127.0.0.1:19999" in blocked
+
+
 def test_fail_open_can_be_switched_off():
     assert "backup" not in render_config(TestbedConfig(fail_open=False), LAYOUT)
 

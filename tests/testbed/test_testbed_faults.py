@@ -130,13 +130,15 @@ def test_health_host_marks_target_down_while_browser_traffic_still_works(make_te
     tb.wait_for_health("UP", 10)
 
 
-def test_blocked_port_gives_proxy_error_and_health_timeouts(make_testbed):
+def test_blocked_port_gives_alb_504_and_health_timeouts(make_testbed):
     tb = make_testbed(connect_timeout=1.0)
     tb.wait_for_health("UP", 10)
     tb.set_fault("blocked-port", True)
     t0 = time.monotonic()
     r = get(tb.url)
-    assert r.status_code in (502, 504) and r.headers["server"] == "awselb/2.0"
+    # The ALB answers a target connect timeout with 504 (a refusal would be 502).
+    assert r.status_code == 504 and r.headers["server"] == "awselb/2.0"
+    assert b"504 Gateway Time-out" in r.content
     assert time.monotonic() - t0 >= 0.9  # a connect timeout, not a refusal
     assert_no_cors(r)
     st = tb.wait_for_health("DOWN", 10)
