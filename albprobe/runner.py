@@ -111,6 +111,7 @@ class RunOptions:
     runs_root: Path = Path("runs")
     run_id: str | None = None
     testbed_overrides: dict[str, Any] = field(default_factory=dict)
+    ssm_logs: bool = False  # opt-in: gunicorn container logs via SSM Run Command after the run
 
 
 @dataclass
@@ -329,6 +330,7 @@ def execute(
                 },
             )
             poller = _start_alb_poller(cfg, rundir, meta, console_log)
+        _cors_scan(cfg, host, meta, console_log)
         rundir.write_meta(meta)
         cfg_path = rundir.path / "locust" / "albprobe.toml"
         _write_effective_config(cfg, cfg_path)
@@ -404,6 +406,8 @@ def execute(
         events.close()
         if not cfg.is_testbed:
             _collect_cloudwatch(cfg, rundir, meta)
+            if opts.ssm_logs:
+                _collect_ssm_logs(cfg, rundir, meta, console_log)
         result = _finalise(rundir, meta, stop.reason, proc, poller)
     if error is not None:
         raise error
@@ -474,6 +478,78 @@ def _collect_cloudwatch(cfg: Config, rundir: RunDir, meta: dict[str, Any]) -> No
         aws["cloudwatch_error"] = exc.one_line()
     except Exception as exc:  # a collector must not cost the run its finalisation
         aws["cloudwatch_error"] = f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _collect_ssm_logs(cfg: Config, rundir: RunDir, meta: dict[str, Any], console_log) -> None:
+    """Opt-in: `docker logs <container> --since <run start>` on each instance target, through SSM
+    Run Command, into logs/gunicorn-ssm-<instance>.log (the analyzer reads logs/gunicorn*.log).
+    Best effort: each failure is recorded in run.json, the run is kept."""
+    aws = meta.get("aws") or {}
+    if not aws.get("target_group_arn"):
+        aws["ssm_logs_error"] = "no target group resolved (set [aws] load_balancer or target_group)"
+        meta["aws"] = aws
+        return
+    from probes.aws.collectors import fetch_gunicorn_logs_via_ssm
+
+    clients = _aws_clients(cfg)
+    try:
+        desc = clients.elbv2.describe_target_health(TargetGroupArn=aws["target_group_arn"])
+        instances = [
+            d["Target"]["Id"]
+            for d in desc["TargetHealthDescriptions"]
+            if d["Target"]["Id"].startswith("i-")
+        ]
+    except Exception as exc:
+        aws["ssm_logs_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        return
+    fetched, errors = [], {}
+    for iid in instances:
+        try:
+            path = fetch_gunicorn_logs_via_ssm(
+                clients,
+                iid,
+                meta["started_at"] - 5,
+                rundir.logs / f"gunicorn-ssm-{iid}.log",
+                container=cfg.aws.container,
+            )
+            fetched.append(path.name)
+        except AlbprobeError as exc:
+            errors[iid] = exc.one_line()
+        except Exception as exc:  # one instance's trouble must not cost the others
+            errors[iid] = f"{type(exc).__name__}: {exc}"[:300]
+    aws["ssm_logs"] = fetched
+    if errors:
+        aws["ssm_logs_errors"] = errors
+    console_log(
+        f"SSM: fetched {len(fetched)} container log(s)"
+        + (f", {len(errors)} failed" if errors else "")
+    )
+
+
+def _cors_scan(cfg: Config, host: str, meta: dict[str, Any], console_log) -> None:
+    """Before the load: the CORS misconfiguration scan on one GET endpoint (a dozen crafted-origin
+    requests, not load). Findings go to run.json, where the analyzer counts an admitted
+    disallowed origin against the CORS setup. Scan trouble is recorded, never fatal."""
+    from probes.cors_scan import scan
+
+    ep = next((e for e in cfg.endpoints if e.method == "GET"), cfg.endpoints[0])
+    url = host.rstrip("/") + ep.path
+    try:
+        report = scan(url, cfg.browser.origin, timeout=10.0)
+    except Exception as exc:
+        meta["cors_scan"] = {"url": url, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return
+    meta["security_findings"] = [dataclasses.asdict(f) for f in report.findings]
+    meta["cors_scan"] = {
+        "url": url,
+        "worst": report.worst,
+        "findings": len(report.findings),
+        "inconclusive": list(report.inconclusive),
+    }
+    if report.findings:
+        console_log(
+            f"CORS scan: {len(report.findings)} finding(s), worst {report.worst} (see run.json)"
+        )
 
 
 def _read_progress(rundir: RunDir, tb, elapsed: float) -> dict[str, Any]:

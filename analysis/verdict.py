@@ -765,7 +765,33 @@ def decide(fig: dict[str, Any], security_findings: list[dict[str, Any]] | None =
         )
         if _f(fig, "app_5xx"):
             head += f" Note: {_n(fig['app_5xx'])} app-generated 5xx (the app's own errors, with CORS headers)."
+    letin = _origins_let_in(sec)
+    if letin:
+        # design.md: the CORS setup is also at fault when a disallowed origin is let in.
+        worst = letin[0]
+        cause = Cause(
+            "cors-setup",
+            1.0,
+            [f"{f.get('severity')}: {f.get('check')} - {f.get('detail')}" for f in letin],
+            str(
+                worst.get("fix") or "Allow only the exact front-end origins (CORS_ALLOWED_ORIGINS)."
+            ),
+        )
+        head += (
+            f" But the CORS setup lets disallowed origins in ({len(letin)} {worst.get('severity')}+ "
+            f"finding(s) from the run's CORS scan, e.g. {worst.get('check')})."
+        )
+        return Verdict("cors-setup", head, [cause], cross, sec, missing, fig)
     return Verdict("none", head, [], cross, sec, missing, fig)
+
+
+_LET_IN = ("high", "critical")
+
+
+def _origins_let_in(sec: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scan findings where a disallowed origin was admitted (severity high or critical), worst first."""
+    found = [f for f in sec if isinstance(f, dict) and f.get("severity") in _LET_IN]
+    return sorted(found, key=lambda f: -_LET_IN.index(f["severity"]))
 
 
 def _top_error(fig: dict[str, Any]) -> str:

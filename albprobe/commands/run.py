@@ -85,6 +85,12 @@ def run(
     analyze: bool = typer.Option(
         True, "--analyze/--no-analyze", help="Analyze the run when it ends."
     ),
+    ssm_logs: bool = typer.Option(
+        False,
+        "--ssm-logs",
+        help="After a run against a URL: fetch each instance target's `docker logs` via SSM Run "
+        "Command (opt-in; IAM: docs/iam-policy-ssm-logs.json).",
+    ),
 ) -> None:
     """Load the API like browsers do (preflight + request from the front origin), record every request."""
     from rich.console import Console
@@ -111,6 +117,7 @@ def run(
         faults=parse_fault_schedule(fault, FAULTS),
         runs_root=runs_dir,
         run_id=run_id,
+        ssm_logs=ssm_logs,
     )
     console = Console(highlight=False)
     view = ProgressView(console, duration=cfg.load.duration)

@@ -62,6 +62,11 @@ def print_summary(
         if len(rows) > 20:
             con.print(f"[dim]{name}: first 20 of {len(rows)} rows (all in summary.json)[/dim]")
         con.print(t)
+    for f in v.security_findings:
+        con.print(
+            f"[red]CORS security finding[/red] ({escape(str(f.get('severity')))}): "
+            f"{escape(str(f.get('check')))} - {escape(str(f.get('detail')))}"
+        )
     for m in v.missing_evidence:
         con.print(f"[yellow]missing evidence:[/yellow] {escape(m)}")
     for p in (v.figures.get("parse") or {}).values():

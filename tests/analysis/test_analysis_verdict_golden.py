@@ -194,3 +194,41 @@ def test_decide_is_pure_on_figures():
         "unattributed_errors": 10,
     }
     assert verdict.decide(fig2).at_fault == "insufficient-evidence"
+
+
+def test_a_disallowed_origin_let_in_blames_the_cors_setup(tmp_path):
+    """design.md: the CORS setup is at fault when a disallowed origin is let in, even when no
+    request failed (the run's CORS scan puts its findings in run.json)."""
+    run = synth.write(tmp_path, "healthy")
+    meta = json.loads((run / "run.json").read_text())
+    meta["security_findings"] = [
+        {
+            "check": "origin-reflected",
+            "severity": "critical",
+            "url": "http://x/api",
+            "origin_sent": "https://evil.example",
+            "acao": "https://evil.example",
+            "acac": "true",
+            "detail": "arbitrary origin reflected with credentials",
+            "fix": "Use an explicit CORS_ALLOWED_ORIGINS list",
+        },
+        {
+            "check": "vary-origin-missing",
+            "severity": "low",
+            "url": "http://x/api",
+            "origin_sent": "https://hakwonplus.com",
+            "acao": "https://hakwonplus.com",
+            "acac": "true",
+            "detail": "no Vary: Origin",
+            "fix": "add Vary: Origin",
+        },
+    ]
+    (run / "run.json").write_text(json.dumps(meta))
+    v = pipeline.analyze_run(run, write=False).verdict
+    assert v.at_fault == "cors-setup" and [c.id for c in v.causes] == ["cors-setup"]
+    assert "origin-reflected" in v.causes[0].evidence[0] and "explicit" in v.causes[0].fix
+    assert len(v.security_findings) == 2
+    # a low-severity finding alone does not turn a healthy run into a CORS fault
+    meta["security_findings"] = meta["security_findings"][1:]
+    (run / "run.json").write_text(json.dumps(meta))
+    assert pipeline.analyze_run(run, write=False).verdict.at_fault == "none"

@@ -13,16 +13,12 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 
 from probes.aws.session import AwsClients
-
-REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's default account
+from tests.aws.aws_topology import ACCOUNT, REGION, Prod, boto_client, build_prod  # noqa: F401 - re-exported
 
 
 def _moto_command() -> list[str]:
@@ -97,150 +93,6 @@ def clients(moto: str) -> AwsClients:
     return AwsClients(region=REGION, endpoint_url=moto, max_attempts=2)
 
 
-@dataclass
-class Prod:
-    """Ids of the topology built in moto (the names follow the runbook)."""
-
-    vpc: str
-    alb_subnets: list[str]
-    api_subnet: str
-    alb_sg: str
-    api_sg: str
-    instance: str
-    instance_ip: str
-    lb_arn: str
-    lb_name: str
-    tg_arn: str
-    listener_arn: str
-    bucket: str
-
-
-def build_prod(
-    c: AwsClients,
-    *,
-    api_sg_port: int | None = 8000,
-    forward: bool = True,
-    idle_timeout: int | None = 60,
-    access_logs: bool = True,
-) -> Prod:
-    """ALB in two public subnets -> TG HTTP:8000 (/health) -> academy-api instance in a private
-    subnet whose security group admits 8000 from the ALB security group."""
-    ec2, elbv2 = c.ec2, c.elbv2
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    alb_subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for cidr, az in (("10.0.1.0/24", "us-east-1a"), ("10.0.2.0/24", "us-east-1b"))
-    ]
-    api_subnet = ec2.create_subnet(
-        VpcId=vpc, CidrBlock="10.0.11.0/24", AvailabilityZone="us-east-1a"
-    )["Subnet"]["SubnetId"]
-    alb_sg = ec2.create_security_group(GroupName="alb-sg", Description="alb", VpcId=vpc)["GroupId"]
-    api_sg = ec2.create_security_group(GroupName="api-sg", Description="api", VpcId=vpc)["GroupId"]
-    ec2.authorize_security_group_ingress(
-        GroupId=alb_sg,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": p,
-                "ToPort": p,
-                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
-            }
-            for p in (80, 443)
-        ],
-    )
-    if api_sg_port is not None:
-        ec2.authorize_security_group_ingress(
-            GroupId=api_sg,
-            IpPermissions=[
-                {
-                    "IpProtocol": "tcp",
-                    "FromPort": api_sg_port,
-                    "ToPort": api_sg_port,
-                    "UserIdGroupPairs": [{"GroupId": alb_sg}],
-                }
-            ],
-        )
-    inst = ec2.run_instances(
-        ImageId="ami-12c6146b",
-        MinCount=1,
-        MaxCount=1,
-        InstanceType="t3.small",
-        SubnetId=api_subnet,
-        SecurityGroupIds=[api_sg],
-        TagSpecifications=[
-            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "academy-api"}]}
-        ],
-    )["Instances"][0]
-    lb = elbv2.create_load_balancer(
-        Name="academy-alb",
-        Subnets=alb_subnets,
-        SecurityGroups=[alb_sg],
-        Scheme="internet-facing",
-        Type="application",
-    )["LoadBalancers"][0]
-    tg = elbv2.create_target_group(
-        Name="academy-api-tg",
-        Protocol="HTTP",
-        Port=8000,
-        VpcId=vpc,
-        TargetType="instance",
-        HealthCheckProtocol="HTTP",
-        HealthCheckPort="traffic-port",
-        HealthCheckPath="/health",
-        HealthCheckIntervalSeconds=30,
-        HealthCheckTimeoutSeconds=5,
-        HealthyThresholdCount=5,
-        UnhealthyThresholdCount=2,
-        Matcher={"HttpCode": "200"},
-    )["TargetGroups"][0]
-    if forward:
-        action = {"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}
-    else:
-        action = {
-            "Type": "fixed-response",
-            "FixedResponseConfig": {"StatusCode": "503", "ContentType": "text/plain"},
-        }
-    listener = elbv2.create_listener(
-        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[action]
-    )["Listeners"][0]
-    elbv2.register_targets(
-        TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": inst["InstanceId"], "Port": 8000}]
-    )
-    bucket = "academy-alb-logs"
-    c.s3.create_bucket(Bucket=bucket)
-    attrs = []
-    if idle_timeout is not None:
-        attrs.append({"Key": "idle_timeout.timeout_seconds", "Value": str(idle_timeout)})
-    if access_logs:
-        attrs += [
-            {"Key": "access_logs.s3.enabled", "Value": "true"},
-            {"Key": "access_logs.s3.bucket", "Value": bucket},
-            {"Key": "access_logs.s3.prefix", "Value": "alb"},
-        ]
-    if attrs:
-        elbv2.modify_load_balancer_attributes(
-            LoadBalancerArn=lb["LoadBalancerArn"], Attributes=attrs
-        )
-    return Prod(
-        vpc=vpc,
-        alb_subnets=alb_subnets,
-        api_subnet=api_subnet,
-        alb_sg=alb_sg,
-        api_sg=api_sg,
-        instance=inst["InstanceId"],
-        instance_ip=inst["PrivateIpAddress"],
-        lb_arn=lb["LoadBalancerArn"],
-        lb_name=lb["LoadBalancerName"],
-        tg_arn=tg["TargetGroupArn"],
-        listener_arn=listener["ListenerArn"],
-        bucket=bucket,
-    )
-
-
 @pytest.fixture
 def prod(clients: AwsClients) -> Prod:
     return build_prod(clients)
-
-
-def boto_client(service: str, moto_url: str):  # for tests that need a plain client
-    return boto3.client(service, region_name=REGION, endpoint_url=moto_url)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import build_prod
 
 from albprobe.errors import AlbprobeError
 from probes.aws.checks import Expected, exit_code, run_checks
 from probes.aws.gather import gather
+from tests.aws.aws_topology import build_prod
 
 
 def findings_for(clients, lb, **kw):

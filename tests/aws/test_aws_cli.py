@@ -7,9 +7,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from conftest import REGION, build_prod
 
 from albprobe.cli import main
+from tests.aws.aws_topology import REGION, build_prod
 
 
 def run(capsys, *args):

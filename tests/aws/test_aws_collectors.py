@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import ACCOUNT, REGION, build_prod
 
 from albprobe.errors import AlbprobeError
 from probes.aws import accesslogs
@@ -24,6 +23,7 @@ from probes.aws.collectors import (
     metric_queries,
 )
 from probes.rundir import RunDir
+from tests.aws.aws_topology import ACCOUNT, REGION, build_prod
 
 
 def _wait(pred, timeout=10.0):

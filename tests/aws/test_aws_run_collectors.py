@@ -52,6 +52,7 @@ poll_interval = "0.5s"
                 "--run-id",
                 "remote",
                 "--no-analyze",
+                "--ssm-logs",
             ],
             capture_output=True,
             text=True,
@@ -71,6 +72,9 @@ poll_interval = "0.5s"
     assert set(health["collector"]) == {"alb"} and prod.instance in set(health["target"])
     assert set(health["state"]) == {"healthy"}
     assert "cloudwatch_rows" in meta["aws"] or "cloudwatch_error" in meta["aws"]
+    # opt-in SSM fetch of the container logs, one file per instance target
+    assert meta["aws"]["ssm_logs"] == [f"gunicorn-ssm-{prod.instance}.log"], meta["aws"]
+    assert (run / "logs" / f"gunicorn-ssm-{prod.instance}.log").exists()
 
 
 def test_run_with_an_unknown_load_balancer_still_runs_and_says_why(moto, clients, tmp_path):

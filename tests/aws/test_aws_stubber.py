@@ -7,12 +7,12 @@ from __future__ import annotations
 import boto3
 import pytest
 from botocore.stub import Stubber
-from conftest import REGION
 
 from albprobe.errors import AlbprobeError
 from probes.aws.checks import Expected, run_checks
 from probes.aws.gather import gather
 from probes.aws.reasons import REASONS, explain
+from tests.aws.aws_topology import REGION
 
 
 def _clean(resp: dict) -> dict:

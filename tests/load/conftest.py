@@ -13,11 +13,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
 class RunCli:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp

@@ -11,9 +11,14 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 import pytest
-from conftest import write_config  # noqa: I001 - tests/load/conftest.py
 
 pytestmark = pytest.mark.slow
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
 
 LIGHT = """
 [load]
@@ -70,6 +75,8 @@ def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
     assert {"fault_on", "fault_off", "target_killed", "target_started"} <= kinds
     assert (cli.runs / "down" / "logs" / "haproxy-1.log").stat().st_size > 0
     assert "at fault: proxy" in r.stdout  # the analyzer's verdict closes the run
+    # the CORS misconfiguration scan ran before the load; the testbed's strict list admits nothing
+    assert meta["cors_scan"]["findings"] == 0 and meta["security_findings"] == []
 
 
 def test_distributed_run_dir_is_complete(cli, tmp_path):
