@@ -162,23 +162,21 @@ def _testbed_config(cfg: Config, rundir: RunDir, overrides: dict[str, Any]):
 
 def _haproxy_sampler(tb) -> Callable[[], list[dict[str, Any]]]:
     from probes.health_poller import haproxy_health_row
-    from testbed.haproxy import PRIMARY
+    from testbed.haproxy import FAILOPEN, PRIMARY
 
     target = f"{tb.config.target_ip}:{tb.app_port}"
 
     def sample() -> list[dict[str, Any]]:
         now = time.time()
-        st = next(s for s in tb.stats() if s.name == PRIMARY)
+        rows = {s.name: s for s in tb.stats()}
+        st = rows[PRIMARY]
+        # Health is the primary's checks; load is the target's, whichever server row carried it
+        # (with the primary DOWN, the fail-open backup on the same address takes the traffic).
+        both = [r for name, r in rows.items() if name in (PRIMARY, FAILOPEN)]
+        scur, qcur = sum(r.scur for r in both), sum(r.qcur for r in both)
         return [
             haproxy_health_row(
-                now,
-                target,
-                st.status,
-                st.check_status,
-                st.check_code,
-                st.last_chk,
-                st.scur,
-                st.qcur,
+                now, target, st.status, st.check_status, st.check_code, st.last_chk, scur, qcur
             )
         ]
 
