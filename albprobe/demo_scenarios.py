@@ -60,7 +60,7 @@ SCENARIOS: dict[str, DemoScenario] = {
             load=_CAPACITY_LOAD | {"step_every": 8.0},
             endpoints=(FAST, WRITE, SLOW, REPORT),
             testbed=_CAPACITY_TESTBED,
-            faults=("target-down@40s-55s",),
+            faults=("target-down@40s-50s",),
         ),
         DemoScenario(
             mode="healthy",

@@ -58,3 +58,5 @@ def test_default_demo_blames_the_proxy_for_target_down_and_capacity(tmp_path):
     strong = {c["id"] for c in verdict["causes"] if c["strength"] >= 0.5}
     assert {"target-down", "capacity"} <= strong
     assert "HTML report:" in r.stdout and (run / "report" / "timeline.png").exists()
+    # the outage sits inside the safety window: the run completes and shows the recovery
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"
