@@ -28,6 +28,25 @@ class RunCli:
         env.update(extra)
         return env
 
+    @staticmethod
+    def users_run(
+        cfg: Path, run_id: str, *, users: int, duration: str, extra: tuple[str, ...] = ()
+    ) -> list[str]:
+        """The arguments of a closed-model run of ``users`` for ``duration`` with a config."""
+        return [
+            "--config",
+            str(cfg),
+            "--shape",
+            "users",
+            "--users",
+            str(users),
+            "--duration",
+            duration,
+            "--run-id",
+            run_id,
+            *extra,
+        ]
+
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             self.cmd(*args),

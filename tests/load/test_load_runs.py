@@ -39,18 +39,13 @@ body = '{"title": "t"}'
 def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
     cfg = write_config(tmp_path / "a.toml", LIGHT)
     r = cli.run(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "4",
-        "--duration",
-        "9s",
-        "--fault",
-        "target-down@3s-6s",
-        "--run-id",
-        "down",
+        *cli.users_run(
+            cfg,
+            "down",
+            users=4,
+            duration="9s",
+            extra=("--fault", "target-down@3s-6s"),
+        )
     )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = cli.meta("down")
@@ -82,18 +77,13 @@ def test_target_down_mid_run_records_proxy_502s_with_cors_fail(cli, tmp_path):
 def test_distributed_run_dir_is_complete(cli, tmp_path):
     cfg = write_config(tmp_path / "b.toml", LIGHT)
     r = cli.run(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "6",
-        "--duration",
-        "8s",
-        "--workers",
-        "2",
-        "--run-id",
-        "dist",
+        *cli.users_run(
+            cfg,
+            "dist",
+            users=6,
+            duration="8s",
+            extra=("--workers", "2"),
+        )
     )
     assert r.returncode == 0, r.stderr[-2000:]
     meta = cli.meta("dist")
@@ -133,18 +123,13 @@ def _wait_progress(run_dir: Path, requests: int, timeout: float = 30) -> None:
 def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
     cfg = write_config(tmp_path / "c.toml", LIGHT)
     p = cli.popen(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "4",
-        "--duration",
-        "16s",
-        "--workers",
-        "2",
-        "--run-id",
-        "gap",
+        *cli.users_run(
+            cfg,
+            "gap",
+            users=4,
+            duration="16s",
+            extra=("--workers", "2"),
+        )
     )
     try:
         _wait_progress(cli.runs / "gap", 50)
@@ -172,18 +157,7 @@ def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
 
 def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):
     cfg = write_config(tmp_path / "d.toml", LIGHT)
-    p = cli.popen(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "3",
-        "--duration",
-        "60s",
-        "--run-id",
-        "int",
-    )
+    p = cli.popen(*cli.users_run(cfg, "int", users=3, duration="60s"))
     try:
         _wait_progress(cli.runs / "int", 30)
         p.send_signal(signal.SIGINT)
@@ -202,18 +176,7 @@ def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):
 
 def test_sigterm_is_also_finalised_as_partial(cli, tmp_path):
     cfg = write_config(tmp_path / "e.toml", LIGHT)
-    p = cli.popen(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "2",
-        "--duration",
-        "60s",
-        "--run-id",
-        "term",
-    )
+    p = cli.popen(*cli.users_run(cfg, "term", users=2, duration="60s"))
     try:
         _wait_progress(cli.runs / "term", 20)
         p.send_signal(signal.SIGTERM)
@@ -232,18 +195,13 @@ def test_abort_threshold_stops_a_run_against_a_dead_target(cli, tmp_path):
     )
     t0 = time.time()
     r = cli.run(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "3",
-        "--duration",
-        "60s",
-        "--fault",
-        "target-down@0s",
-        "--run-id",
-        "abort",
+        *cli.users_run(
+            cfg,
+            "abort",
+            users=3,
+            duration="60s",
+            extra=("--fault", "target-down@0s"),
+        )
     )
     assert time.time() - t0 < 40
     assert r.returncode == 3, r.stderr[-2000:]
@@ -297,16 +255,7 @@ def test_secrets_from_the_environment_are_sent_but_never_recorded(cli, tmp_path)
     secret, cookie = "Bearer s3cr3t-token-xyz", "sessionid=c00kie-value-abc"
     cfg = write_config(tmp_path / "h.toml", LIGHT)
     r = cli.run(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "2",
-        "--duration",
-        "3s",
-        "--run-id",
-        "sec",
+        *cli.users_run(cfg, "sec", users=2, duration="3s"),
         ALBPROBE_AUTHORIZATION=secret,
         ALBPROBE_COOKIE=cookie,
     )
@@ -329,18 +278,13 @@ def test_web_ui_on_request_serves_locusts_ui_and_finishes_by_itself(cli, tmp_pat
 
     cfg = write_config(tmp_path / "w.toml", LIGHT)
     p = cli.popen(
-        "--config",
-        str(cfg),
-        "--shape",
-        "users",
-        "--users",
-        "2",
-        "--duration",
-        "6s",
-        "--web-ui",
-        "--run-id",
-        "ui",
-        "--no-analyze",
+        *cli.users_run(
+            cfg,
+            "ui",
+            users=2,
+            duration="6s",
+            extra=("--web-ui", "--no-analyze"),
+        )
     )
     try:
         _wait_progress(cli.runs / "ui", 10)
