@@ -12,6 +12,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.load.load_helpers import stop_gently
+
 pytestmark = pytest.mark.slow
 
 
@@ -141,8 +143,7 @@ def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
         os.kill(workers[0], signal.SIGKILL)  # a process of this test's own tree
         out, err = p.communicate(timeout=90)
     finally:
-        if p.poll() is None:
-            p.kill()
+        stop_gently(p)
     meta = cli.meta("gap")
     assert meta["workers"]["gaps"], err[-2000:]
     gap = meta["workers"]["gaps"][0]
@@ -163,8 +164,7 @@ def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
+        stop_gently(p)
     assert p.returncode == 130, err[-2000:]
     meta = cli.meta("int")
     assert meta["status"] == "partial" and "Ctrl-C" in meta["status_reason"]
@@ -182,8 +182,7 @@ def test_sigterm_is_also_finalised_as_partial(cli, tmp_path):
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
+        stop_gently(p)
     meta = cli.meta("term")
     assert meta["status"] == "partial" and meta["status_reason"] == "SIGTERM"
     assert cli.sql("term", "select count(*) from REQ")[0][0] >= 20
@@ -294,8 +293,7 @@ def test_web_ui_on_request_serves_locusts_ui_and_finishes_by_itself(cli, tmp_pat
         assert stats["state"] in ("running", "spawning") and stats["total_rps"] >= 0
         out, err = p.communicate(timeout=90)
     finally:
-        if p.poll() is None:
-            p.kill()
+        stop_gently(p)
     assert p.returncode == 0, err[-2000:]
     meta = cli.meta("ui")
     assert (
