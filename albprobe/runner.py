@@ -415,9 +415,7 @@ def execute(
 def _start_poller(rundir: RunDir, sampler, interval: float):
     from probes.health_poller import HealthPoller
 
-    p = HealthPoller(sampler, rundir, interval=interval)
-    p.start()
-    return p
+    return HealthPoller(sampler, rundir, interval=interval).start()
 
 
 def _aws_clients(cfg: Config):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from probes.rundir import RunDir, TableWriter
@@ -53,32 +54,88 @@ def haproxy_health_row(
 
 
 class HealthPoller:
-    def __init__(self, sampler: Sampler, rundir: RunDir, *, interval: float = 1.0) -> None:
+    """Sample target health every ``interval`` s in a background thread into the health table.
+
+    Errors never stop a load run: each is counted (and logged to logs/<error_log> when given);
+    a sampler sets ``fatal`` when retrying cannot help (AccessDenied, say) and polling stops.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        rundir: RunDir,
+        *,
+        interval: float = 1.0,
+        prefix: str = "poll",
+        flush_rows: int = 50_000,
+        flush_seconds: float = 5.0,
+        max_samples: int | None = None,
+        error_log: str | None = None,
+        name: str = "health-poller",
+    ) -> None:
         self.sampler = sampler
+        self.rundir = rundir
         self.interval = interval
-        self.writer = TableWriter(rundir, "health", prefix="poll", flush_seconds=5.0)
+        self.max_samples = max_samples
+        self.error_log = error_log
+        self.writer = TableWriter(
+            rundir, "health", prefix=prefix, flush_rows=flush_rows, flush_seconds=flush_seconds
+        )
         self.errors = 0
         self.last_error: str | None = None
         self.samples = 0
+        self.fatal = False
+        self._name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="health-poller", daemon=True)
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        self._thread.start()
+    def poll_once(self) -> int:
+        """One sample; returns the number of rows written (the sampler's exception propagates)."""
+        rows = self.sampler()
+        self.writer.extend(rows)
+        self.samples += 1
+        return len(rows)
+
+    def _log(self, message: str) -> None:
+        if self.error_log:
+            self.rundir.logs.mkdir(parents=True, exist_ok=True)
+            with open(self.rundir.logs / self.error_log, "a", encoding="utf-8") as fh:
+                fh.write(f"{datetime.now(UTC).isoformat()} {message}\n")
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and (
+            self.max_samples is None or self.samples < self.max_samples
+        ):
             t0 = time.monotonic()
             try:
-                rows = self.sampler()
-                self.writer.extend(rows)
-                self.samples += 1
+                self.poll_once()
             except Exception as exc:  # keep polling; report at the end
                 self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                one_line = getattr(exc, "one_line", None)
+                self.last_error = (
+                    one_line() if callable(one_line) else f"{type(exc).__name__}: {exc}"
+                )
+                self._log(self.last_error)
+                if self.fatal:
+                    break
             self._stop.wait(max(0.0, self.interval - (time.monotonic() - t0)))
 
-    def stop(self) -> None:
+    def start(self) -> HealthPoller:
+        if self._thread is not None:
+            raise RuntimeError("poller already started")
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop, wait for an in-flight sample (bounded) and flush what was collected."""
         self._stop.set()
-        self._thread.join(self.interval + 5)
+        if self._thread is not None:
+            self._thread.join(self.interval + 5 if timeout is None else timeout)
         self.writer.close()
+
+    def __enter__(self) -> HealthPoller:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from probes.aws.session import (
     error_code,
     translate,
 )
+from probes.health_poller import HealthPoller
 from probes.rundir import RunDir, TableWriter
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,10 @@ def health_rows(descriptions: list[dict[str, Any]], ts: float) -> list[dict[str,
     return rows
 
 
-class TargetHealthPoller:
-    """Background thread: every ``interval`` s, describe_target_health -> health table rows.
-
-    Errors never stop a load run: each is logged (logs/alb-health-poller.log) and counted; an
-    AccessDenied or an unknown target group stops polling since retrying cannot help.
-    """
+class TargetHealthPoller(HealthPoller):
+    """describe_target_health every ``interval`` s -> health table rows (probes/health_poller.py
+    runs the loop). Errors are logged to logs/alb-health-poller.log and counted; an AccessDenied,
+    bad credentials or an unknown target group stop polling, since retrying cannot help."""
 
     def __init__(
         self,
@@ -81,28 +79,22 @@ class TargetHealthPoller:
         self.clients = AwsClients.of(session_or_clients)
         self.elbv2 = self.clients.elbv2  # created here: boto3 sessions are not thread-safe
         self.target_group_arn = target_group_arn
-        self.rundir = rundir
-        self.interval = interval
-        self.max_samples = max_samples
         self._clock = clock
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # One prefix per target group, so two pollers in one run never overwrite each other.
         tg_id = target_group_arn.rstrip("/").rsplit("/", 1)[-1] or "tg"
-        self._writer = TableWriter(
+        super().__init__(
+            self._sample,
             rundir,
-            "health",
+            interval=interval,
             prefix=f"part-alb-health-{tg_id}",
             flush_rows=10_000,
             flush_seconds=60.0,
+            max_samples=max_samples,
+            error_log="alb-health-poller.log",
+            name="alb-health-poller",
         )
-        self.samples = 0
-        self.errors = 0
-        self.last_error: str | None = None
-        self.fatal = False
 
-    def poll_once(self) -> int:
-        """One sample; returns the number of rows written (raises AlbprobeError on failure)."""
+    def _sample(self) -> list[dict[str, Any]]:
         ts = self._clock()
         try:
             resp = self.elbv2.describe_target_health(TargetGroupArn=self.target_group_arn)
@@ -111,52 +103,10 @@ class TargetHealthPoller:
             if error_code(exc) in DENIED_CODES | BAD_CREDENTIAL_CODES | {"TargetGroupNotFound"}:
                 self.fatal = True
             raise translate(exc, what="polling target health") from None
-        rows = health_rows(resp.get("TargetHealthDescriptions", []), ts)
-        self._writer.extend(rows)
-        self.samples += 1
-        return len(rows)
-
-    def _log(self, message: str) -> None:
-        self.rundir.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.rundir.logs / "alb-health-poller.log", "a", encoding="utf-8") as fh:
-            fh.write(f"{datetime.now(UTC).isoformat()} {message}\n")
-
-    def _run(self) -> None:
-        while self.samples < self.max_samples and not self._stop.is_set():
-            try:
-                self.poll_once()
-            except AlbprobeError as exc:
-                self.errors += 1
-                self.last_error = exc.one_line()
-                self._log(self.last_error)
-                if self.fatal:
-                    break
-            except Exception as exc:  # never let the poller thread die silently
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self._log(self.last_error)
-            if self._stop.wait(self.interval):
-                break
-
-    def start(self) -> TargetHealthPoller:
-        if self._thread is not None:
-            raise RuntimeError("poller already started")
-        self._thread = threading.Thread(target=self._run, name="alb-health-poller", daemon=True)
-        self._thread.start()
-        return self
+        return health_rows(resp.get("TargetHealthDescriptions", []), ts)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop, wait for an in-flight call (bounded) and flush what was collected."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-        self._writer.close()
-
-    def __enter__(self) -> TargetHealthPoller:
-        return self.start()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stop()
+        super().stop(timeout)
 
 
 # ---------------------------------------------------------------------------------------------
