@@ -18,6 +18,7 @@ testbed: setup
 
 test: setup-test
 	@.venv/bin/ruff check .
+	@.venv/bin/lint-imports --no-cache
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup-test

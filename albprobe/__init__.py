@@ -1,3 +1,5 @@
-"""albprobe: synthetic traffic and load probe for a Django API behind an AWS ALB."""
+"""albprobe: synthetic traffic and load probe for a Django API behind an AWS ALB (the CLI layer)."""
 
-__version__ = "0.1.0"
+from core import __version__
+
+__all__ = ["__version__"]

@@ -13,7 +13,7 @@ import typer
 
 from albprobe import __version__
 from albprobe.commands import COMMAND_MODULES
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 from testbed.errors import TestbedError
 
 app = typer.Typer(

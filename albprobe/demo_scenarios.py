@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from albprobe.config import Endpoint
+from core.config import Endpoint
 
 FAST = Endpoint(name="fast", path="/api/fast", weight=6)
 WRITE = Endpoint(

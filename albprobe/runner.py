@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from albprobe.config import Config, config_to_toml, load_refusal
-from albprobe.errors import AlbprobeError, ConfigError
+from core.config import Config, config_to_toml, load_refusal
+from core.errors import AlbprobeError, ConfigError
+from core.rundir import RunDir, TableWriter
 from probes.loadgen.meta import config_for_record, versions
 from probes.loadgen.plans import OPEN_MODEL, peak_users, rates
-from probes.rundir import RunDir, TableWriter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOCUSTFILE = REPO_ROOT / "locustfiles" / "browser.py"
@@ -421,12 +421,7 @@ def _start_poller(rundir: RunDir, sampler, interval: float):
 def _aws_clients(cfg: Config):
     from probes.aws.session import AwsClients
 
-    return AwsClients(
-        region=cfg.aws.region,
-        profile=cfg.aws.profile,
-        endpoint_url=cfg.aws.endpoint_url,
-        max_attempts=cfg.aws.max_attempts,
-    )
+    return AwsClients.from_config(cfg.aws)
 
 
 def _start_alb_poller(

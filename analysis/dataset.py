@@ -15,10 +15,10 @@ from typing import Any
 
 import duckdb
 
-from albprobe.errors import AlbprobeError
 from analysis.parsers import alb, gunicorn, haproxy
 from analysis.parsers.common import ParseStats, sql_list, sql_str
-from probes.rundir import SCHEMAS
+from core.errors import AlbprobeError
+from core.rundir import SCHEMAS
 
 TABLES = ("requests", "health", "metrics", "events", "schedule")
 EVENTS_COLUMNS = "ts DOUBLE, source VARCHAR, kind VARCHAR, detail VARCHAR, pid BIGINT"

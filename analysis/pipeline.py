@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from albprobe.errors import AlbprobeError
 from analysis import correlate, dataset, verdict
 from analysis.parsers import alb as alb_parser
 from analysis.reports import html as html_report
 from analysis.reports import thresholds as th
+from core import __version__
+from core.errors import AlbprobeError
 
 
 @dataclass
@@ -30,12 +32,7 @@ class Result:
 
 
 def _version() -> str:
-    try:
-        from albprobe import __version__
-
-        return str(__version__)
-    except ImportError:  # pragma: no cover
-        return "?"
+    return __version__
 
 
 def _write(
@@ -121,25 +118,31 @@ def parse_when(value: str | None, *, name: str) -> float | None:
     return dt.timestamp()
 
 
-def fetch_alb_logs(source: str, since: float | None, until: float | None, dest: Path) -> list[Path]:
-    """A local folder/file of ALB logs, or an s3:// prefix / ALB ARN fetched with the AWS collector."""
+S3Fetch = Callable[[str, float, float, Path], list[Path]]
+
+
+def fetch_alb_logs(
+    source: str,
+    since: float | None,
+    until: float | None,
+    dest: Path,
+    *,
+    s3_fetch: S3Fetch | None = None,
+) -> list[Path]:
+    """A local folder/file of ALB logs, or an s3:// prefix / ALB ARN fetched by ``s3_fetch``
+    (the CLI passes the AWS collector, with the config's profile, region and endpoint)."""
     if source.startswith(("s3://", "arn:aws:elasticloadbalancing")):
         if since is None or until is None:
             raise AlbprobeError(
                 f"--alb-logs {source}: --since and --until are required when reading from S3",
                 hint="e.g. --since 2026-11-26T12:00Z --until 2026-11-26T13:00Z",
             )
-        try:
-            from probes.aws.collectors import download_access_logs
-        except ImportError as exc:
+        if s3_fetch is None:
             raise AlbprobeError(
-                f"--alb-logs {source}: reading from S3 needs probes/aws/collectors.py "
-                "(download_access_logs), which this build does not have",
+                f"--alb-logs {source}: no S3 reader given",
                 hint="download the objects first (aws s3 sync s3://bucket/prefix/AWSLogs/... ./alb-logs) and pass the folder",
-            ) from exc
-        import boto3
-
-        return list(download_access_logs(boto3.Session(), source, since, until, dest))
+            )
+        return list(s3_fetch(source, since, until, dest))
     root = Path(source)
     if not root.exists():
         raise AlbprobeError(
@@ -195,6 +198,7 @@ def analyze_alb_logs(
     out: str | Path | None = None,
     fail_on: list[str] | None = None,
     write: bool = True,
+    s3_fetch: S3Fetch | None = None,
 ) -> Result:
     """Diagnose from ALB access logs alone (no load run): ALB- vs target-generated 5xx."""
     thresholds = [th.parse(e) for e in fail_on or []]
@@ -203,7 +207,7 @@ def analyze_alb_logs(
         raise AlbprobeError(f"--since {since} is not before --until {until}", hint="swap them")
     with tempfile.TemporaryDirectory(prefix="albprobe-alb-") as tmp:
         dest = Path(out) / "alb-logs" if out else Path(tmp)
-        files = fetch_alb_logs(source, t_since, t_until, dest)
+        files = fetch_alb_logs(source, t_since, t_until, dest, s3_fetch=s3_fetch)
         ds = dataset.open_alb_logs(files, since=t_since, until=t_until)
         try:
             if not ds.present.get("alb_log"):

@@ -39,7 +39,7 @@ def main() -> int:
     goaccess = shutil.which("goaccess")
     if not goaccess:
         raise SystemExit("goaccess is not installed (apt-get install goaccess)")
-    from analysis import synth
+    from fixtures import synth
 
     with tempfile.TemporaryDirectory(prefix="bench-alb-") as tmp:
         work = Path(tmp)

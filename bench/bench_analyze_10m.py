@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_analyze_10m.py [--requests 10000000] [--keep DIR]
 
 The run directory (capacity mode: requests Parquet parts, health, gunicorn log; see
-analysis/synth.py write_large) is generated first (not timed). Then, in the same invocation:
+fixtures/synth.py write_large) is generated first (not timed). Then, in the same invocation:
   baseline: one DuckDB pass over every column of the requests table (the floor for any analysis),
   analyze:  `python -m albprobe analyze <run>` end to end (figures, verdict, plots, HTML, JSON),
 each as a subprocess whose peak RSS is read by its own parent (getrusage(RUSAGE_CHILDREN)).
@@ -67,7 +67,7 @@ def main() -> int:
         "--keep", type=Path, default=None, help="reuse/keep the generated run under DIR"
     )
     args = ap.parse_args()
-    from analysis import synth
+    from fixtures import synth
 
     tmp = None
     root = args.keep or Path(tmp := tempfile.mkdtemp(prefix="bench-10m-"))

@@ -22,8 +22,8 @@ TARGET_MB = 50.0
 def record(n: int, out: Path) -> dict:
     """Child: push n request events through the plugin's row builder into a TableWriter."""
     sys.path.insert(0, str(REPO))
+    from core.rundir import RunDir, TableWriter
     from probes.loadgen.plugin import request_row
-    from probes.rundir import RunDir, TableWriter
 
     rd = RunDir.create(out, "mem")
     w = TableWriter(rd, "requests")

@@ -94,7 +94,7 @@ def attribute(
     extra: Sequence[Any] = (),
 ) -> Attribution:
     """Attribute one response. ``status`` None/0 or an ``error`` without a status = network.
-    ``extra`` = user fingerprints (albprobe.config.Fingerprint or probes.fingerprints.Fingerprint),
+    ``extra`` = user fingerprints (core.config.Fingerprint or probes.fingerprints.Fingerprint),
     tried before the built-ins."""
     if not status:
         return Attribution("network", error_class(error) if error is not None else "no response")

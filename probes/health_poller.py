@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from probes.rundir import RunDir, TableWriter
+from core.rundir import RunDir, TableWriter
 
 Sampler = Callable[[], list[dict[str, Any]]]
 

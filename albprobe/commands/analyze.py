@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +52,22 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--json", help="Print summary.json to stdout instead of the summary."),
         ] = False,
+        config: Annotated[
+            Path | None,
+            typer.Option(
+                "--config",
+                "-c",
+                help="albprobe.toml: its [aws] profile/region/endpoint read s3://.",
+            ),
+        ] = None,
+        region: Annotated[
+            str | None,
+            typer.Option("--region", help="With s3://: AWS region (default: config, env)."),
+        ] = None,
+        profile: Annotated[
+            str | None,
+            typer.Option("--profile", help="With s3://: AWS profile of the shared config."),
+        ] = None,
     ) -> None:
         """Correlate failures with health and capacity; say whether the proxy or CORS is at fault."""
         from analysis import pipeline
@@ -67,7 +83,12 @@ def register(app: typer.Typer) -> None:
             )
         if alb_logs is not None:
             res = pipeline.analyze_alb_logs(
-                alb_logs, since=since, until=until, out=out, fail_on=fail_on
+                alb_logs,
+                since=since,
+                until=until,
+                out=out,
+                fail_on=fail_on,
+                s3_fetch=_s3_fetcher(config, region, profile),
             )
         else:
             assert run_dir is not None
@@ -96,3 +117,18 @@ def register(app: typer.Typer) -> None:
                 hint=f"verdict: {res.verdict.at_fault}",
                 exit_code=1,
             )
+
+
+def _s3_fetcher(config: Path | None, region: str | None, profile: str | None):
+    """The AWS access-log collector with the same profile/region/endpoint rules as `check`."""
+
+    def fetch(source: str, since: float, until: float, dest: Path) -> list[Path]:
+        from core.config import load_config
+        from probes.aws.collectors import download_access_logs
+        from probes.aws.session import AwsClients
+
+        aws = load_config(config).aws
+        clients = AwsClients.from_config(aws, region=region, profile=profile)
+        return download_access_logs(clients, source, since, until, dest)
+
+    return fetch

@@ -81,8 +81,8 @@ def check(
 
     from rich.console import Console
 
-    from albprobe.config import load_config
-    from albprobe.errors import ConfigError
+    from core.config import load_config
+    from core.errors import ConfigError
     from probes.aws.checks import Expected, exit_code, run_checks
     from probes.aws.gather import gather, region_from_arn
     from probes.aws.report import render, to_json
@@ -129,12 +129,7 @@ def check(
         ) from None
 
     region = region or aws.region or region_from_arn(lb) or region_from_arn(target_group or "")
-    clients = AwsClients(
-        region=region,
-        profile=profile or aws.profile,
-        endpoint_url=endpoint_url or aws.endpoint_url,
-        max_attempts=aws.max_attempts,
-    )
+    clients = AwsClients.from_config(aws, region=region, profile=profile, endpoint_url=endpoint_url)
     topology = gather(clients, lb, target_group or aws.target_group)
     findings = run_checks(topology, expected)
     meta = {

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import typer
 
-from albprobe.errors import AlbprobeError, ConfigError
+from core.errors import AlbprobeError, ConfigError
 
 _CREDENTIALS = ("include", "omit", "same-origin")
 
@@ -49,7 +49,7 @@ def _resolve(
     credentials: str | None,
     mode: str | None,
 ) -> tuple[list[Any], dict[str, Any], Any]:
-    from albprobe.config import load_config, validate_origin
+    from core.config import load_config, validate_origin
     from probes.cors_probe import Endpoint
 
     cfg = load_config(config)

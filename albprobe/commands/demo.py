@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from albprobe.errors import ConfigError
+from core.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
 
 def scenario_config(sc):
     """The Config a scenario runs with: testbed defaults plus the scenario's load and endpoints."""
-    from albprobe.config import Capacity, config_from_dict
+    from core.config import Capacity, config_from_dict
 
     cfg = config_from_dict({})
     tb = sc.testbed

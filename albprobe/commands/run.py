@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from albprobe.errors import ConfigError
+from core.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -25,8 +25,8 @@ def apply_overrides(
     workers: int | None,
 ):
     """CLI options override the config file (validated by the same rules)."""
-    from albprobe.config import parse_duration, validate_target
-    from albprobe.shapes_catalog import SHAPES
+    from core.config import parse_duration, validate_target
+    from core.shapes_catalog import SHAPES
 
     if target:
         cfg = dataclasses.replace(cfg, target=validate_target(target))
@@ -95,9 +95,9 @@ def run(
     """Load the API like browsers do (preflight + request from the front origin), record every request."""
     from rich.console import Console
 
-    from albprobe.config import load_config
     from albprobe.progress import ProgressView
     from albprobe.runner import RunOptions, execute, parse_fault_schedule
+    from core.config import load_config
     from testbed.config import FAULTS
 
     cfg = apply_overrides(

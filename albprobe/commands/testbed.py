@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from albprobe.errors import ConfigError
+from core.errors import ConfigError
 
 testbed_app = typer.Typer(
     help="The local testbed: HAProxy as the ALB -> gunicorn -> Django.", no_args_is_help=True
@@ -122,7 +122,7 @@ def fault_cmd(
     state: str = typer.Argument(..., help="on or off"),
 ) -> None:
     """Toggle a fault on the running testbed."""
-    from albprobe.errors import AlbprobeError
+    from core.errors import AlbprobeError
     from testbed.control import send
 
     if state not in ("on", "off"):
@@ -136,7 +136,7 @@ def fault_cmd(
 @testbed_app.command("status")
 def status_cmd() -> None:
     """Show the running testbed's target health and active faults."""
-    from albprobe.errors import AlbprobeError
+    from core.errors import AlbprobeError
     from testbed.control import send
 
     reply = send("status")

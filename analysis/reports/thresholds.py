@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 
 # metric name on the command line -> figure key (latencies in ms, rates as fractions)
 METRICS: dict[str, str] = {

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 
 INTERVAL = timedelta(minutes=5)  # ALB log publication interval
 SLACK = timedelta(minutes=1)

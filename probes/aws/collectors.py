@@ -1,6 +1,6 @@
 """The AWS side of a run: target health over time, CloudWatch metrics, ALB access logs from S3,
 and (opt-in) the API container's logs through SSM Run Command. Everything lands in a run
-directory (docs/run-directory.md) through probes.rundir.
+directory (docs/run-directory.md) through core.rundir.
 
 All calls are read-only except the opt-in SSM one (SendCommand runs `docker logs` on the instance;
 it needs the separate policy docs/iam-policy-ssm-logs.json).
@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
+from core.rundir import RunDir, TableWriter
 from probes.aws import accesslogs
 from probes.aws.session import (
     BAD_CREDENTIAL_CODES,
@@ -28,7 +29,6 @@ from probes.aws.session import (
     translate,
 )
 from probes.health_poller import HealthPoller
-from probes.rundir import RunDir, TableWriter
 
 log = logging.getLogger(__name__)
 

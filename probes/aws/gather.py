@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 from probes.aws.session import AwsClients, aws_errors, error_code
 from probes.aws.topology import (
     Action,

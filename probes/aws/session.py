@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 
 # The services albprobe talks to, by the attribute names used in code, with their IAM prefix.
 SERVICES: dict[str, str] = {
@@ -114,6 +114,23 @@ class AwsClients:
     def effective_endpoint(self) -> str | None:
         """The endpoint botocore will use when not AWS's own (for the report header)."""
         return self.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+
+    @classmethod
+    def from_config(
+        cls,
+        aws: Any,
+        *,
+        region: str | None = None,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> AwsClients:
+        """Clients for an ``[aws]`` config section; explicit arguments (CLI flags) win."""
+        return cls(
+            region=region or aws.region,
+            profile=profile or aws.profile,
+            endpoint_url=endpoint_url or aws.endpoint_url,
+            max_attempts=aws.max_attempts,
+        )
 
     @classmethod
     def of(cls, session_or_clients: Any, **kwargs: Any) -> AwsClients:

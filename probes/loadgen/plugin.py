@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.rundir import SCHEMAS, RunDir, TableWriter
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.plans import OPEN_MODEL, rates
 from probes.loadgen.ratelimit import TokenBucket
-from probes.rundir import SCHEMAS, RunDir, TableWriter
 
 _REQ_COLUMNS = SCHEMAS["requests"].names
 REPORT_KEY = "albprobe_rows"
@@ -192,7 +192,7 @@ def _add_arguments(parser) -> None:
 def _on_init(environment, **_kw) -> None:
     from locust.runners import MasterRunner, WorkerRunner
 
-    from albprobe.config import config_to_toml, load_config, load_refusal  # no locust import
+    from core.config import config_to_toml, load_config, load_refusal  # no locust import
 
     global SESSION
     opts = environment.parsed_options
@@ -342,7 +342,7 @@ def _adopt_master_settings(s: LoadSession, opts) -> None:
     the master's custom options with every spawn): one run, one set of settings."""
     import tomllib
 
-    from albprobe.config import config_from_dict
+    from core.config import config_from_dict
 
     inline = getattr(opts, "albprobe_config_inline", "")
     if inline:

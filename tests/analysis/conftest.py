@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import synth
+from fixtures import synth
 
 
 @pytest.fixture(scope="session")

@@ -164,7 +164,7 @@ def test_malformed_lines_counted_not_fatal(tmp_path):
 
 
 def test_truncated_gzip_keeps_lines_before_the_cut(tmp_path):
-    from analysis import synth
+    from fixtures import synth
 
     lines = list(synth.alb_lines(20000, seed=5))
     data = gzip.compress(("\n".join(lines) + "\n").encode())
@@ -181,7 +181,7 @@ def test_truncated_gzip_keeps_lines_before_the_cut(tmp_path):
 
 
 def test_window_filter_and_gz_folder(tmp_path):
-    from analysis import synth
+    from fixtures import synth
 
     paths = synth.write_alb_logs(tmp_path / "logs", 3000, files=3)
     assert all(p.suffix == ".gz" for p in paths)

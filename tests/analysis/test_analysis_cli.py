@@ -5,7 +5,7 @@ import json
 import pytest
 
 from albprobe.cli import main
-from analysis import synth
+from fixtures import synth
 
 
 def test_analyze_run_writes_reports(mode_runs, tmp_path, capsys):
@@ -125,43 +125,29 @@ def test_json_flag_prints_summary(mode_runs, tmp_path, capsys):
     assert data["at_fault"] == "cors-setup"
 
 
-def test_s3_without_collector_module_is_a_clear_error(monkeypatch, capsys):
-    import sys
-
-    monkeypatch.setitem(sys.modules, "probes.aws.collectors", None)  # import fails
-    rc = main(
-        [
-            "analyze",
-            "--alb-logs",
-            "s3://bucket/prefix",
-            "--since",
-            "2026-11-26T12:00Z",
-            "--until",
-            "2026-11-26T13:00Z",
-        ]
-    )
-    err = capsys.readouterr().err
-    assert rc == 2 and "download_access_logs" in err and "aws s3 sync" in err
-
-
 def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
     import sys
     import types
 
     calls = []
 
-    def download_access_logs(session, uri, start, end, dest):
-        calls.append((uri, start, end, dest))
+    def download_access_logs(clients, uri, start, end, dest):
+        calls.append((uri, start, end, dest, clients.region, clients.endpoint_url))
         return synth.write_alb_logs(dest / "AWSLogs", 3000, files=1)
 
     fake = types.ModuleType("probes.aws.collectors")
     fake.download_access_logs = download_access_logs
     monkeypatch.setitem(sys.modules, "probes.aws.collectors", fake)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
+    cfg = tmp_path / "albprobe.toml"
+    # analyze --alb-logs s3:// reads the config's [aws] section as `check` does.
+    cfg.write_text('[aws]\nregion = "eu-west-1"\nendpoint_url = "http://127.0.0.1:9"\n')
     out = tmp_path / "rep"
     rc = main(
         [
             "analyze",
+            "--config",
+            str(cfg),
             "--alb-logs",
             "s3://bucket/prefix",
             "--since",
@@ -173,7 +159,8 @@ def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
         ]
     )
     assert rc == 0, capsys.readouterr().err
-    ((uri, start, end, dest),) = calls
+    ((uri, start, end, dest, region, endpoint),) = calls
+    assert (region, endpoint) == ("eu-west-1", "http://127.0.0.1:9")
     assert uri == "s3://bucket/prefix" and start == synth.T0 and end == synth.T0 + 3600
     assert dest == out / "alb-logs"
     data = json.loads((out / "summary.json").read_text())

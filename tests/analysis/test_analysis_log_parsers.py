@@ -52,7 +52,7 @@ def test_haproxy_fields_timers_and_termination(tmp_path):
 
 
 def test_haproxy_local_time_realigned_to_run(tmp_path):
-    from analysis import synth
+    from fixtures import synth
 
     run = synth.write(tmp_path, "keepalive-race")
     log = run / "logs" / "haproxy-1.log"

@@ -2,8 +2,9 @@
 
 import json
 
-from analysis import pipeline, synth
+from analysis import pipeline
 from analysis.reports import thresholds
+from fixtures import synth
 
 
 def test_corrupt_parquet_part_is_skipped_and_reported(tmp_path):
@@ -45,7 +46,7 @@ def test_older_parts_with_missing_columns(tmp_path):
 
 def test_gunicorn_events_not_double_counted(tmp_path):
     # the recorder copied gunicorn events into events/ and the raw log is there too
-    from probes.rundir import RunDir, TableWriter
+    from core.rundir import RunDir, TableWriter
 
     run = synth.write(
         tmp_path, "capacity", include={"requests", "run_json", "gunicorn_log", "health"}

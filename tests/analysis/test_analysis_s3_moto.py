@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from albprobe.cli import main
-from analysis import synth
+from fixtures import synth
 from tests.aws.conftest import moto_url  # noqa: F401  (the AWS area's session-wide moto server)
 
 REGION = "us-east-2"

@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from analysis import pipeline, synth, verdict
+from analysis import pipeline, verdict
+from fixtures import synth
 
 GOLDEN = {
     "healthy": ("none", None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 from probes.aws.checks import Expected, exit_code, run_checks
 from probes.aws.gather import gather
 from tests.aws.aws_topology import build_prod

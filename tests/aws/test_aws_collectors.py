@@ -11,7 +11,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
+from core.rundir import RunDir
 from probes.aws import accesslogs
 from probes.aws.collectors import (
     METRICS,
@@ -22,7 +23,6 @@ from probes.aws.collectors import (
     fetch_gunicorn_logs_via_ssm,
     metric_queries,
 )
-from probes.rundir import RunDir
 from tests.aws.aws_topology import ACCOUNT, REGION, build_prod
 
 

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from albprobe.errors import AlbprobeError
+from core.errors import AlbprobeError
 from probes.aws.checks import Expected, run_checks
 from probes.aws.gather import gather
 from probes.aws.reasons import REASONS, explain

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from albprobe.config import (
+from core.config import (
     DEFAULT_ENDPOINTS,
     Config,
     HealthCheck,
     load_config,
     parse_duration,
 )
-from albprobe.errors import ConfigError
+from core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "albprobe.example.toml"

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from probes.rundir import SCHEMAS, RunDir, TableWriter
+from core.rundir import SCHEMAS, RunDir, TableWriter
 
 
 def test_writer_flushes_parts_and_reads_back(tmp_path):

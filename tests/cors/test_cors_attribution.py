@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from albprobe.config import load_config
+from core.config import load_config
 from probes.attribution import attribute
 
 ALB_502 = (

@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from albprobe.config import Load, Safety, config_from_dict
-from albprobe.errors import AlbprobeError, ConfigError
 from albprobe.runner import check_caps, check_target_allowed, parse_fault_schedule
+from core.config import Load, Safety, config_from_dict
+from core.errors import AlbprobeError, ConfigError
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.arrival import intended_times
 from probes.loadgen.browser import failure_label

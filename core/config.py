@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from albprobe.errors import ConfigError
+from core.errors import ConfigError
 
 DEFAULT_ORIGIN = "https://hakwonplus.com"
 TESTBED = "testbed"
@@ -526,7 +526,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
             f"safety.abort_error_rate: must be in (0, 1], got {safety.abort_error_rate}"
         )
     load = _build("load", Load, raw.get("load"))
-    from albprobe.shapes_catalog import SHAPES  # local: keeps config free of locust imports
+    from core.shapes_catalog import SHAPES  # local: keeps config free of locust imports
 
     if load.shape not in SHAPES:
         raise ConfigError(
