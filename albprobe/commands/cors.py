@@ -233,7 +233,7 @@ def register(app: typer.Typer) -> None:
                     _print_scan(r)
             worst = max((SEVERITIES.index(r.worst) for r in reports if r.worst), default=0)
             if worst >= SEVERITIES.index("medium"):
-                raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+                raise typer.Exit(1)
             return
         from probes.cors_probe import ProbeOptions, probe
 
@@ -260,7 +260,7 @@ def register(app: typer.Typer) -> None:
         else:
             _print_results(results, popts.origin, popts.mode)
         if not all(r.ok for r in results):
-            raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+            raise typer.Exit(1)
 
     @app.command("origin-check")
     def origin_check(
@@ -339,4 +339,4 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             console.print(summarize(checks))
         if not ok:
-            raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+            raise typer.Exit(1)
