@@ -1,4 +1,4 @@
-"""Target-health reason codes in plain words (ELBv2 TargetHealthReasonEnum, reference §5)."""
+"""Target-health reason codes in plain words (ELBv2 TargetHealthReasonEnum; listed in docs/aws.md)."""
 
 from __future__ import annotations
 
