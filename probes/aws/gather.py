@@ -33,7 +33,7 @@ from probes.aws.topology import (
     Vpc,
 )
 
-MAX_PAGES = 100  # every pagination loop is bounded
+MAX_PAGES = 100  # every pagination loop is bounded, and says so when it hits the bound
 _FILTER_CHUNK = 190  # EC2 filters take at most 200 values
 
 
@@ -299,19 +299,10 @@ def _target_groups(clients: AwsClients, lb_arn: str, wanted: str | None) -> list
         raise
 
 
-def _rules(clients: AwsClients, listener_arn: str) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = []
-    marker: str | None = None
-    for _ in range(MAX_PAGES):
-        kwargs: dict[str, Any] = {"ListenerArn": listener_arn}
-        if marker:
-            kwargs["Marker"] = marker
-        resp = clients.elbv2.describe_rules(**kwargs)
-        rules.extend(resp.get("Rules", []))
-        marker = resp.get("NextMarker")
-        if not marker:
-            break
-    return rules
+def listener_rules(clients: AwsClients, listener_arn: str) -> list[dict[str, Any]]:
+    """Every rule of a listener, through botocore's describe_rules paginator (Marker/NextMarker)."""
+    pag = clients.elbv2.get_paginator("describe_rules")
+    return [r for page in _pages(pag, ListenerArn=listener_arn) for r in page.get("Rules", [])]
 
 
 def _filtered(paginator: Any, key: str, name: str, values: Iterable[str]) -> list[dict[str, Any]]:
@@ -346,7 +337,7 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
                         _condition_summary(r.get("Conditions", [])),
                         tuple(parse_action(a) for a in r.get("Actions", [])),
                     )
-                    for r in _rules(clients, lst["ListenerArn"])
+                    for r in listener_rules(clients, lst["ListenerArn"])
                 ]
                 listeners.append(
                     Listener(
