@@ -188,7 +188,7 @@ def test_security_group_by_alb_subnet_cidrs_passes_only_when_all_covered():
     assert (
         f.status == "fail"
         and "10.0.2.0/24" in f.evidence
-        and "10.0.1.0/24" not in f.evidence.split("covered:")[1]
+        and "10.0.1.0/24" not in f.evidence.split("covered:")[1].split(")")[0]
     )
 
 
