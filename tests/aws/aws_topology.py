@@ -271,6 +271,72 @@ def health_check_path_differs(c: AwsClients) -> Broken:
     return Broken(build_prod(c), expected={"health_check_path": "/healthz"})
 
 
+def nacl_without_ephemeral_ports(c: AwsClients) -> Broken:
+    """One custom ACL on every subnet that admits only the listener ports: tcp/8000 to the target
+    and the replies (ephemeral ports) both ways are dropped; the inbound fixes of two NACL checks
+    land in the same ACL and direction."""
+    prod = build_prod(c)
+    ec2 = c.ec2
+    acl = ec2.create_network_acl(VpcId=prod.vpc)["NetworkAcl"]["NetworkAclId"]
+    for n, port in ((100, 80), (110, 443)):
+        ec2.create_network_acl_entry(
+            NetworkAclId=acl,
+            RuleNumber=n,
+            Protocol="6",
+            RuleAction="allow",
+            Egress=False,
+            CidrBlock="0.0.0.0/0",
+            PortRange={"From": port, "To": port},
+        )
+    ec2.create_network_acl_entry(
+        NetworkAclId=acl,
+        RuleNumber=100,
+        Protocol="6",
+        RuleAction="allow",
+        Egress=True,
+        CidrBlock="10.0.0.0/16",
+        PortRange={"From": 8000, "To": 8000},
+    )
+    for assoc in ec2.describe_network_acls(
+        Filters=[{"Name": "vpc-id", "Values": [prod.vpc]}, {"Name": "default", "Values": ["true"]}]
+    )["NetworkAcls"][0]["Associations"]:
+        ec2.replace_network_acl_association(
+            AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
+        )
+    return Broken(prod, extra={"acl": acl})
+
+
+def alb_egress_only_to_the_internet(c: AwsClients) -> Broken:
+    """The ALB's security group lets out only tcp/443 to the internet, not tcp/8000 to the API."""
+    prod = build_prod(c)
+    ec2 = c.ec2
+    ec2.revoke_security_group_egress(
+        GroupId=prod.alb_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=prod.alb_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+    return Broken(prod)
+
+
+def no_registered_targets(c: AwsClients) -> Broken:
+    """The API instance was deregistered: the group is empty (the ALB answers 503)."""
+    prod = build_prod(c)
+    c.elbv2.deregister_targets(
+        TargetGroupArn=prod.tg_arn, Targets=[{"Id": prod.instance, "Port": 8000}]
+    )
+    return Broken(prod)
+
+
 # Every broken topology the AWS tests build (the fix-replay test runs each one's fixes).
 BROKEN: dict[str, Callable[[AwsClients], Broken]] = {
     f.__name__: f
@@ -286,6 +352,9 @@ BROKEN: dict[str, Callable[[AwsClients], Broken]] = {
         keepalive_shorter_than_idle_timeout,
         access_logs_disabled,
         health_check_path_differs,
+        nacl_without_ephemeral_ports,
+        alb_egress_only_to_the_internet,
+        no_registered_targets,
     )
 }
 

@@ -34,6 +34,10 @@ OPERATOR_CHOICES: dict[str, tuple[str, Callable[[Broken], str]]] = {
         "which S3 bucket (with a policy for ELB log delivery) keeps the access logs",
         lambda case: case.prod.bucket,
     ),
+    "INSTANCE_ID": (
+        "which instance runs the API: an empty target group names none",
+        lambda case: case.prod.instance,
+    ),
 }
 PLACEHOLDER = re.compile(r"\$\{(\w+):\?\}")
 
