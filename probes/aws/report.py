@@ -97,6 +97,8 @@ def render(findings: Sequence[Finding], meta: dict[str, Any], console: Any) -> N
     from rich.text import Text
 
     title = f"albprobe check: {meta.get('load_balancer')} ({meta.get('region')})"
+    if meta.get("endpoint_url"):  # not AWS's own endpoint (moto, LocalStack, a VPC endpoint)
+        title += f" at {meta['endpoint_url']}"
     if console.width >= WIDE:
         _table(findings, title, console)
     else:

@@ -522,3 +522,16 @@ def test_docs_list_every_check():
     for c in CHECKS:
         short = c.id.rsplit(".", 1)[-1]
         assert f"`{c.id}`" in doc or f"`.{short}`" in doc, c.id
+
+
+def test_a_shared_fix_is_listed_once():
+    from probes.aws.checks import Finding
+    from probes.aws.report import fixes
+
+    same = "aws ec2 start-instances --instance-ids i-api"
+    fs = [
+        Finding("a", "targets", "A", "high", "fail", "i-api", "x", same),
+        Finding("b", "instances", "B", "high", "fail", "i-api", "y", same),
+        Finding("c", "instances", "C", "low", "pass", "i-api", "z", "aws ec2 never"),
+    ]
+    assert [f.id for f in fixes(fs)] == ["a"]
