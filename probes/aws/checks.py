@@ -8,6 +8,7 @@ Checks never call AWS: the remediation is printed, never run.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import wraps
@@ -542,7 +543,11 @@ def _compare_tg_setting(
             yield Outcome("pass", tg.name, ev)
             continue
         o = off(got) if callable(off) else off
-        cmd = _modify_tg(tg.arn, f"{fix} {expected}") if isinstance(fix, str) else fix(tg)
+        cmd = (
+            _modify_tg(tg.arn, f"{fix} {shlex.quote(str(expected))}")  # a path may hold ? or &
+            if isinstance(fix, str)
+            else fix(tg)
+        )
         yield Outcome(o.status, tg.name, ev + o.why, cmd, o.severity)
 
 

@@ -513,6 +513,17 @@ def test_route_longest_prefix():
     assert netmath.route_for(rt, "10.0.1.0/24").target == "local"
     assert netmath.route_for(rt, "8.8.8.8/32").target == "igw-1"
     assert netmath.free_rule_number_below(_open_acl("a", "v", ()), egress=False, below=100) == 99
+    # numbers planned for other fixes are taken too; none free below: None, not a clash
+    acl = _open_acl("a", "v", ())
+    assert netmath.free_rule_number_below(acl, egress=False, below=100, taken={99}) == 98
+    assert netmath.free_rule_number_below(acl, egress=False, below=2, taken={1}) is None
+
+
+def test_a_fix_value_with_shell_characters_is_quoted():
+    f = only(
+        run_checks(healthy(), Expected(health_check_path="/health?deep=1")), "tg.health_check.path"
+    )
+    assert f.remediation.endswith("--health-check-path '/health?deep=1'")
 
 
 def test_docs_list_every_check():
