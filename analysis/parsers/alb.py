@@ -189,13 +189,14 @@ def _csv_source(paths: Sequence[Path | str]) -> str:
 def _line_source(lines: str) -> str:
     """The exact path: one physical line = one row, tokenised by TOKEN_PATTERN (as split_line).
 
-    ``lines`` is a relation with a VARCHAR column ``line``.
+    ``lines`` is a relation with a VARCHAR column ``line``. Empty lines are skipped, as the CSV
+    reader skips them (a line of blanks is a malformed line on both paths).
     """
     cols = ", ".join(f"{_unquote_sql(f'_t[{i}]')} AS c{i}" for i in range(1, RAW_COLUMNS + 1))
     return (
         f"(SELECT {cols} FROM (SELECT regexp_extract_all(rtrim(line, chr(13)), "
         f"{sql_str(TOKEN_PATTERN)}) AS _t FROM {lines} "
-        "WHERE line IS NOT NULL AND trim(line) <> ''))"
+        "WHERE line IS NOT NULL AND rtrim(line, chr(13)) <> ''))"
     )
 
 

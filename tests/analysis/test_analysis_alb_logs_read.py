@@ -249,6 +249,8 @@ def test_corrupt_gz_is_named(tmp_path, capsys):
     bad.write_bytes(b"\x1f\x8b\x08\x00" + b"not a deflate stream" * 10)
     out = tmp_path / "rep"
     assert main(["analyze", "--alb-logs", str(logs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.replace("\n", "")  # rich wraps long lines
+    assert "cannot be decompressed (corrupt .gz):" in printed and bad.name in printed
     data = json.loads((out / "summary.json").read_text())
     assert data["figures"]["parse"]["alb"]["unreadable_files"] == [str(bad)]
     assert any(bad.name in n and "cannot be decompressed" in n for n in data["figures"]["notes"])
