@@ -385,23 +385,25 @@ def load(
         """CSV-read ``files``; return those with a rejected line (left out, to be re-read)."""
         try:
             batch(_csv_source(files))
-            rejected = {
-                str(r[0])
-                for r in con.execute(
-                    "SELECT DISTINCT s.file_path FROM reject_errors e "
-                    "JOIN reject_scans s USING (scan_id, file_id)"
-                ).fetchall()
-            }
-        except duckdb.CatalogException:  # no reject tables: nothing was rejected
-            rejected = set()
+            try:
+                rejected = {
+                    str(r[0])
+                    for r in con.execute(
+                        "SELECT DISTINCT s.file_path FROM reject_errors e "
+                        "JOIN reject_scans s USING (scan_id, file_id)"
+                    ).fetchall()
+                }
+            except duckdb.CatalogException:  # no reject tables: nothing was rejected
+                rejected = set()
         finally:
             con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         if not rejected:
             commit()
             return []
         con.execute("DROP TABLE _alb_batch")
-        redo = [p for p in files if str(p) in rejected]
-        rest = [p for p in files if str(p) not in rejected]
+        # (a rejected path DuckDB spelled differently: re-read every object line by line)
+        redo = [p for p in files if str(p) in rejected] or list(files)
+        rest = [p for p in files if p not in redo]
         return redo + (fast(rest) if rest else [])
 
     def exact(p: Path) -> None:
