@@ -255,9 +255,7 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
           count(*) FILTER (WHERE elb_status_code = 503 AND target_status_code IS NULL) AS elb_503,
           count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS elb_504,
           count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
-          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-              AND request_processing_time = -1 AND target_processing_time = -1
-              AND response_processing_time = -1) AS connect_fail,
+          count(*) FILTER (WHERE {alb.CONNECT_FAILED_SQL}) AS connect_fail,
           count(*) FILTER (WHERE {alb.TARGET_CLOSED_SQL}) AS target_closed,
           count(*) FILTER (WHERE {kind} = 'keepalive-race') AS keepalive_race,
           count(*) FILTER (WHERE {kind} = 'timeout-kill') AS timeout_kill,

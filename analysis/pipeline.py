@@ -178,9 +178,7 @@ def alb_tables(ds: dataset.Dataset) -> dict[str, list[dict[str, Any]]]:
                   count(*) AS requests,
                   count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
                   {closes},
-                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-                      AND request_processing_time = -1 AND target_processing_time = -1
-                      AND response_processing_time = -1) AS connect_failed,
+                  count(*) FILTER (WHERE {alb_parser.CONNECT_FAILED_SQL}) AS connect_failed,
                   count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS alb_504,
                   count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx
            FROM alb GROUP BY 1, 2

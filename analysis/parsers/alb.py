@@ -443,6 +443,11 @@ TARGET_CLOSED_SQL = (
     "(elb_status_code = 502 AND target_status_code IS NULL "
     "AND request_processing_time >= 0 AND response_processing_time = -1)"
 )
+# An ALB 502 with -1/-1/-1: no connection to the target (refused, reset, unreachable).
+CONNECT_FAILED_SQL = (
+    "(elb_status_code = 502 AND target_status_code IS NULL AND request_processing_time = -1 "
+    "AND target_processing_time = -1 AND response_processing_time = -1)"
+)
 # A keep-alive race closes a reused connection at once: the FIN/RST was already on its way.
 RACE_MAX_S = 1.0
 # gunicorn kills a silent worker once `timeout` has passed (its arbiter looks about once a second)
