@@ -274,3 +274,30 @@ def test_no_entries_hint_names_the_window_only_when_given(tmp_path, capsys):
     args = ["analyze", "--alb-logs", str(logs), "--since", "2026-11-26T13:00Z"]
     assert main(args + ["--out", str(tmp_path / "b")]) == 2
     assert "--since/--until" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        SPACE_LINE,
+        ESCAPED_LINE,
+        OPEN_USER_AGENT,
+        CUT_IN_REQUEST,
+        AWS_DOC_LINES["kc502"],
+        GOOD.replace(REQUEST, '"- - -"'),
+        GOOD.replace(REQUEST, '"GET /two-words"'),
+        GOOD + ' TID_1 "-" "-" "-" 100.51.96.60 "-" "-" "x" y z',
+        "garbage that is not a log line",
+    ],
+)
+def test_python_and_duckdb_paths_read_a_line_alike(tmp_path, line):
+    rec = alb.parse_line(line)
+    f = tmp_path / "one.log"
+    f.write_text(line + "\n")
+    con = dataset.connect()
+    st = alb.load(con, [f])
+    assert (st.lines, st.parsed) == (1, int(rec is not None))
+    if rec is not None:
+        cols = ("request", "user_agent", "elb_status_code", "target_status_code", "ts")
+        got = _rows(con, f"SELECT {', '.join(cols)} FROM alb")
+        assert got == [{c: rec[c] for c in cols}]
