@@ -72,11 +72,10 @@ def _tail(path: Path | None, fh: IO[bytes] | None, lines: int) -> str:
             fh.seek(0)
             text = fh.read()[-8192:].decode(errors="replace")
     if not text.strip() and path is not None:
-        with contextlib.suppress(OSError):
-            with open(path, "rb") as f:
-                f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 8192))
-                text = f.read().decode(errors="replace")
+        with contextlib.suppress(OSError), open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 8192))
+            text = f.read().decode(errors="replace")
     rows = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     return " | ".join(rows[-lines:]) or "(no output)"
 
@@ -93,7 +92,7 @@ class Child:
             err: IO[bytes] | int = subprocess.STDOUT
         else:
             out = subprocess.DEVNULL
-            self._stderr = err = tempfile.TemporaryFile(prefix=f"albprobe-{spec.name}-")
+            self._stderr = err = tempfile.TemporaryFile(prefix=f"albprobe-{spec.name}-")  # noqa: SIM115
         try:
             self._proc = subprocess.Popen(
                 list(spec.argv),

@@ -76,7 +76,9 @@ def test_start_up_error_quotes_the_log_file_when_stderr_is_empty(tmp_path):
 
 def test_output_file_receives_stdout_and_stderr_and_names_a_missing_program(tmp_path):
     out = tmp_path / "child.log"
-    argv = _script(tmp_path, "talks", "import sys; print('to out'); print('to err', file=sys.stderr)")
+    argv = _script(
+        tmp_path, "talks", "import sys; print('to out'); print('to err', file=sys.stderr)"
+    )
     child = spawn(ChildSpec("talker", argv, output=out))
     assert _wait_for(lambda: child.poll() is not None)
     assert child.stop() == 0
