@@ -68,13 +68,17 @@ def opt_in_names() -> list[str]:
     return [e.name for e in _REGISTRY if e.opt_in]
 
 
-def collectors_for(setup: RunSetup) -> list[Collector]:
-    unknown = setup.opt_ins - set(opt_in_names())
+def check_opt_ins(names: frozenset[str]) -> None:
+    unknown = names - set(opt_in_names())
     if unknown:
         raise ConfigError(
             f"unknown opt-in collector(s): {', '.join(sorted(unknown))}",
             hint=f"one of: {', '.join(opt_in_names())}",
         )
+
+
+def collectors_for(setup: RunSetup) -> list[Collector]:
+    check_opt_ins(setup.opt_ins)
     out: list[Collector] = []
     for e in _REGISTRY:
         if not e.opt_in or e.name in setup.opt_ins:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from albprobe.collectors import RunSetup, collectors_for
-from albprobe.locust_child import LOCUSTFILE, REPO_ROOT, locust_command, start_locust
+from albprobe.collectors import RunSetup, check_opt_ins, collectors_for
+from albprobe.locust_child import locust_command, start_locust
 from albprobe.locust_child import write_effective_config as _write_effective_config
 from albprobe.targets import FaultStep, TestbedTarget, UrlTarget, parse_fault_schedule, target_for
 from core.collector import Collector, RunContext, merge_record
@@ -34,10 +34,8 @@ from core.supervisor import Child
 from probes.loadgen.meta import config_for_record, versions
 from probes.loadgen.plans import OPEN_MODEL, peak_users, rates
 
-# Kept importable from here: the commands, tests and `albprobe tune` use these names.
+# Kept importable from here: the commands and tests use these names.
 __all__ = [
-    "LOCUSTFILE",
-    "REPO_ROOT",
     "FaultStep",
     "RunOptions",
     "RunResult",
@@ -140,6 +138,8 @@ class _Stop:
 
 
 def validate(opts: RunOptions) -> None:
+    """Refuse before anything starts: the allow-list, the caps, faults without the testbed,
+    unknown opt-in collectors."""
     cfg = opts.config
     check_target_allowed(cfg)
     check_caps(cfg, opts.shape)
@@ -147,6 +147,7 @@ def validate(opts: RunOptions) -> None:
         raise ConfigError(
             "--fault needs the testbed as the target", hint="drop --fault, or use --target testbed"
         )
+    check_opt_ins(opts.opt_ins())
 
 
 def _create_run(opts: RunOptions) -> tuple[RunDir, dict[str, Any]]:

@@ -138,7 +138,9 @@ def test_graceful_child_exits_on_its_stop_signal_without_sigkill(tmp_path):
         tmp_path,
         "polite",
         f"""
-        import time
+        import signal, time
+        # Python leaves SIGINT ignored when started with it ignored (a background job of a script)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         open({str(ready)!r}, "w").write("ok")
         try:
             while True:
