@@ -215,3 +215,22 @@ class Child:
 def spawn(spec: ChildSpec) -> Child:
     """Start a child in its own session; see Child."""
     return Child(spec)
+
+
+def run_to_end(name: str, argv: Sequence[str], timeout: float) -> tuple[int, str]:
+    """A short-lived child (a config check, say), in its own session: (exit code, its stdout and
+    stderr). One that cannot start or outlasts ``timeout`` is a ChildError."""
+    try:
+        res = subprocess.run(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ChildError(f"cannot start {name}: {exc}") from None
+    except subprocess.TimeoutExpired:
+        raise ChildError(f"{name} did not finish within {timeout:g} s") from None
+    return res.returncode, res.stderr + res.stdout

@@ -6,11 +6,10 @@ import csv
 import io
 import shutil
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.supervisor import Child, ChildSpec, spawn
+from core.supervisor import Child, ChildSpec, run_to_end, spawn
 from testbed.config import TestbedConfig
 
 ERRORPAGES = Path(__file__).parent / "errorpages"
@@ -246,18 +245,15 @@ class HaproxyProcess:
         self.proc: Child | None = None
 
     def check_config(self) -> None:
-        res = subprocess.run(
-            [haproxy_binary(), "-c", "-f", str(self.config_path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
+        code, output = run_to_end(
+            "haproxy -c", [haproxy_binary(), "-c", "-f", str(self.config_path)], timeout=30
         )
-        if res.returncode != 0:
+        if code != 0:
             from testbed.errors import TestbedError
 
-            alerts = [ln for ln in (res.stderr + res.stdout).splitlines() if "ALERT" in ln]
+            alerts = [ln for ln in output.splitlines() if "ALERT" in ln]
             raise TestbedError(
-                f"generated haproxy config is invalid: {alerts[0] if alerts else res.returncode}"
+                f"generated haproxy config is invalid: {alerts[0] if alerts else code}"
             )
 
     def start(self) -> Child:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import AlbprobeError
-from core.supervisor import ChildError, ChildSpec, pid_alive, spawn
+from core.supervisor import ChildError, ChildSpec, pid_alive, run_to_end, spawn
 
 
 def _script(tmp_path: Path, name: str, body: str) -> list[str]:
@@ -160,3 +160,13 @@ def test_not_ready_by_the_deadline_stops_the_child_and_says_so(tmp_path):
     with pytest.raises(ChildError, match=r"^slowpoke was not listening within 0.2 s"):
         child.wait_ready(lambda: False, timeout=0.2, what="listening")
     assert child.poll() is not None
+
+
+def test_run_to_end_returns_code_and_output_and_bounds_the_wait(tmp_path):
+    argv = _script(
+        tmp_path, "check", "import sys; print('ALERT: bad', file=sys.stderr); sys.exit(1)"
+    )
+    assert run_to_end("checker", argv, timeout=60) == (1, "ALERT: bad\n")
+    slow = _script(tmp_path, "hang", "import time; time.sleep(600)")
+    with pytest.raises(ChildError, match=r"^hanger did not finish within 0.5 s$"):
+        run_to_end("hanger", slow, timeout=0.5)
