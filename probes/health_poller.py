@@ -2,17 +2,20 @@
 
 The sampler is any callable returning health rows (docs/run-directory.md): HAProxy's stats for
 the testbed, describe_target_health for an ALB. Sampling errors are counted, never fatal: a run
-must not die because one stats read failed.
+must not die because one stats read failed. PollingCollector runs a poller as a run collector
+(core.collector); HaproxyHealthCollector is the testbed's.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from abc import abstractmethod
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
+from core.collector import Collector, CollectorResult, RunContext, relative_files
 from core.rundir import RunDir, TableWriter
 
 Sampler = Callable[[], list[dict[str, Any]]]
@@ -78,6 +81,7 @@ class HealthPoller:
         self.interval = interval
         self.max_samples = max_samples
         self.error_log = error_log
+        self.prefix = prefix
         self.writer = TableWriter(
             rundir, "health", prefix=prefix, flush_rows=flush_rows, flush_seconds=flush_seconds
         )
@@ -139,3 +143,88 @@ class HealthPoller:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PollingCollector(Collector):
+    """A HealthPoller as a run collector: it polls from start() to stop(), and run.json's
+    collectors.health reports its samples and errors. No poller (nothing to poll) writes nothing."""
+
+    name = "health"
+    kind = "?"
+
+    def __init__(self) -> None:
+        self.poller: HealthPoller | None = None
+        self.stopped = False
+
+    @abstractmethod
+    def make_poller(self, run: RunContext) -> HealthPoller | None: ...
+
+    def start(self, run: RunContext) -> None:
+        self.poller = self.make_poller(run)
+        if self.poller is not None:
+            self.poller.start()
+
+    def stop(self, run: RunContext) -> None:
+        if self.poller is not None and not self.stopped:
+            self.poller.stop()
+        self.stopped = True
+
+    def result(self) -> CollectorResult:
+        p = self.poller
+        if p is None or not self.stopped:
+            return CollectorResult(self.name)
+        health = {"samples": p.samples, "errors": p.errors, "last_error": p.last_error}
+        return CollectorResult(
+            self.name,
+            files=relative_files(p.rundir, p.writer.table_dir.glob(f"{p.prefix}-*.parquet")),
+            record={"collectors": {"health": health | {"kind": self.kind}}},
+        )
+
+
+class ServerRow(Protocol):
+    """The fields of one HAProxy `show stat` server row this module reads (testbed.haproxy's
+    ServerStat has them)."""
+
+    name: str
+    status: str
+    check_status: str
+    check_code: str
+    last_chk: str
+    scur: int
+    qcur: int
+
+
+class HaproxyHealthCollector(PollingCollector):
+    """The testbed's target health from HAProxy's stats every ``interval`` s. ``stats`` reads the
+    server rows; health is the ``primary`` server's checks, load the sum over ``same_target``
+    (with the primary DOWN, the fail-open backup on the same address takes the traffic)."""
+
+    kind = "haproxy"
+
+    def __init__(
+        self,
+        stats: Callable[[], Iterable[ServerRow]],
+        target: str,
+        primary: str,
+        same_target: Iterable[str],
+        interval: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.stats, self.target, self.primary = stats, target, primary
+        self.same_target = frozenset(same_target) | {primary}
+        self.interval = interval
+
+    def sample(self) -> list[dict[str, Any]]:
+        now = time.time()
+        rows = {s.name: s for s in self.stats()}
+        st = rows[self.primary]
+        both = [r for name, r in rows.items() if name in self.same_target]
+        scur, qcur = sum(r.scur for r in both), sum(r.qcur for r in both)
+        return [
+            haproxy_health_row(
+                now, self.target, st.status, st.check_status, st.check_code, st.last_chk, scur, qcur
+            )
+        ]
+
+    def make_poller(self, run: RunContext) -> HealthPoller:
+        return HealthPoller(self.sample, run.rundir, interval=self.interval)

@@ -14,6 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core.errors import AlbprobeError
+from core.supervisor import pid_alive
 from testbed.errors import TestbedError
 from testbed.stack import Testbed
 
@@ -29,7 +31,7 @@ def handle_command(tb: Testbed, line: str) -> dict[str, Any]:
     if parts[:1] == ["fault"] and len(parts) == 3 and parts[2] in ("on", "off"):
         try:
             tb.set_fault(parts[1], parts[2] == "on")
-        except TestbedError as exc:
+        except AlbprobeError as exc:  # TestbedError, or a child that would not start
             return {"ok": False, "error": exc.one_line()}
         return {"ok": True, "faults": sorted(tb.faults)}
     if parts == ["status"]:
@@ -105,7 +107,8 @@ def send(command: str, timeout: float = 60.0) -> dict[str, Any]:
     ptr = pointer_file()
     try:
         info = json.loads(ptr.read_text())
-        os.kill(int(info["pid"]), 0)
+        if not pid_alive(int(info["pid"])):
+            raise OSError("stale pointer file")
     except (OSError, ValueError, KeyError):
         raise TestbedError(
             "no testbed is running", hint="start one with `albprobe testbed up`"

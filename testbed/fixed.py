@@ -7,13 +7,12 @@ benchmarks in bench/ to measure the client, not the server.
 
 from __future__ import annotations
 
-import subprocess
 import tempfile
 from pathlib import Path
 
-from testbed.errors import TestbedError
+from core.supervisor import Child, ChildSpec, spawn
 from testbed.haproxy import haproxy_binary
-from testbed.ports import free_port, wait_port
+from testbed.ports import free_port, port_open
 
 ORIGIN = "https://hakwonplus.com"
 
@@ -40,7 +39,7 @@ frontend fe_fixed
 class FixedResponseProxy:
     def __init__(self) -> None:
         self.port = 0
-        self._proc: subprocess.Popen | None = None
+        self._proc: Child | None = None
         self._dir: tempfile.TemporaryDirectory | None = None
 
     @property
@@ -52,25 +51,19 @@ class FixedResponseProxy:
         self._dir = tempfile.TemporaryDirectory(prefix="albfixed-")
         cfg = Path(self._dir.name) / "fixed.cfg"
         cfg.write_text(fixed_config(self.port))
-        self._proc = subprocess.Popen(
-            [haproxy_binary(), "-db", "-f", str(cfg)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        if not wait_port("127.0.0.1", self.port, 10, alive=lambda: self._proc.poll() is None):
+        argv = [haproxy_binary(), "-db", "-f", str(cfg)]
+        self._proc = spawn(ChildSpec("fixed-response haproxy", argv))
+        try:
+            self._proc.wait_ready(lambda: port_open("127.0.0.1", self.port), 10, "listening")
+        except BaseException:
+            self._proc = None
             self.__exit__()
-            raise TestbedError("the fixed-response haproxy did not start")
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
+            self._proc.stop(5)
             self._proc = None
         if self._dir is not None:
             self._dir.cleanup()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.supervisor import Child, ChildSpec, spawn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,11 +55,12 @@ class GunicornSpec:
 
 
 class GunicornProcess:
-    """A gunicorn master in its own session, so the whole tree can be ended by its PID."""
+    """A gunicorn master in its own session (core.supervisor), so a terminal's Ctrl-C reaches
+    albprobe first and the master and its workers can be ended together through the group."""
 
     def __init__(self, spec: GunicornSpec) -> None:
         self.spec = spec
-        self.proc: subprocess.Popen | None = None
+        self.proc: Child | None = None
 
     @property
     def pid(self) -> int | None:
@@ -72,48 +73,38 @@ class GunicornProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        self.proc = subprocess.Popen(
-            self.spec.argv(),
-            env=env,
-            cwd=str(REPO_ROOT),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        self.proc = spawn(
+            ChildSpec(
+                "gunicorn",
+                self.spec.argv(),
+                env=env,
+                cwd=REPO_ROOT,
+                log=self.spec.error_log,
+                stop_timeout=8.0,
+            )
         )
         return self.proc.pid
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.alive()
 
     def reload(self) -> None:
         """SIGHUP: gunicorn boots new workers, which re-read the settings (faults) file."""
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGHUP)
+        if self.proc is not None:
+            self.proc.send(signal.SIGHUP)
 
     def kill(self) -> int | None:
         """SIGKILL the master and its workers (the process group it leads): a crashed target."""
         if self.proc is None:
             return None
         pid = self.proc.pid
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        self.proc.wait(10)
+        self.proc.kill()
         self.proc = None
         return pid
 
     def stop(self, timeout: float = 8.0) -> None:
+        """SIGTERM (graceful), then SIGKILL to the group: no worker is left behind."""
         if self.proc is None:
             return
-        pid = self.proc.pid
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout)
-        # Workers live in the master's process group; end any left behind.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        if self.proc.poll() is None:
-            self.proc.wait(timeout)
+        self.proc.stop(timeout)
         self.proc = None

@@ -6,10 +6,10 @@ import csv
 import io
 import shutil
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.supervisor import Child, ChildSpec, run_to_end, spawn
 from testbed.config import TestbedConfig
 
 ERRORPAGES = Path(__file__).parent / "errorpages"
@@ -242,48 +242,36 @@ class HaproxyProcess:
     def __init__(self, config_path: Path, log_path: Path) -> None:
         self.config_path = config_path
         self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
+        self.proc: Child | None = None
 
     def check_config(self) -> None:
-        res = subprocess.run(
-            [haproxy_binary(), "-c", "-f", str(self.config_path)],
-            capture_output=True,
-            text=True,
-            timeout=30,
+        code, output = run_to_end(
+            "haproxy -c", [haproxy_binary(), "-c", "-f", str(self.config_path)], timeout=30
         )
-        if res.returncode != 0:
+        if code != 0:
             from testbed.errors import TestbedError
 
-            alerts = [ln for ln in (res.stderr + res.stdout).splitlines() if "ALERT" in ln]
+            alerts = [ln for ln in output.splitlines() if "ALERT" in ln]
             raise TestbedError(
-                f"generated haproxy config is invalid: {alerts[0] if alerts else res.returncode}"
+                f"generated haproxy config is invalid: {alerts[0] if alerts else code}"
             )
 
-    def start(self) -> None:
-        # HAProxy clears O_APPEND on stdout, so each start gets its own log file.
-        log = open(self.log_path, "wb")  # noqa: SIM115 - handed to the child
-        try:
-            self.proc = subprocess.Popen(
+    def start(self) -> Child:
+        # HAProxy clears O_APPEND on stdout, so each start gets its own log file. Its own session
+        # (core.supervisor): a terminal's Ctrl-C reaches albprobe first, which stops it in order.
+        self.proc = spawn(
+            ChildSpec(
+                "haproxy",
                 [haproxy_binary(), "-db", "-f", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                output=self.log_path,
             )
-        finally:
-            log.close()
+        )
+        return self.proc
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.proc.alive()
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        self.proc = None
+        if self.proc is not None:
+            self.proc.stop(timeout)
+            self.proc = None

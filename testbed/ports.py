@@ -1,9 +1,8 @@
-"""Free-port selection and readiness waits (loopback only)."""
+"""Free-port selection and port checks (loopback only); readiness waits are core.supervisor's."""
 
 from __future__ import annotations
 
 import socket
-import time
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -18,18 +17,6 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_port(host: str, port: int, timeout: float, *, alive=lambda: True) -> bool:
-    """Poll until host:port accepts, the deadline passes, or ``alive()`` says the server died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return True
-        if not alive():
-            return False
-        time.sleep(0.05)
-    return False
 
 
 def port_bindable(host: str, port: int) -> bool:

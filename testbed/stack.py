@@ -5,7 +5,8 @@
         tb.set_fault("target-down", True)
         tb.wait_for_health("DOWN", timeout=20)
 
-Every child process is ours, started in its own session and ended by PID on stop().
+Every child process is ours, started through core.supervisor (its own session and process group)
+and ended with its group on stop().
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from core.supervisor import Child, ChildSpec, spawn
 from testbed.blackhole import Blackhole
 from testbed.config import FAULTS, TestbedConfig
 from testbed.errors import TestbedError
@@ -41,7 +42,7 @@ from testbed.haproxy import (
     render_config,
     runtime_command,
 )
-from testbed.ports import free_port, port_bindable, port_open, wait_port
+from testbed.ports import free_port, port_bindable, port_open
 
 EventListener = Callable[[dict[str, Any]], None]
 _BOOT = re.compile(r"Booting worker with pid")
@@ -61,7 +62,7 @@ class Testbed:
         self._tmp: Path | None = None
         self._gunicorn: GunicornProcess | None = None
         self._haproxy: HaproxyProcess | None = None
-        self._relay: subprocess.Popen | None = None
+        self._relay: Child | None = None
         self._relay_port = 0
         self._blackhole = Blackhole()
         self.front_port = self.app_port = 0
@@ -227,12 +228,9 @@ class Testbed:
     def _start_gunicorn(self) -> None:
         g = GunicornProcess(self._gunicorn_spec())
         pid = g.start()
-        if not wait_port(self.config.target_ip, self.app_port, 30, alive=g.alive):
-            tail = self._log_tail(self.gunicorn_log)
-            g.stop()
-            raise TestbedError(
-                f"gunicorn did not start on {self.config.target_ip}:{self.app_port}: {tail}"
-            )
+        host, port = self.config.target_ip, self.app_port
+        assert g.proc is not None
+        g.proc.wait_ready(lambda: port_open(host, port), 30, f"listening on {host}:{port}")
         self._gunicorn = g
         self._emit("target_started", f"gunicorn on {self.config.target_ip}:{self.app_port}", pid)
 
@@ -249,45 +247,34 @@ class Testbed:
         self._start_gunicorn()
 
     def _start_relay(self) -> None:
-        if self._relay and self._relay.poll() is None:
+        if self._relay and self._relay.alive():
             return
-        self._relay_port = free_port("127.0.0.1")
+        self._relay_port = port = free_port("127.0.0.1")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
-        self._relay = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "testbed.relay",
-                "--listen",
-                f"127.0.0.1:{self._relay_port}",
-                "--upstream",
-                f"{self.config.target_ip}:{self.app_port}",
-                "--delay-ms",
-                f"{self.config.relay_delay_ms:g}",
-            ],
-            env=env,
-            cwd=str(REPO_ROOT),
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        if not wait_port(
-            "127.0.0.1", self._relay_port, 15, alive=lambda: self._relay.poll() is None
-        ):
-            self._stop_relay()
-            raise TestbedError("the latency relay for keepalive-race did not start")
+        argv = [
+            sys.executable,
+            "-m",
+            "testbed.relay",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--upstream",
+            f"{self.config.target_ip}:{self.app_port}",
+            "--delay-ms",
+            f"{self.config.relay_delay_ms:g}",
+        ]
+        self._relay = spawn(ChildSpec("latency relay", argv, env=env, cwd=REPO_ROOT))
+        try:
+            self._relay.wait_ready(lambda: port_open("127.0.0.1", port), 15, "listening")
+        except BaseException:
+            self._relay = None
+            raise
 
     def _stop_relay(self) -> None:
         if self._relay is not None:
-            if self._relay.poll() is None:
-                self._relay.terminate()
-                try:
-                    self._relay.wait(5)
-                except subprocess.TimeoutExpired:
-                    self._relay.kill()
-                    self._relay.wait(5)
+            self._relay.stop(5)
             self._relay = None
 
     def _route(self) -> tuple[str, int]:
@@ -319,15 +306,12 @@ class Testbed:
         log_path = self.log_dir / f"haproxy-{n}.log"
         hp = HaproxyProcess(cfg_path, log_path)
         hp.check_config()
-        hp.start()
+        child = hp.start()
         self.haproxy_logs.append(log_path)
-        ok = wait_port(self.config.front_host, self.front_port, 15, alive=hp.alive)
-        deadline = time.monotonic() + 10
-        while ok and not self.stats_socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not ok or not self.stats_socket.exists():
-            hp.stop()
-            raise TestbedError(f"haproxy did not start: {self._log_tail(log_path)}")
+        host, port, sock = self.config.front_host, self.front_port, self.stats_socket
+        child.wait_ready(
+            lambda: port_open(host, port) and sock.exists(), 25, f"listening on {host}:{port}"
+        )
         self._haproxy = hp
 
     def config_for_render(self) -> TestbedConfig:
@@ -355,14 +339,6 @@ class Testbed:
         )
         if out.strip():
             raise TestbedError(f"haproxy refused to switch the route: {out.strip()}")
-
-    @staticmethod
-    def _log_tail(path: Path, lines: int = 3) -> str:
-        try:
-            text = path.read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return "(no log)"
-        return " | ".join(text[-lines:]) or "(empty log)"
 
     def _boot_count(self) -> int:
         try:

@@ -91,6 +91,12 @@ def run(
         help="After a run against a URL: fetch each instance target's `docker logs` via SSM Run "
         "Command (opt-in; IAM: docs/iam-policy-ssm-logs.json).",
     ),
+    alb_access_logs: bool = typer.Option(
+        False,
+        "--alb-access-logs",
+        help="After a run against a URL: fetch the ALB's access-log files of the run window from "
+        "S3 into logs/alb/ (opt-in; files arrive every 5 minutes, so the last ones may be missing).",
+    ),
 ) -> None:
     """Load the API like browsers do (preflight + request from the front origin), record every request."""
     from rich.console import Console
@@ -118,6 +124,7 @@ def run(
         runs_root=runs_dir,
         run_id=run_id,
         ssm_logs=ssm_logs,
+        collect=frozenset({"alb-access-logs"} if alb_access_logs else ()),
     )
     console = Console(highlight=False)
     view = ProgressView(console, duration=cfg.load.duration)
