@@ -145,7 +145,7 @@ class TestbedTarget:
             testbed={"faults": d["faults"], "fault_timeline": [], "app_url": tb.app_url},
         )
         with contextlib.suppress(TimeoutError):
-            tb.wait_for_health("UP", 10)
+            tb.wait_for_health("UP")
 
     def advance(self, elapsed: float, meta: dict[str, Any], log: Log) -> None:
         """Apply the fault steps due at ``elapsed`` s into the load, recording them in run.json."""
