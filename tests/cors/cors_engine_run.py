@@ -43,6 +43,9 @@ class EngineOutcome:
     all_console: list[str] = field(default_factory=list)
 
 
+XHR_ERROR_EVENT = "XMLHttpRequest error event (status 0)"  # cors_browser_cases.js_for's text
+
+
 def mentions(case_id: str) -> re.Pattern[str]:
     return re.compile(re.escape(f"/c/{case_id}") + r"(?![\w-])")
 
@@ -179,3 +182,31 @@ def check_case(case: Case, out: EngineOutcome) -> None:
 def normalise(line: str, api_port: int, page_port: int) -> str:
     """A console line with this run's ports replaced, for comparing with docs/cors.md."""
     return line.replace(f":{api_port}", ":<api>").replace(f":{page_port}", ":<page>")
+
+
+def check_recognised(engine: str, outcomes: dict[str, EngineOutcome]) -> int:
+    """Every console line and script error the real engine produced is recognised by
+    `albprobe explain`'s recognizer as this engine's, with the failed check among its readings.
+    Returns how many lines were checked."""
+    from probes.cors.recognize import recognize
+
+    n = 0
+    for case_id, out in outcomes.items():
+        for js, verdict in zip(out.js, out.expected, strict=True):
+            for line in verdict.console:
+                matches = recognize(line)
+                assert {m.engine for m in matches} == {engine}, (case_id, line, matches)
+                if verdict.step is not None:
+                    assert any(verdict.step in m.steps for m in matches), (case_id, line)
+                n += 1
+            if verdict.ok or js == XHR_ERROR_EVENT:
+                continue
+            for line in [js]:  # a script error can be shared (Firefox and WebKit XHR)
+                matches = recognize(line)
+                assert engine in {m.engine for m in matches}, (case_id, line, matches)
+                if verdict.step is not None:
+                    assert any(verdict.step in m.steps for m in matches), (case_id, line)
+                n += 1
+        expected = [line for v in out.expected for line in v.console]
+        assert out.console == expected, (case_id, out.console, expected)  # all observed lines
+    return n

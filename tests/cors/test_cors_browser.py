@@ -222,3 +222,24 @@ def test_alb_pages_in_browser_cases_attribute_to_proxy() -> None:
                 a = attribute(reply.status, reply.headers, reply.body)
                 assert (a.source, a.evidence) == ("proxy", "server: awselb/2.0")
                 assert attribute(reply.status, [], reply.body).source == "proxy"
+
+
+def test_explain_recognises_every_chromium_line(browser_outcomes: dict[str, Outcome]) -> None:
+    """`albprobe explain` round-trip: every CORS console line Chromium printed, and every error
+    a script got, reads back as Chromium's, with the failed check the evaluator named."""
+    from probes.cors.recognize import recognize
+
+    n = 0
+    for case in CASES:
+        out = browser_outcomes[case.id]
+        for js, verdict in zip(out.js, out.expected, strict=True):
+            if verdict.ok:
+                continue
+            printed = [line for line in out.all_console if line == verdict.message]
+            script = [js] if js.startswith(("TypeError", "SecurityError")) else []
+            for line in printed + script:
+                matches = recognize(line)
+                assert {m.engine for m in matches} == {"chrome"}, (case.id, line, matches)
+                assert any(verdict.step in m.steps for m in matches), (case.id, line)
+                n += 1
+    assert n > 60

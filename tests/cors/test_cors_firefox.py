@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from cors_browser_cases import CASES, Case
 from cors_browser_harness import ApiServer, PageServer
-from cors_engine_run import EngineOutcome, check_case, run_engine_cases
+from cors_engine_run import EngineOutcome, check_case, check_recognised, run_engine_cases
 from firefox_driver import Firefox, find_firefox
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -55,3 +55,9 @@ def test_bidi_log_carries_every_error_line(firefox_run: dict) -> None:
         if not line.startswith("Cross-Origin Request Warning")
     ]
     assert errors and sorted(firefox_run["bidi"]) == sorted(errors)
+
+
+def test_explain_recognises_every_firefox_line(firefox_run: dict) -> None:
+    """`albprobe explain` round-trip: each line Firefox printed (and each script error)
+    reads back as Firefox's, with the failed check the evaluator named."""
+    assert check_recognised("firefox", firefox_run["outcomes"]) > 60

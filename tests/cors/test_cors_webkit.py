@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from cors_browser_cases import CASES, Case
 from cors_browser_harness import ApiServer
-from cors_engine_run import EngineOutcome, check_case, run_engine_cases
+from cors_engine_run import EngineOutcome, check_case, check_recognised, run_engine_cases
 from webkit_driver import SelfDrivingPage, WebKit, find_minibrowser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -44,3 +44,9 @@ def test_enough_webkit_cases() -> None:
 def test_evaluator_matches_webkit(case: Case, webkit_run: dict) -> None:
     out: EngineOutcome = webkit_run["outcomes"][case.id]
     check_case(case, out)
+
+
+def test_explain_recognises_every_webkit_line(webkit_run: dict) -> None:
+    """`albprobe explain` round-trip: each line Webkit printed (and each script error)
+    reads back as Webkit's, with the failed check the evaluator named."""
+    assert check_recognised("webkit", webkit_run["outcomes"]) > 60
