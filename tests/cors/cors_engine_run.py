@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from cors_browser_cases import Case, closed_port, js_for
@@ -131,15 +132,24 @@ def run_engine_cases(
     return outcomes
 
 
+_CASE_PATH = re.compile(r"/c/([\w-]+)")
+
+
 def split_by_marks(lines: list[str], mark: str = "albprobe-mark ") -> dict[str, list[str]]:
-    """Console lines grouped by the mark before them (the case that caused them)."""
+    """Console lines grouped by case: a line naming a case's URL belongs to that case (Firefox's
+    second line can land after the next mark); a line naming none (WebKit's reason line) to
+    the case whose mark came last."""
     out: dict[str, list[str]] = {}
-    current: list[str] | None = None
+    current: str | None = None
     for line in lines:
         if line.startswith(mark):
-            current = out.setdefault(line[len(mark) :], [])
-        elif current is not None:
-            current.append(line)
+            current = line[len(mark) :]
+            out.setdefault(current, [])
+            continue
+        named = _CASE_PATH.search(line)
+        owner = named.group(1) if named else current
+        if owner is not None:
+            out.setdefault(owner, []).append(line)
     return out
 
 
@@ -210,3 +220,29 @@ def check_recognised(engine: str, outcomes: dict[str, EngineOutcome]) -> int:
         expected = [line for v in out.expected for line in v.console]
         assert out.console == expected, (case_id, out.console, expected)  # all observed lines
     return n
+
+
+DOCS_CORS = Path(__file__).resolve().parents[2] / "docs" / "cors.md"
+_DOC_ENGINES = {"chrome": 1, "firefox": 2, "webkit": 3}
+
+
+def docs_table(engine: str) -> dict[str, list[str]]:
+    """docs/cors.md's engine-lines table: case id -> the lines in ``engine``'s column."""
+    text = DOCS_CORS.read_text(encoding="utf-8")
+    block = text.split("<!-- engine-lines:begin -->", 1)[1].split("<!-- engine-lines:end -->")[0]
+    out = {}
+    for row in block.strip().splitlines()[2:]:
+        cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
+        cell = cells[_DOC_ENGINES[engine]]
+        lines = [] if cell == "(none)" else [c.strip("`") for c in cell.split("<br>")]
+        out[cells[0].strip("`")] = lines
+    return out
+
+
+def check_docs_table(engine: str, console: dict[str, list[str]], ports: tuple[int, int]) -> int:
+    """Every row of the docs table equals what the real engine printed for that case."""
+    table = docs_table(engine)
+    assert len(table) >= 10
+    for case_id, lines in table.items():
+        assert [normalise(x, *ports) for x in console[case_id]] == lines, case_id
+    return len(table)

@@ -243,3 +243,20 @@ def test_explain_recognises_every_chromium_line(browser_outcomes: dict[str, Outc
                 assert any(verdict.step in m.steps for m in matches), (case.id, line)
                 n += 1
     assert n > 60
+
+
+def test_docs_table_matches_chromium(browser_outcomes: dict[str, Outcome]) -> None:
+    """docs/cors.md's Chromium column is what Chromium printed for those cases."""
+    from cors_engine_run import docs_table
+
+    for case_id, lines in docs_table("chrome").items():
+        out = browser_outcomes[case_id]
+        printed = [
+            re.sub(
+                r"localhost:\d+",
+                "localhost:<api>",
+                re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<page>", x),
+            )
+            for x in out.console
+        ]
+        assert printed == lines, case_id

@@ -10,7 +10,14 @@ from __future__ import annotations
 import pytest
 from cors_browser_cases import CASES, Case
 from cors_browser_harness import ApiServer, PageServer
-from cors_engine_run import EngineOutcome, check_case, check_recognised, run_engine_cases
+from cors_engine_run import (
+    DOCS_CORS,
+    EngineOutcome,
+    check_case,
+    check_docs_table,
+    check_recognised,
+    run_engine_cases,
+)
 from firefox_driver import Firefox, find_firefox
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -61,3 +68,10 @@ def test_explain_recognises_every_firefox_line(firefox_run: dict) -> None:
     """`albprobe explain` round-trip: each line Firefox printed (and each script error)
     reads back as Firefox's, with the failed check the evaluator named."""
     assert check_recognised("firefox", firefox_run["outcomes"]) > 60
+
+
+def test_docs_table_matches_firefox(firefox_run: dict) -> None:
+    """docs/cors.md's firefox column is what firefox printed, line for line."""
+    console = {k: v.console for k, v in firefox_run["outcomes"].items()}
+    assert check_docs_table("firefox", console, firefox_run["ports"]) >= 10
+    assert firefox_run["version"].split()[-1] in DOCS_CORS.read_text(encoding="utf-8")

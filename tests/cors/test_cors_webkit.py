@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 from cors_browser_cases import CASES, Case
 from cors_browser_harness import ApiServer
-from cors_engine_run import EngineOutcome, check_case, check_recognised, run_engine_cases
+from cors_engine_run import (
+    DOCS_CORS,
+    EngineOutcome,
+    check_case,
+    check_docs_table,
+    check_recognised,
+    run_engine_cases,
+)
 from webkit_driver import SelfDrivingPage, WebKit, find_minibrowser
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -50,3 +57,10 @@ def test_explain_recognises_every_webkit_line(webkit_run: dict) -> None:
     """`albprobe explain` round-trip: each line Webkit printed (and each script error)
     reads back as Webkit's, with the failed check the evaluator named."""
     assert check_recognised("webkit", webkit_run["outcomes"]) > 60
+
+
+def test_docs_table_matches_webkit(webkit_run: dict) -> None:
+    """docs/cors.md's webkit column is what webkit printed, line for line."""
+    console = {k: v.console for k, v in webkit_run["outcomes"].items()}
+    assert check_docs_table("webkit", console, webkit_run["ports"]) >= 10
+    assert webkit_run["version"].split()[-1] in DOCS_CORS.read_text(encoding="utf-8")
