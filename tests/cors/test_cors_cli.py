@@ -171,7 +171,7 @@ def test_unreachable_host_is_a_network_row_not_a_crash(capsys) -> None:
         (["cors", "ftp://x/y"], "is not an http(s) URL"),
         (["cors", "http://127.0.0.1:9/x", "-H", "NoColon"], "expected 'Name: value'"),
         (["cors", "http://127.0.0.1:9/x", "--credentials", "yes"], "--credentials"),
-        (["cors", "http://127.0.0.1:9/x", "--mode", "firefox"], "--mode"),
+        (["cors", "http://127.0.0.1:9/x", "--browser", "lynx"], "--browser"),
         (["cors", "http://127.0.0.1:9/x", "--origin", "hakwonplus.com"], "is not an origin"),
         (["cors", "http://127.0.0.1:9/x", "-c", "/nonexistent/albprobe.toml"], "not found"),
         (["cors"], "no URL to probe"),
