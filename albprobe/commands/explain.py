@@ -28,7 +28,8 @@ TEXT = {
         " before it does",
         "follow": "a follow-up line: the reason is the console line before it",
         "status": "status code: {status}",
-        "no-response": "no HTTP response at all (refused, reset, DNS, TLS or timeout)",
+        "null": "status (null): on its own, no HTTP response at all (refused, reset, DNS, TLS or"
+        " timeout); right after another CORS line, only the closing line of that failure",
         "phase-pre": "it was the preflight (OPTIONS) that failed",
         "read-proxy": "fits a proxy error page: an ALB {status} carries no CORS headers, so the"
         " CORS message is a symptom of the target being down, slow or refusing",
@@ -54,7 +55,8 @@ TEXT = {
         "c-phase": "whether the preflight or the actual request failed",
         "c-who": "who produced the response (ALB, nginx, gunicorn or the app)",
         "c-when": "when it happened and how often (the ALB logs say)",
-        "c-url": "the URL and origin (not in this line)",
+        "c-url": "the URL and the page's origin (not in this line)",
+        "c-origin": "the page's origin (not in this line)",
         "next": "next:",
         "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}"
         "   # replay what the browser sent; shows who produced each response",
@@ -72,7 +74,8 @@ TEXT = {
         "script": "스크립트가 받은 에러: 어떤 검사가 실패했는지는 말하지 않음; 바로 앞 콘솔 줄을 볼 것",
         "follow": "뒤따르는 줄: 원인은 바로 앞 콘솔 줄에 있음",
         "status": "상태 코드: {status}",
-        "no-response": "HTTP 응답 자체가 없음 (연결 거부, 리셋, DNS, TLS 또는 타임아웃)",
+        "null": "상태 (null): 이 줄만 있으면 HTTP 응답 자체가 없음 (연결 거부, 리셋, DNS, TLS 또는"
+        " 타임아웃); 다른 CORS 줄 바로 뒤라면 그 실패의 마무리 줄일 뿐",
         "phase-pre": "실패한 것은 프리플라이트(OPTIONS) 요청",
         "read-proxy": "프록시 에러 페이지와 맞음: ALB {status} 응답에는 CORS 헤더가 없으므로 CORS"
         " 메시지는 타깃 장애·지연·거부의 증상",
@@ -96,7 +99,8 @@ TEXT = {
         "c-phase": "프리플라이트와 실제 요청 중 어느 쪽이 실패했는지",
         "c-who": "누가 응답을 만들었는지 (ALB, nginx, gunicorn, 앱)",
         "c-when": "언제, 얼마나 자주 일어났는지 (ALB 로그로 확인)",
-        "c-url": "URL과 origin (이 줄에는 없음)",
+        "c-url": "URL과 페이지 origin (이 줄에는 없음)",
+        "c-origin": "페이지 origin (이 줄에는 없음)",
         "next": "다음 명령:",
         "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}"
         "   # 브라우저가 보낸 요청을 재현; 각 응답을 누가 만들었는지 표시",
@@ -129,10 +133,9 @@ class Explanation:
         }
 
 
-def _reading(steps: tuple[str, ...], status: int | None, kind: str, t: dict) -> list[str]:
+def _reading(steps: tuple[str, ...], status: int | None, t: dict) -> list[str]:
+    """Proxy error page, app CORS setup, network or the page's own request: what fits."""
     s = set(steps)
-    if kind in ("script", "script-error", "follow-up") and len(s) > 3:
-        return []
     if s <= {"network", "redirect-credentials"} and status is None and "network" in s:
         return [t["read-network"]]
     if s <= {"request-invalid", "disallowed-by-mode", "disabled-scheme"}:
@@ -168,7 +171,7 @@ def explain_line(line: str, lang: str = "en") -> Explanation:
         out.append(t["warning"])
     elif m.kind == "script-error":
         out.append(t["script"])
-    elif m.kind == "follow-up" and len(steps) > 3:
+    elif len(steps) > 3:  # a closing line shared by many failures
         out.append(t["follow"])
     else:
         key = "check" if len(steps) == 1 else "checks"
@@ -176,20 +179,22 @@ def explain_line(line: str, lang: str = "en") -> Explanation:
     status = m.status
     if status is not None:
         out.append(t["status"].format(status=status))
-    elif m.fields.get("status") is None and "Status code: (null)" in line:
-        out.append(t["no-response"])
+    elif "Status code: (null)" in line:
+        out.append(t["null"])
     if m.preflight:
         out.append(t["phase-pre"])
-    if m.kind != "warning":
-        out.extend(_reading(steps, status, m.kind, t))
+    if m.kind != "warning" and len(steps) <= 3:  # more: the line itself does not say
+        out.extend(_reading(steps, status, t))
     cannot = []
     if status is None and "(null)" not in line and m.kind in ("reason", "follow-up"):
         cannot.append(t["c-status"].format(engine=ENGINE_NAMES[m.engine]))
     if m.preflight is None and m.kind in ("reason", "follow-up"):
         cannot.append(t["c-phase"])
     url, origin = m.fields.get("url"), m.fields.get("origin")
-    if not url or not origin:
+    if not url:
         cannot.append(t["c-url"])
+    elif not origin:
+        cannot.append(t["c-origin"])
     cannot += [t["c-who"], t["c-when"]]
     out.append(t["cannot"].format(what="; ".join(cannot)))
     out.append(t["next"])
