@@ -13,7 +13,6 @@ if [ "$profile" = "test" ]; then
   # the real engines the CORS console-message tests run against.
   command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)
   dpkg -s libwebkit2gtk-4.1-0 >/dev/null 2>&1 || need_apt+=(libwebkit2gtk-4.1-0)
-  command -v WebKitWebDriver >/dev/null 2>&1 || need_apt+=(webkit2gtk-driver)
   command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb xauth)
   command -v goaccess >/dev/null 2>&1 || need_apt+=(goaccess)
 fi

@@ -156,7 +156,24 @@ def _reading(steps: tuple[str, ...], status: int | None, t: dict) -> list[str]:
     return [t["read-cors"]]
 
 
-def explain_line(line: str, lang: str = "en") -> Explanation:
+def explain_lines(lines: list[str], lang: str = "en") -> list[Explanation]:
+    """Each non-empty line explained; a line without a URL (WebKit's reason line) borrows the
+    URL of the next line from the same engine (its "cannot load <url>" line)."""
+    from probes.cors.recognize import recognize
+
+    lines = [line for line in lines if line.strip()]
+    found = [recognize(line) for line in lines]
+    out = []
+    for i, line in enumerate(lines):
+        url = None
+        if found[i] and "url" not in found[i][0].fields and i + 1 < len(lines):
+            nxt = [m for m in found[i + 1] if m.engine == found[i][0].engine]
+            url = nxt[0].fields.get("url") if nxt else None
+        out.append(explain_line(line, lang, url_hint=url))
+    return out
+
+
+def explain_line(line: str, lang: str = "en", *, url_hint: str | None = None) -> Explanation:
     from probes.cors.messages import ENGINE_NAMES
     from probes.cors.recognize import recognize
 
@@ -166,7 +183,8 @@ def explain_line(line: str, lang: str = "en") -> Explanation:
         return Explanation(line, False, text=(t["unknown"],))
     m = matches[0]
     steps = tuple(dict.fromkeys(s for x in matches if x.engine == m.engine for s in x.steps))
-    out = [t["engine"].format(engine=ENGINE_NAMES[m.engine])]
+    engines = " / ".join(dict.fromkeys(ENGINE_NAMES[x.engine] for x in matches))
+    out = [t["engine"].format(engine=engines)]
     if m.kind == "warning":
         out.append(t["warning"])
     elif m.kind == "script-error":
@@ -190,7 +208,7 @@ def explain_line(line: str, lang: str = "en") -> Explanation:
         cannot.append(t["c-status"].format(engine=ENGINE_NAMES[m.engine]))
     if m.preflight is None and m.kind in ("reason", "follow-up"):
         cannot.append(t["c-phase"])
-    url, origin = m.fields.get("url"), m.fields.get("origin")
+    url, origin = m.fields.get("url") or url_hint, m.fields.get("origin")
     if not url:
         cannot.append(t["c-url"])
     elif not origin:
@@ -251,7 +269,7 @@ def register(app: typer.Typer) -> None:
                     ) from None
         else:
             lines = [message]
-        results = [explain_line(line, lang) for line in lines if line.strip()]
+        results = explain_lines(lines, lang)
         if json_out:
             typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
         else:

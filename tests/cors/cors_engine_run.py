@@ -219,6 +219,13 @@ def check_recognised(engine: str, outcomes: dict[str, EngineOutcome]) -> int:
                 n += 1
         expected = [line for v in out.expected for line in v.console]
         assert out.console == expected, (case_id, out.console, expected)  # all observed lines
+    everything = [  # the page's whole console, whichever case a line belongs to
+        line
+        for line in next(iter(outcomes.values())).all_console
+        if not line.startswith("albprobe-mark ")
+    ]
+    unknown = [line for line in everything if {m.engine for m in recognize(line)} != {engine}]
+    assert everything and unknown == []
     return n
 
 

@@ -243,6 +243,10 @@ def test_explain_recognises_every_chromium_line(browser_outcomes: dict[str, Outc
                 assert any(verdict.step in m.steps for m in matches), (case.id, line)
                 n += 1
     assert n > 60
+    everything = next(iter(browser_outcomes.values())).all_console  # the page's whole console
+    assert everything and all(
+        {m.engine for m in recognize(line)} == {"chrome"} for line in everything
+    )
 
 
 def test_docs_table_matches_chromium(browser_outcomes: dict[str, Outcome]) -> None:

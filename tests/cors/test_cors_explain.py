@@ -78,3 +78,27 @@ def test_bad_input_is_one_line_error(tmp_path) -> None:
     assert r.exit_code != 0 and "Traceback" not in r.output
     r = _run(SAFARI_502, "--lang", "fr")
     assert r.exit_code != 0 and "--lang" in r.output
+
+
+def test_webkit_reason_line_borrows_the_url_of_its_next_line() -> None:
+    from albprobe.commands.explain import explain_lines
+
+    reason, load = explain_lines(
+        [
+            "Origin https://hakwonplus.com is not allowed by Access-Control-Allow-Origin."
+            " Status code: 503",
+            "Fetch API cannot load https://api.hakwonplus.com/api/me due to access control checks.",
+        ]
+    )
+    assert reason.engine == load.engine == "webkit" and reason.status == 503
+    assert set(reason.steps) >= {"allow-origin-missing", "allow-origin-mismatch"}
+    text = "\n".join(reason.text)
+    assert "ALB 503" in text
+    assert "albprobe cors https://api.hakwonplus.com/api/me --origin https://hakwonplus.com" in text
+
+
+def test_shared_script_error_names_both_engines() -> None:
+    from albprobe.commands.explain import explain_line
+
+    e = explain_line("SecurityError: The operation is insecure.")
+    assert e.known and "Firefox / WebKit (Safari)" in e.text[0]
