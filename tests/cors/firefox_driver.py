@@ -1,8 +1,10 @@
 """Headless Debian firefox-esr driven over its built-in WebDriver BiDi (--remote-debugging-port,
-a websocket; no downloaded driver). Errors arrive as BiDi ``log.entryAdded`` events. Firefox
-does not send console *warnings* there, so warnings are read from the console service
-(``Services.console``) by a script in the browser's chrome window, which the same BiDi session
-reaches with ``--remote-allow-system-access`` and ``"moz:scope": "chrome"``.
+a websocket; no downloaded driver). CORS errors arrive as BiDi ``log.entryAdded`` events, but
+Firefox does not send console *warnings* there; so the test reads the page's whole console
+(errors, warnings and the marks it logs between cases, in order) from the console service
+(``Services.console``) with a script in the browser's chrome window, which the same BiDi session
+reaches with ``--remote-allow-system-access`` and ``"moz:scope": "chrome"``, and checks that
+BiDi's errors are the same lines.
 
 Used by test_cors_firefox.py. The process is ended by its own handle.
 """
@@ -87,10 +89,17 @@ class Firefox:
                     ws_url.put(m.group(1))
 
         threading.Thread(target=_stderr, daemon=True).start()
+        self._stack = contextlib.ExitStack()
+        try:
+            self._connect(ws_url)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, ws_url: queue.Queue[str]) -> None:
         from websockets.sync.client import connect
 
         url = ws_url.get(timeout=60)
-        self._stack = contextlib.ExitStack()
         self.ws = self._stack.enter_context(
             connect(url.rstrip("/") + "/session", max_size=None, open_timeout=30)
         )
@@ -188,8 +197,9 @@ class Firefox:
         ]
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):  # closing anyway
-            self.send("browser.close", {}, timeout=5)
+        if hasattr(self, "ws"):
+            with contextlib.suppress(Exception):  # closing anyway
+                self.send("browser.close", {}, timeout=5)
         with contextlib.suppress(Exception):
             self._stack.close()
         try:
