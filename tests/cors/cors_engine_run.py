@@ -23,8 +23,13 @@ from probes.cors import (
     evaluate,
     evaluate_actual,
     needs_preflight,
+    preflight_headers,
     redirected_request,
 )
+
+# Preflight request headers compared with the engine's (User-Agent, Accept-Language and the
+# Sec-Fetch-* set are each engine's own; albprobe sends Chromium's).
+_COMPARED = ("Access-Control-Request-Method", "Access-Control-Request-Headers", "Origin")
 
 
 class Engine(Protocol):
@@ -40,7 +45,8 @@ class EngineOutcome:
     expected: list[CorsVerdict] = field(default_factory=list)
     predicted_preflight: list[bool] = field(default_factory=list)
     seen_options: list[int] = field(default_factory=list)
-    console: list[str] = field(default_factory=list)  # lines naming this case's URL
+    console: list[str] = field(default_factory=list)  # this case's console lines
+    request_headers: list[str] = field(default_factory=list)  # preflight headers that differ
     all_console: list[str] = field(default_factory=list)
 
 
@@ -88,6 +94,13 @@ def run_engine_cases(
             options = [s for s in seen if s.method == "OPTIONS"]
             actuals = [s for s in seen if s.method != "OPTIONS"]
             out.seen_options.append(len(options))
+            if options:  # what the engine put on the OPTIONS vs what albprobe would send
+                ours, theirs = dict(preflight_headers(req, mode)), dict(options[0].headers)
+                for name in _COMPARED:
+                    if ours.get(name) != theirs.get(name):
+                        out.request_headers.append(
+                            f"{name}: ours {ours.get(name)!r} engine {theirs.get(name)!r}"
+                        )
             pre_resp = (  # no registered preflight reply: the API server answered 404
                 HttpResponse(
                     case.preflight.status if case.preflight else 404,
@@ -172,7 +185,9 @@ def _settled_console(engine: Engine) -> list[str]:
 
 def check_case(case: Case, out: EngineOutcome) -> None:
     """The evaluator's verdict, preflight prediction, script error and console lines equal what
-    the real engine did, call by call."""
+    the real engine did, call by call; its preflights carry the method, header list and Origin
+    albprobe would send."""
+    assert out.request_headers == []
     for i, (js, verdict) in enumerate(zip(out.js, out.expected, strict=True)):
         assert verdict.ok == js.startswith("status "), (i, js, verdict)
         if not case.closed_port:  # nobody listens there to count preflights
