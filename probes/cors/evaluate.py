@@ -9,7 +9,8 @@ against headless Chromium 156 by tests/cors/test_cors_browser.py:
 preflight: redirect (3xx + Location) -> Allow-Origin / Allow-Credentials (with the *actual*
 request's credentials mode) -> HTTP ok status -> parse Allow-Methods / Allow-Headers ->
 method -> headers.   actual: Allow-Origin / Allow-Credentials (any status) -> redirect rules.
-Firefox 153 (tests/cors/test_cors_firefox.py) makes the same decisions. WebKit 2.50
+Firefox 153 (tests/cors/test_cors_firefox.py) makes the same decisions, except that on a
+redirected preflight it checks Allow-Origin / Allow-Credentials before the redirect. WebKit 2.50
 (test_cors_webkit.py) checks the preflight's status first (a redirect is just a non-ok status)
 and lets `*` in Allow-Headers cover Authorization without a word.
 
@@ -320,7 +321,7 @@ def _failure(
     resp: HttpResponse | None = None,
     **extra: Any,
 ) -> M.Failure:
-    if resp is not None and resp.is_redirect and not preflight:
+    if resp is not None and resp.is_redirect:
         raw = urljoin(req.url, resp.cors.location or "")
         extra.setdefault("redirect_raw", raw)  # as WebKit prints it, credentials and all
         parts = urlsplit(raw)
@@ -431,12 +432,15 @@ def evaluate_preflight(
     if mode == "webkit" and not status_ok:
         # WebKit looks at the status before any header (a redirect is one more non-ok status).
         return _fail(d, req, M.PREFLIGHT_STATUS, "", preflight=True, resp=resp)
-    if mode in ("chrome", "firefox") and resp.status in REDIRECT_STATUSES and h.location:
-        # Chromium and Firefox abort on the redirect itself (before looking at any header).
+    redirect = resp.status in REDIRECT_STATUSES and bool(h.location)
+    if mode == "chrome" and redirect:
+        # Chromium aborts on the redirect itself (before looking at any header).
         return _fail(d, req, M.PREFLIGHT_REDIRECT, "", preflight=True, resp=resp)
     failed = _check_access(h, d)
     if failed is not None:
         return _fail(d, req, failed[0], failed[1], preflight=True, resp=resp)
+    if mode == "firefox" and redirect:  # Firefox checks the redirect's CORS headers first
+        return _fail(d, req, M.PREFLIGHT_REDIRECT, "", preflight=True, resp=resp)
     if not status_ok:
         return _fail(d, req, M.PREFLIGHT_STATUS, "", preflight=True, resp=resp)
     methods = parse_allow_list(h.acam, lower=False)

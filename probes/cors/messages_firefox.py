@@ -77,6 +77,8 @@ def lines(f: Failure) -> list[str]:
         out.append(blocked(f.url, _REASONS[M.PREFLIGHT_STATUS], f.status))
     if f.preflight or f.redirect_to is not None:
         out.append(did_not_succeed(f.url))
+    if f.preflight and f.redirect_to is not None and f.step != M.PREFLIGHT_REDIRECT:
+        out.append(did_not_succeed(f.url))  # the redirect's own failure, then the preflight's
     return out
 
 

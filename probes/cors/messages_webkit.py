@@ -63,7 +63,7 @@ def lines(f: Failure) -> list[str]:
             return []
         return [f"Could not connect to {f.host}: Connection refused", cannot_load(f)]
     text = reason(f)
-    if f.redirect_to is not None:
+    if f.redirect_to is not None and not f.preflight:  # a preflight's redirect is its status
         text = REDIRECT_PREFIX.format(target=f.redirect_to) + text
     return [text, cannot_load(f)]
 

@@ -188,6 +188,16 @@ CASES: list[Case] = [
         preflight=pre(("Location", "/c/preflight-redirect/elsewhere"), status=301),
     ),
     C("preflight-302-without-location", Call("PUT"), preflight=pre(status=302)),
+    C(  # which comes first, the redirect or the missing CORS headers?
+        "preflight-redirect-no-cors",
+        Call("PUT"),
+        preflight=Reply(301, [("Location", "/c/preflight-redirect-no-cors/elsewhere")], b""),
+    ),
+    C(  # the app answers OPTIONS but its CORS layer skipped it
+        "preflight-200-no-cors",
+        Call("POST", JSON_WRITE),
+        preflight=Reply(200, [("Content-Type", "text/html")], b""),
+    ),
     C(
         "allow-methods-unparsable",
         Call("PUT"),
