@@ -96,7 +96,7 @@ class _CorsHeaders:
     location: str | None
     vary: str | None
     pna: str | None
-    acao_lines: int = 0  # how many Access-Control-Allow-Origin header lines came
+    acao_repeated: bool = False  # Access-Control-Allow-Origin came on several header lines
 
 
 _WANTED = {
@@ -131,16 +131,30 @@ class HttpResponse:
     @cached_property
     def cors(self) -> _CorsHeaders:
         found: dict[str, str] = {}
-        acao_lines = 0
+        repeated = False
         for name, value in _items(self.headers):
             key = _WANTED.get(name.lower())
             if key is not None:
                 v = value.strip(_OWS)
-                found[key] = f"{found[key]}, {v}" if key in found else v
-                acao_lines += key == "acao"
+                if key in found:
+                    found[key] = f"{found[key]}, {v}"
+                    repeated = repeated or key == "acao"
+                else:
+                    found[key] = v
         if self.redirect_location is not None:
             found["location"] = self.redirect_location
-        return _CorsHeaders(**{k: found.get(k) for k in _WANTED.values()}, acao_lines=acao_lines)
+        get = found.get
+        return _CorsHeaders(
+            get("acao"),
+            get("acac"),
+            get("acam"),
+            get("acah"),
+            get("max_age"),
+            get("location"),
+            get("vary"),
+            get("pna"),
+            repeated,
+        )
 
     @property
     def is_redirect(self) -> bool:
@@ -178,6 +192,8 @@ class _Derived:
     invalid: str | None  # "forbidden-method" | "no-cors-method" | "mode" | "scheme" | None
     redirected_from: str | None = field(default=None)
     engine: str = "chrome"  # whose words: "spec" is worded as Chromium
+    host: str = ""
+    scheme: str = ""
 
 
 @lru_cache(maxsize=4096)
@@ -217,6 +233,8 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
         invalid=invalid,
         redirected_from=display_url(req.redirected_from) if req.redirected_from else None,
         engine=mode if mode in M.ENGINES else "chrome",
+        host=urlsplit(req.url).hostname or "",
+        scheme=scheme,
     )
 
 
@@ -337,15 +355,19 @@ def _failure(
         status=resp.status if resp is not None else None,
         redirected_from=d.redirected_from,
         method=d.method,
-        host=urlsplit(req.url).hostname or "",
-        scheme=urlsplit(req.url).scheme.lower(),
+        host=d.host,
+        scheme=d.scheme,
         **extra,
     )
 
 
 def _verdict(d: _Derived, f: M.Failure, *, phase: str, message: str | None = None) -> CorsVerdict:
-    lines = tuple(M.console_lines(d.engine, f))
-    js = M.js_error(d.engine, f)
+    return _verdict_for(d.engine, f, phase, message)
+
+
+@lru_cache(maxsize=4096)  # verdicts are frozen: the same failure repeats under load
+def _verdict_for(engine: str, f: M.Failure, phase: str, message: str | None) -> CorsVerdict:
+    lines, js = M.render(engine, f)
     if message is None:  # the reason line (or the script's error when nothing is printed)
         message = lines[0] if lines else js
     return CorsVerdict(
@@ -372,7 +394,7 @@ def _fail(
     extra: dict[str, Any] = {}
     if resp is not None:
         h = resp.cors
-        extra["repeated"] = h.acao_lines > 1
+        extra["repeated"] = h.acao_repeated
         if step == M.ALLOW_METHODS_INVALID:
             extra.update(value=h.acam or "", token=first_bad_token(h.acam or ""))
         elif step == M.ALLOW_HEADERS_INVALID:
@@ -394,7 +416,7 @@ def network_verdict(
     the engine prints (``console``)."""
     d = _derive(req, mode)
     f = _failure(d, req, M.NETWORK, preflight=phase == "preflight", net_error=net_error(error))
-    return _verdict(d, f, phase=phase, message=M.js_error(d.engine, f))
+    return _verdict(d, f, phase=phase, message=M.render(d.engine, f)[1])
 
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
@@ -403,7 +425,7 @@ def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
     if d.invalid == "scheme":
         return _verdict(d, _failure(d, req, M.DISABLED_SCHEME), phase="actual")
     f = _failure(d, req, M.REQUEST_INVALID, d.invalid or "")
-    return _verdict(d, f, phase="actual", message=M.js_error(d.engine, f))
+    return _verdict(d, f, phase="actual", message=M.render(d.engine, f)[1])
 
 
 _OPAQUE_WARNING = (

@@ -10,7 +10,7 @@ Firefox's and WebKit's wording live in messages_firefox.py and messages_webkit.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Stable step ids (docs/cors.md). Never rename: run directories store them.
 NETWORK = "network"
@@ -59,9 +59,9 @@ ENGINE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Failure:
-    """One failed check, engine-neutral: what every engine's renderer needs."""
+class Failure(NamedTuple):
+    """One failed check, engine-neutral: what every engine's renderer needs. (A NamedTuple:
+    the load user builds one per failed request, and verdicts are memoised on it.)"""
 
     step: str
     url: str  # as printed (the hop's URL after a redirect)
@@ -325,6 +325,11 @@ def js_error(engine: str, f: Failure) -> str:
 
         return messages_webkit.js_error(f)
     return chrome_js_error(f)
+
+
+def render(engine: str, f: Failure) -> tuple[tuple[str, ...], str]:
+    """(console lines, script error) for ``f`` in ``engine``'s words."""
+    return tuple(console_lines(engine, f)), js_error(engine, f)
 
 
 def authorization_wildcard_warning(engine: str, url: str) -> str | None:
