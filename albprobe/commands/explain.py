@@ -58,11 +58,14 @@ TEXT = {
         "c-url": "the URL and the page's origin (not in this line)",
         "c-origin": "the page's origin (not in this line)",
         "next": "next:",
-        "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}"
-        "   # replay what the browser sent; shows who produced each response",
+        "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}",
+        "n-cors-why": "   # replay what the browser sent; shows who produced each response",
         "n-check": "albprobe check   # ALB target health, listener and security-group checks",
-        "n-logs": "albprobe analyze --alb-logs <logs> --since <minute> --until <minute+1>"
-        "   # the ALB's own log for the minute it happened",
+        "n-logs": "albprobe analyze --alb-logs <logs> --since {since} --until {until}"
+        "   # the ALB's own log for the minute it happened (± 1 min)",
+        "n-call": " -X <method> -H '<header>: <value>'",
+        "n-call-why": "   # replay the call with the page's method and script-set headers (a"
+        " preflight was sent); shows who produced each response",
     },
     "ko": {
         "unknown": "알고 있는 CORS 메시지가 아님",
@@ -102,11 +105,14 @@ TEXT = {
         "c-url": "URL과 페이지 origin (이 줄에는 없음)",
         "c-origin": "페이지 origin (이 줄에는 없음)",
         "next": "다음 명령:",
-        "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}"
-        "   # 브라우저가 보낸 요청을 재현; 각 응답을 누가 만들었는지 표시",
+        "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}",
+        "n-cors-why": "   # 브라우저가 보낸 요청을 재현; 각 응답을 누가 만들었는지 표시",
         "n-check": "albprobe check   # ALB 타깃 헬스, 리스너, 보안 그룹 점검",
-        "n-logs": "albprobe analyze --alb-logs <logs> --since <분> --until <분+1>"
-        "   # 그 시각 ALB 자체 로그",
+        "n-logs": "albprobe analyze --alb-logs <logs> --since {since} --until {until}"
+        "   # 그 시각(± 1분) ALB 자체 로그",
+        "n-call": " -X <메서드> -H '<헤더>: <값>'",
+        "n-call-why": "   # 페이지가 쓴 메서드와 스크립트 헤더로 재현 (프리플라이트가 있었음);"
+        " 각 응답을 누가 만들었는지 표시",
     },
 }
 
@@ -156,7 +162,24 @@ def _reading(steps: tuple[str, ...], status: int | None, t: dict) -> list[str]:
     return [t["read-cors"]]
 
 
-def explain_lines(lines: list[str], lang: str = "en") -> list[Explanation]:
+def minute_window(at: float | None) -> tuple[str, str]:
+    """--since/--until around the minute of ``at`` (one minute either side: screenshot clocks
+    drift); placeholders when the time is unknown."""
+    if at is None:
+        return "<minute-1>", "<minute+2>"
+    from datetime import UTC, datetime
+
+    start = int(at // 60) * 60 - 60
+
+    def iso(ts: int) -> str:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return iso(start), iso(start + 180)
+
+
+def explain_lines(
+    lines: list[str], lang: str = "en", *, at: float | None = None
+) -> list[Explanation]:
     """Each non-empty line explained; a line without a URL (WebKit's reason line) borrows the
     URL of the next line from the same engine (its "cannot load <url>" line)."""
     from probes.cors.recognize import recognize
@@ -169,11 +192,13 @@ def explain_lines(lines: list[str], lang: str = "en") -> list[Explanation]:
         if found[i] and "url" not in found[i][0].fields and i + 1 < len(lines):
             nxt = [m for m in found[i + 1] if m.engine == found[i][0].engine]
             url = nxt[0].fields.get("url") if nxt else None
-        out.append(explain_line(line, lang, url_hint=url))
+        out.append(explain_line(line, lang, url_hint=url, at=at))
     return out
 
 
-def explain_line(line: str, lang: str = "en", *, url_hint: str | None = None) -> Explanation:
+def explain_line(
+    line: str, lang: str = "en", *, url_hint: str | None = None, at: float | None = None
+) -> Explanation:
     from probes.cors.messages import ENGINE_NAMES
     from probes.cors.recognize import recognize
 
@@ -216,20 +241,21 @@ def explain_line(line: str, lang: str = "en", *, url_hint: str | None = None) ->
     cannot += [t["c-who"], t["c-when"]]
     out.append(t["cannot"].format(what="; ".join(cannot)))
     out.append(t["next"])
-    method = ""
+    method, why = "", t["n-cors-why"]
     if m.fields.get("method") and m.fields["method"] not in ("GET", "HEAD"):
         method = f" -X {m.fields['method']}"
-    out.append(
-        "  "
-        + t["n-cors"].format(
-            url=url or "<url>",
-            origin=origin or "<page origin>",
-            engine=_ENGINE_FLAG[m.engine],
-            method=method,
-        )
+    elif m.preflight:  # a bare replay would be a simple GET and send no preflight
+        method, why = t["n-call"], t["n-call-why"]
+    cors_cmd = t["n-cors"].format(
+        url=url or "<url>",
+        origin=origin or "<page origin>",
+        engine=_ENGINE_FLAG[m.engine],
+        method=method,
     )
+    out.append("  " + cors_cmd + why)
     out.append("  " + t["n-check"])
-    out.append("  " + t["n-logs"])
+    since, until = minute_window(at)
+    out.append("  " + t["n-logs"].format(since=since, until=until))
     return Explanation(line, True, m.engine, steps, status, m.kind, tuple(out))
 
 
@@ -243,6 +269,11 @@ def register(app: typer.Typer) -> None:
             None, "--file", "-f", help="A file of console lines (one per line; '-' for stdin)."
         ),
         lang: str = typer.Option("en", "--lang", help="Output language: en or ko."),
+        at: str = typer.Option(
+            None,
+            "--at",
+            help="When the user saw it (ISO 8601, UTC if no zone): fills the ALB-log window.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """Explain a browser CORS console message (Chrome, Firefox or Safari/WebKit): which
@@ -269,7 +300,9 @@ def register(app: typer.Typer) -> None:
                     ) from None
         else:
             lines = [message]
-        results = explain_lines(lines, lang)
+        from analysis.pipeline import parse_when
+
+        results = explain_lines(lines, lang, at=parse_when(at, name="--at"))
         if json_out:
             typer.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
         else:

@@ -102,3 +102,15 @@ def test_shared_script_error_names_both_engines() -> None:
 
     e = explain_line("SecurityError: The operation is insecure.")
     assert e.known and "Firefox / WebKit (Safari)" in e.text[0]
+
+
+def test_time_fills_the_alb_log_window_and_preflight_replay_asks_for_the_call() -> None:
+    preflight_line = CHROME_MISSING.replace(
+        "CORS policy: ",
+        "CORS policy: Response to preflight request doesn't pass access control check: ",
+    )
+    r = _run(preflight_line, "--at", "2026-11-30T10:42:31")
+    assert r.exit_code == 0, r.output
+    assert "--since 2026-11-30T10:41:00Z --until 2026-11-30T10:44:00Z" in r.output
+    assert "-X <method>" in r.output and "it was the preflight" in r.output
+    assert _run(SAFARI_502, "--at", "yesterday").exit_code == 2
