@@ -44,11 +44,11 @@ _PREFLIGHT_ONLY = frozenset(
 _SENTINEL_RE = re.compile(f"{_S}(\\w+){_S}|{_STATUS_SENTINEL}")
 _NAMES = {v[0]: k for k, v in _SENTINELS.items()}
 
-# How a console pastes: Safari's Web Inspector "[Error] ", MiniBrowser's stdout prefix,
-# Firefox's or Chromium's source location tails are not part of the message.
+# How a console pastes: Safari's Web Inspector "[Error] " and its "Failed to load resource: "
+# (the same reason, reported on the resource), MiniBrowser's stdout prefix, console icons.
 _PASTE_NOISE = re.compile(
     r"^(?:\[(?:Error|Warning|Log|Info)\]\s*|CONSOLE (?:\w+ )?(?:ERROR|WARN|WARNING|LOG) |"
-    r"(?:❌|⚠️?)\s*)+"
+    r"(?:❌|⚠️?)\s*|Failed to load resource: (?!net::))+"
 )
 
 

@@ -114,3 +114,14 @@ def test_time_fills_the_alb_log_window_and_preflight_replay_asks_for_the_call() 
     assert "--since 2026-11-30T10:41:00Z --until 2026-11-30T10:44:00Z" in r.output
     assert "-X <method>" in r.output and "it was the preflight" in r.output
     assert _run(SAFARI_502, "--at", "yesterday").exit_code == 2
+
+
+def test_safari_resource_prefix_is_the_same_reason() -> None:
+    from albprobe.commands.explain import explain_line
+
+    e = explain_line(
+        "[Error] Failed to load resource: Request header field X-Client is not allowed by"
+        " Access-Control-Allow-Headers."
+    )
+    assert (e.engine, e.steps) == ("webkit", ("allow-headers",))
+    assert not explain_line("Failed to load resource: net::ERR_FAILED").known
