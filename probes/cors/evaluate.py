@@ -361,15 +361,12 @@ def _failure(
     )
 
 
-def _verdict(d: _Derived, f: M.Failure, *, phase: str, message: str | None = None) -> CorsVerdict:
-    return _verdict_for(d.engine, f, phase, message)
-
-
 @lru_cache(maxsize=4096)  # verdicts are frozen: the same failure repeats under load
-def _verdict_for(engine: str, f: M.Failure, phase: str, message: str | None) -> CorsVerdict:
+def _verdict(engine: str, f: M.Failure, phase: str, script_message: bool = False) -> CorsVerdict:
+    """``message`` is the reason line, or the script's error when nothing is printed (or when
+    ``script_message``: network failures and refused requests are reported by the script)."""
     lines, js = M.render(engine, f)
-    if message is None:  # the reason line (or the script's error when nothing is printed)
-        message = lines[0] if lines else js
+    message = js if script_message or not lines else lines[0]
     return CorsVerdict(
         False,
         f.step,
@@ -402,7 +399,7 @@ def _fail(
         elif step == M.ALLOW_HEADERS:
             extra["header"] = _script_header(req, param)
     f = _failure(d, req, step, param, preflight=preflight, resp=resp, **extra)
-    return _verdict(d, f, phase="preflight" if preflight else "actual")
+    return _verdict(d.engine, f, "preflight" if preflight else "actual")
 
 
 def network_verdict(
@@ -416,16 +413,16 @@ def network_verdict(
     the engine prints (``console``)."""
     d = _derive(req, mode)
     f = _failure(d, req, M.NETWORK, preflight=phase == "preflight", net_error=net_error(error))
-    return _verdict(d, f, phase=phase, message=M.render(d.engine, f)[1])
+    return _verdict(d.engine, f, phase, script_message=True)
 
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
     if d.invalid == "mode":
-        return _verdict(d, _failure(d, req, M.DISALLOWED_BY_MODE), phase="actual")
+        return _verdict(d.engine, _failure(d, req, M.DISALLOWED_BY_MODE), "actual")
     if d.invalid == "scheme":
-        return _verdict(d, _failure(d, req, M.DISABLED_SCHEME), phase="actual")
+        return _verdict(d.engine, _failure(d, req, M.DISABLED_SCHEME), "actual")
     f = _failure(d, req, M.REQUEST_INVALID, d.invalid or "")
-    return _verdict(d, f, phase="actual", message=M.render(d.engine, f)[1])
+    return _verdict(d.engine, f, "actual", script_message=True)
 
 
 _OPAQUE_WARNING = (
