@@ -8,6 +8,7 @@ a redirect response) prints a second "CORS request did not succeed" line.
 from __future__ import annotations
 
 from probes.cors import messages as M
+from probes.cors.messages import Failure
 
 BLOCKED = (
     "Cross-Origin Request Blocked: The Same Origin Policy disallows reading the remote resource at "
@@ -97,6 +98,3 @@ def authorization_wildcard_warning(url: str) -> str:
         " `Authorization` header is not covered. To include the `Authorization` header, it must"
         " be explicitly listed in CORS header `Access-Control-Allow-Headers`)."
     )
-
-
-Failure = M.Failure

@@ -9,6 +9,7 @@ preflight's status before its headers, so an ALB 502 on the preflight reads
 from __future__ import annotations
 
 from probes.cors import messages as M
+from probes.cors.messages import Failure
 
 JS_FETCH_ERROR = "TypeError: Load failed"
 JS_SECURITY_ERROR = "SecurityError: The operation is insecure."
@@ -76,6 +77,3 @@ def js_error(f: Failure) -> str:
             return "TypeError: Method must be GET, POST or HEAD in no-cors mode."
         return "TypeError: Method is forbidden."
     return M.JS_XHR_ERROR if f.initiator == "xhr" else JS_FETCH_ERROR
-
-
-Failure = M.Failure
