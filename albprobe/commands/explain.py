@@ -246,6 +246,8 @@ def explain_line(
         method = f" -X {m.fields['method']}"
     elif m.preflight:  # a bare replay would be a simple GET and send no preflight
         method, why = t["n-call"], t["n-call-why"]
+    if m.initiator == "xhr":
+        method += " --xhr"
     cors_cmd = t["n-cors"].format(
         url=url or "<url>",
         origin=origin or "<page origin>",

@@ -61,6 +61,7 @@ class Match:
     kind: str  # "reason" | "follow-up" | "script-error" | "warning"
     fields: dict[str, str] = field(default_factory=dict)  # url, origin, status, param, ...
     preflight: bool | None = None  # None: the text does not say
+    initiator: str | None = None  # "fetch" | "xhr"; None: the text does not say
 
     @property
     def status(self) -> int | None:
@@ -75,6 +76,7 @@ class _Pattern:
     kind: str
     steps: list[str]
     preflight: set[bool]
+    initiator: set[str]
 
 
 def _to_regex(text: str) -> str:
@@ -137,14 +139,15 @@ def patterns() -> tuple[_Pattern, ...]:
     """Every line each engine can print (or its script can get), as a pattern; built once."""
     table: dict[tuple[str, str], _Pattern] = {}
 
-    def add(engine: str, kind: str, text: str, step: str, preflight: bool) -> None:
+    def add(engine: str, kind: str, text: str, f: M.Failure) -> None:
         key = (engine, _to_regex(text))
         p = table.get(key)
         if p is None:
-            p = table[key] = _Pattern(re.compile(key[1], re.S), engine, kind, [], set())
-        if step not in p.steps:
-            p.steps.append(step)
-        p.preflight.add(preflight)
+            p = table[key] = _Pattern(re.compile(key[1], re.S), engine, kind, [], set(), set())
+        if f.step not in p.steps:
+            p.steps.append(f.step)
+        p.preflight.add(f.preflight)
+        p.initiator.add(f.initiator)
 
     for f in _grid():
         for engine in M.ENGINES:
@@ -153,14 +156,15 @@ def patterns() -> tuple[_Pattern, ...]:
             except ValueError:  # a step this engine has no words for
                 continue
             for i, text in enumerate(lines):
-                add(engine, "reason" if i == 0 else "follow-up", text, f.step, f.preflight)
+                add(engine, "reason" if i == 0 else "follow-up", text, f)
             js = M.js_error(engine, f)
             if js != M.JS_XHR_ERROR:  # the XHR error event carries no text of its own
-                add(engine, "script-error", js, f.step, f.preflight)
+                add(engine, "script-error", js, f)
+    warned = M.Failure(M.ALLOW_HEADERS, _SENTINELS["url"][0], "", preflight=True)
     for engine in M.ENGINES:
-        warning = M.authorization_wildcard_warning(engine, _SENTINELS["url"][0])
-        if warning is not None:
-            add(engine, "warning", warning, M.ALLOW_HEADERS, True)
+        warning = M.authorization_wildcard_warning(engine, warned.url)
+        for initiator in ("fetch", "xhr") if warning is not None else ():
+            add(engine, "warning", warning, warned._replace(initiator=initiator))
     # A line that is the reason for one step and a follow-up for another is reported as reason.
     return tuple(table.values())
 
@@ -181,5 +185,6 @@ def recognize(line: str) -> list[Match]:
             continue
         fields = {k: v for k, v in m.groupdict().items() if v is not None}
         pre = next(iter(p.preflight)) if len(p.preflight) == 1 else None
-        found.append(Match(p.engine, tuple(p.steps), p.kind, fields, pre))
+        initiator = next(iter(p.initiator)) if len(p.initiator) == 1 else None
+        found.append(Match(p.engine, tuple(p.steps), p.kind, fields, pre, initiator))
     return found

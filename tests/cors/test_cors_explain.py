@@ -125,3 +125,9 @@ def test_safari_resource_prefix_is_the_same_reason() -> None:
     )
     assert (e.engine, e.steps) == ("webkit", ("allow-headers",))
     assert not explain_line("Failed to load resource: net::ERR_FAILED").known
+
+
+def test_xhr_line_replays_as_xhr() -> None:
+    r = _run(CHROME_MISSING.replace("Access to fetch", "Access to XMLHttpRequest"))
+    assert r.exit_code == 0 and "--browser chrome --xhr" in r.output
+    assert "--xhr" not in _run(CHROME_MISSING).output
