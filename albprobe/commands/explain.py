@@ -61,9 +61,9 @@ TEXT = {
         "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}",
         "n-cors-why": "   # replay what the browser sent; shows who produced each response",
         "n-check": "albprobe check   # ALB target health, listener and security-group checks",
-        "n-logs": "albprobe analyze --alb-logs <logs> --since {since} --until {until}"
+        "n-logs": 'albprobe analyze --alb-logs "${{ALB_LOGS:?}}" --since {since} --until {until}'
         "   # the ALB's own log for the minute it happened (± 1 min)",
-        "n-call": " -X <method> -H '<header>: <value>'",
+        "n-call": ' -X "${METHOD:?}" -H "${HEADER:?}: ${VALUE:?}"',
         "n-call-why": "   # replay the call with the page's method and script-set headers (a"
         " preflight was sent); shows who produced each response",
     },
@@ -108,9 +108,9 @@ TEXT = {
         "n-cors": "albprobe cors {url} --origin {origin} --browser {engine}{method}",
         "n-cors-why": "   # 브라우저가 보낸 요청을 재현; 각 응답을 누가 만들었는지 표시",
         "n-check": "albprobe check   # ALB 타깃 헬스, 리스너, 보안 그룹 점검",
-        "n-logs": "albprobe analyze --alb-logs <logs> --since {since} --until {until}"
+        "n-logs": 'albprobe analyze --alb-logs "${{ALB_LOGS:?}}" --since {since} --until {until}'
         "   # 그 시각(± 1분) ALB 자체 로그",
-        "n-call": " -X <메서드> -H '<헤더>: <값>'",
+        "n-call": ' -X "${METHOD:?}" -H "${HEADER:?}: ${VALUE:?}"',
         "n-call-why": "   # 페이지가 쓴 메서드와 스크립트 헤더로 재현 (프리플라이트가 있었음);"
         " 각 응답을 누가 만들었는지 표시",
     },
@@ -166,7 +166,7 @@ def minute_window(at: float | None) -> tuple[str, str]:
     """--since/--until around the minute of ``at`` (one minute either side: screenshot clocks
     drift); placeholders when the time is unknown."""
     if at is None:
-        return "<minute-1>", "<minute+2>"
+        return '"${SINCE:?}"', '"${UNTIL:?}"'
     from datetime import UTC, datetime
 
     start = int(at // 60) * 60 - 60
@@ -249,8 +249,8 @@ def explain_line(
     if m.initiator == "xhr":
         method += " --xhr"
     cors_cmd = t["n-cors"].format(
-        url=url or "<url>",
-        origin=origin or "<page origin>",
+        url=url or '"${URL:?}"',
+        origin=origin or '"${PAGE_ORIGIN:?}"',
         engine=_ENGINE_FLAG[m.engine],
         method=method,
     )

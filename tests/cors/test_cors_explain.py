@@ -112,7 +112,7 @@ def test_time_fills_the_alb_log_window_and_preflight_replay_asks_for_the_call() 
     r = _run(preflight_line, "--at", "2026-11-30T10:42:31")
     assert r.exit_code == 0, r.output
     assert "--since 2026-11-30T10:41:00Z --until 2026-11-30T10:44:00Z" in r.output
-    assert "-X <method>" in r.output and "it was the preflight" in r.output
+    assert '-X "${METHOD:?}"' in r.output and "it was the preflight" in r.output
     assert _run(SAFARI_502, "--at", "yesterday").exit_code == 2
 
 
