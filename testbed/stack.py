@@ -42,6 +42,7 @@ from testbed.haproxy import (
     runtime_command,
 )
 from testbed.ports import free_port, port_bindable, port_open, wait_port
+from testbed.procstat import ProcUsage, workers_usage
 
 EventListener = Callable[[dict[str, Any]], None]
 _BOOT = re.compile(r"Booting worker with pid")
@@ -380,6 +381,28 @@ class Testbed:
         while time.monotonic() < deadline and self._boot_count() < before + self.config.workers:
             time.sleep(0.05)
         time.sleep(0.3)  # the old workers finish their graceful exit
+
+    # ---- capacity ----------------------------------------------------------------------------
+    def reconfigure(self, *, worker_class: str, workers: int, threads: int) -> None:
+        """Restart gunicorn with another capacity model (what `albprobe tune` proves), and
+        wait until the proxy's health check has it UP again."""
+        from dataclasses import replace
+
+        try:
+            new = replace(self.config, worker_class=worker_class, workers=workers, threads=threads)
+        except ValueError as exc:
+            raise TestbedError(f"testbed: {exc}") from None
+        with self._lock:
+            self.config = new
+            if "target-down" not in self.faults:
+                self._restart_gunicorn()
+            self._emit("target_reconfigured", json.dumps(self.capacity()))
+        self.wait_for_health("UP", 30)
+
+    def worker_usage(self) -> list[ProcUsage]:
+        """Memory and CPU time of each gunicorn worker now (empty when gunicorn is down)."""
+        g = self._gunicorn
+        return workers_usage(g.pid) if g is not None and g.pid and g.alive() else []
 
     # ---- faults ------------------------------------------------------------------------------
     def set_fault(self, name: str, on: bool) -> None:

@@ -11,10 +11,22 @@ from analysis.capacity.knee import (
     parse_slo,
 )
 from analysis.capacity.recommend import Memory, Recommendation, recommend
+from analysis.capacity.result import (
+    GATE_METRICS,
+    PassResult,
+    TuneResult,
+    parse_gates,
+    summarise_pass,
+)
 from analysis.capacity.steps import StepFigures, step_figures
 from analysis.capacity.usl import UslFit, fit_usl, usl
 
 __all__ = [
+    "GATE_METRICS",
+    "PassResult",
+    "TuneResult",
+    "parse_gates",
+    "summarise_pass",
     "SLO_METRICS",
     "Knee",
     "Memory",

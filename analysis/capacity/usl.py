@@ -17,6 +17,9 @@ import numpy as np
 MIN_POINTS = 4
 MIN_SPREAD = 2.0  # the concurrencies must span at least a factor of 2
 MIN_R2 = 0.8
+# Per-unit throughput at the highest concurrency still >= this share of the lowest's: the target
+# never saturated, and sigma and kappa are not constrained by the data.
+LINEAR_EFFICIENCY = 0.85
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,6 +125,15 @@ def fit_usl(points: Sequence[tuple[float, float]]) -> UslFit:
             supported=False,
             reason=f"concurrency only spans {n.min():.2f}-{n.max():.2f}; a fit needs a "
             f"factor of {MIN_SPREAD:g} (start the steps lower)",
+            points=k,
+        )
+    per_unit = x / n
+    lowest = int(np.argmin(n))
+    if float(np.min(per_unit / per_unit[lowest])) >= LINEAR_EFFICIENCY:
+        return UslFit(
+            supported=False,
+            reason="throughput rose in proportion to concurrency at every step: the target never "
+            "saturated, so contention and coherency cannot be estimated (go to higher rates)",
             points=k,
         )
     start = _linear_start(n, x)

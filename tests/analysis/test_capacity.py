@@ -173,3 +173,8 @@ def test_recommendation_without_a_cpu_share_is_conservative_sync():
     r = recommend(target_rps=10, service_ms=250)
     assert r.worker_class == "sync" and r.workers == 4  # ceil(2.5 x 1.3) = 4
     assert "unknown" in r.why_class and any("memory per worker unknown" in n for n in r.notes)
+
+
+def test_usl_fit_refuses_a_target_that_never_saturated():
+    fit = fit_usl([(1, 10), (2, 19.8), (4, 39), (8, 77)])
+    assert not fit.supported and "never saturated" in fit.reason and fit.kappa is None
