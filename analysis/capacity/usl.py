@@ -16,7 +16,10 @@ import numpy as np
 
 MIN_POINTS = 4
 MIN_SPREAD = 2.0  # the concurrencies must span at least a factor of 2
-MIN_R2 = 0.8
+# A worker pool saturates abruptly, which the USL's smooth curve approximates with R² of about
+# 0.75-0.9; below 0.7 the curve explains too little to report.
+MIN_R2 = 0.7
+RETROGRADE_DROP = 0.05  # a measured point beyond N* at least this far below the peak
 # Per-unit throughput at the highest concurrency still >= this share of the lowest's: the target
 # never saturated, and sigma and kappa are not constrained by the data.
 LINEAR_EFFICIENCY = 0.85
@@ -36,6 +39,9 @@ class UslFit:
     rmse: float | None = None  # req/s
     peak_concurrency: float | None = None  # N* = sqrt((1 - sigma) / kappa)
     peak_rps: float | None = None
+    # Whether a measured step beyond N* really lost throughput; None = no step beyond N*. Without
+    # it, kappa only shapes the curve and N* is an extrapolation, not a finding.
+    retrograde_measured: bool | None = None
 
     def predict(self, n: float) -> float | None:
         if self.lam is None or self.sigma is None or self.kappa is None:
@@ -54,6 +60,7 @@ class UslFit:
             "rmse_rps": self.rmse,
             "peak_concurrency": self.peak_concurrency,
             "peak_rps": self.peak_rps,
+            "retrograde_measured": self.retrograde_measured,
         }
 
 
@@ -158,9 +165,13 @@ def fit_usl(points: Sequence[tuple[float, float]]) -> UslFit:
             reason=f"the curve explains too little of the data (R² {r2:.2f} < {MIN_R2:g})",
             points=k,
         )
+    retro = None
+    if peak_n is not None and bool(np.any(n > peak_n)):
+        retro = bool(np.any(x[n > peak_n] < (1 - RETROGRADE_DROP) * x.max()))
     return UslFit(
         supported=True,
         reason=f"R² {r2:.3f} over {k} steps",
+        retrograde_measured=retro,
         points=k,
         lam=lam,
         sigma=sigma,

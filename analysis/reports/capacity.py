@@ -197,11 +197,18 @@ def _usl(p: PassResult) -> str:
     f = p.fit
     if not f.supported:
         return f"<p>USL fit ({escape(p.name)}): <b>not supported by the data</b>: {escape(f.reason)}.</p>"
-    peak = (
-        f"throughput peaks at N* = {f.peak_concurrency:.1f} in flight ({f.peak_rps:.1f} req/s)"
-        if f.peak_concurrency is not None
-        else "no retrograde region (κ = 0): throughput levels off rather than falling"
-    )
+    if f.peak_concurrency is None:
+        peak = "no retrograde region (κ = 0): throughput levels off rather than falling"
+    else:
+        peak = (
+            f"the curve peaks at N* = {f.peak_concurrency:.1f} in flight ({f.peak_rps:.1f} req/s)"
+        )
+        peak += {
+            True: ", and a measured step beyond N* did lose throughput",
+            False: ", but no measured step beyond N* lost throughput: κ only shapes the curve "
+            "(a worker-pool limit looks like this), N* is not a finding",
+            None: ", beyond every measured step: an extrapolation",
+        }[f.retrograde_measured]
     return (
         f"<p>USL fit ({escape(p.name)}): λ = {f.lam:.2f} req/s per unit of concurrency, "
         f"σ (contention) = {f.sigma:.4f}, κ (coherency) = {f.kappa:.5f}; {escape(peak)}; "

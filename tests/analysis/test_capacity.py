@@ -178,3 +178,13 @@ def test_recommendation_without_a_cpu_share_is_conservative_sync():
 def test_usl_fit_refuses_a_target_that_never_saturated():
     fit = fit_usl([(1, 10), (2, 19.8), (4, 39), (8, 77)])
     assert not fit.supported and "never saturated" in fit.reason and fit.kappa is None
+
+
+def test_usl_fit_of_a_worker_pool_plateau_says_kappa_is_not_backed_by_a_decline():
+    # 2 slots x 100 ms: linear up to N = 2, then flat at 20 req/s (what the testbed measures).
+    fit = fit_usl([(1.0, 9.8), (1.5, 14.6), (2.2, 18.9), (4.3, 19.4), (9.3, 19.5), (17, 19.6)])
+    assert fit.supported, fit.reason
+    assert fit.sigma > 0.1  # contention carries the plateau
+    assert fit.retrograde_measured in (False, None)
+    decline = fit_usl([(1, 10), (2, 18), (4, 30), (8, 38), (16, 33), (32, 20)])
+    assert decline.supported and decline.kappa > 0 and decline.retrograde_measured is True
