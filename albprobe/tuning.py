@@ -259,19 +259,41 @@ def _measurements(s: _Session, before: PassResult) -> dict[str, Any]:
 
 
 def _ssm_memory(s: _Session) -> Memory | None:
-    """Opt-in: `docker stats` of the API container on each instance target, through SSM."""
+    """Opt-in, read-only: `docker stats` + `docker top` of the API container on each instance
+    target, through SSM Run Command. Trouble is logged; the recommendation then says memory is
+    unknown."""
     from probes.aws.collectors import container_memory_via_ssm
+    from probes.aws.gather import resolve_target_group
+    from probes.aws.session import AwsClients
 
+    aws = s.cfg.aws
+    if not (aws.target_group or aws.load_balancer):
+        s.log("--ssm-stats: set [aws] load_balancer or target_group to find the instances")
+        return None
     try:
-        per_worker, limit, source = container_memory_via_ssm(s.cfg)
-    except Exception as exc:  # best effort: the recommendation says memory is unknown
+        clients = AwsClients.from_config(aws)
+        _, tg = resolve_target_group(clients, aws.load_balancer, aws.target_group)
+        desc = clients.elbv2.describe_target_health(TargetGroupArn=tg)
+        ids = [d["Target"]["Id"] for d in desc["TargetHealthDescriptions"]]
+        readings = [
+            container_memory_via_ssm(clients, i, aws.container) for i in ids if i.startswith("i-")
+        ]
+    except Exception as exc:
         why = exc.one_line() if isinstance(exc, AlbprobeError) else f"{type(exc).__name__}: {exc}"
-        s.log(f"SSM docker stats: {why}")
+        s.log(f"--ssm-stats: {why}")
+        return None
+    per = [r.per_worker_mb for r in readings if r.per_worker_mb]
+    limits = [r.limit_mb for r in readings if r.limit_mb]
+    if not per:
+        s.log("--ssm-stats: no gunicorn worker found in `docker top` of the container")
         return None
     return Memory(
-        per_worker_mb=per_worker,
-        source=source,
-        limit_mb=s.opts.memory_limit_mb if s.opts.memory_limit_mb is not None else limit,
+        per_worker_mb=max(per),
+        source=f"docker top via SSM on {len(readings)} instance(s): worker RSS (shared pages "
+        "counted in each, so an upper bound)",
+        limit_mb=s.opts.memory_limit_mb
+        if s.opts.memory_limit_mb is not None
+        else min(limits, default=None),
     )
 
 
