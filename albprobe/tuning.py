@@ -108,6 +108,7 @@ def _capacity_dict(cap: Capacity) -> dict[str, Any]:
         "workers": cap.workers,
         "threads": cap.threads if cap.worker_class == "gthread" else 1,
         "slots": cap.slots,
+        "keepalive": cap.keepalive,
     }
 
 
@@ -346,6 +347,7 @@ def _session(s: _Session) -> TuneResult:
             memory=memory,
             max_threads=o.max_threads,
             usl_peak_concurrency=before.fit.peak_concurrency if before.fit.supported else None,
+            proxy_idle_timeout=cfg.proxy.idle_timeout,
         )
         s.log(f"recommendation for {target:g} req/s: gunicorn {rec.gunicorn_args}")
     after = None
@@ -355,10 +357,15 @@ def _session(s: _Session) -> TuneResult:
             workers=rec.workers,
             threads=rec.threads,
             timeout=cfg.capacity.timeout,
-            keepalive=cfg.capacity.keepalive,
+            keepalive=rec.keepalive if rec.keepalive is not None else cfg.capacity.keepalive,
         )
         s.log(f"pass 2: restarting gunicorn with {rec.gunicorn_args}; the same steps again")
-        s.tb.reconfigure(worker_class=new.worker_class, workers=new.workers, threads=new.threads)
+        s.tb.reconfigure(
+            worker_class=new.worker_class,
+            workers=new.workers,
+            threads=new.threads,
+            keepalive=new.keepalive,
+        )
         rates = sorted({st.offered_rps for st in before.steps} | {rec.target_rps})
         after_steps = _fixed(s, "after", rates, new)
         after = summarise_pass("after", _capacity_dict(new), after_steps, o.slo)

@@ -383,13 +383,21 @@ class Testbed:
         time.sleep(0.3)  # the old workers finish their graceful exit
 
     # ---- capacity ----------------------------------------------------------------------------
-    def reconfigure(self, *, worker_class: str, workers: int, threads: int) -> None:
+    def reconfigure(
+        self, *, worker_class: str, workers: int, threads: int, keepalive: float | None = None
+    ) -> None:
         """Restart gunicorn with another capacity model (what `albprobe tune` proves), and
         wait until the proxy's health check has it UP again."""
         from dataclasses import replace
 
         try:
-            new = replace(self.config, worker_class=worker_class, workers=workers, threads=threads)
+            new = replace(
+                self.config,
+                worker_class=worker_class,
+                workers=workers,
+                threads=threads,
+                keepalive=self.config.keepalive if keepalive is None else keepalive,
+            )
         except ValueError as exc:
             raise TestbedError(f"testbed: {exc}") from None
         with self._lock:

@@ -8,6 +8,8 @@ The arithmetic (Little's law and the GIL), step by step in ``Recommendation.arit
   mix is I/O-bound and gthread gives the same slots as sync for far less memory (threads share a
   worker's memory); above that threads only queue on the GIL, and sync workers are the better fit.
 * at least two workers, so that one crash or restart does not take the target down.
+* gthread keeps connections open between requests: its --keep-alive must outlast the proxy's idle
+  timeout, or the proxy reuses a connection gunicorn is closing (a 502: the keep-alive race).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from typing import Any
 
 IO_BOUND_SHARE = 0.5
 MIN_WORKERS = 2
+
+
+def safe_keepalive(proxy_idle_timeout: float | None) -> int:
+    """gunicorn --keep-alive that outlasts the proxy's idle timeout (the ALB default is 60 s)."""
+    return int((proxy_idle_timeout or 60) + 5)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,17 +52,21 @@ class Recommendation:
     notes: tuple[str, ...] = ()
     memory: Memory | None = None
     why_class: str = ""
+    keepalive: int | None = None  # gthread only: seconds, above the proxy's idle timeout
 
     @property
     def gunicorn_args(self) -> str:
         args = f"--workers {self.workers} --worker-class {self.worker_class}"
-        return args + (f" --threads {self.threads}" if self.worker_class == "gthread" else "")
+        if self.worker_class == "gthread":
+            args += f" --threads {self.threads} --keep-alive {self.keepalive}"
+        return args
 
     def to_json(self) -> dict[str, Any]:
         return {
             "worker_class": self.worker_class,
             "workers": self.workers,
             "threads": self.threads,
+            "keepalive": self.keepalive,
             "gunicorn_args": self.gunicorn_args,
             "target_rps": self.target_rps,
             "service_ms": self.service_ms,
@@ -91,6 +102,7 @@ def recommend(
     memory: Memory | None = None,
     max_threads: int = 8,
     usl_peak_concurrency: float | None = None,
+    proxy_idle_timeout: float | None = None,
 ) -> Recommendation:
     if target_rps <= 0 or service_ms <= 0:
         raise ValueError("target_rps and service_ms must be > 0")
@@ -140,7 +152,13 @@ def recommend(
             f"gthread: workers = max({MIN_WORKERS}, ceil({slots} / {threads_cap}), CPU {cpu_workers}) = "
             f"{workers}; threads = ceil({slots} / {workers}) = {threads}"
         )
+        keepalive: int | None = safe_keepalive(proxy_idle_timeout)
+        a.add(
+            f"gthread keeps connections open: --keep-alive {keepalive} s > the proxy's idle "
+            f"timeout {proxy_idle_timeout or 60:g} s, so the proxy never reuses a closing one"
+        )
     else:
+        keepalive = None
         workers, threads, worker_class = max(MIN_WORKERS, slots), 1, "sync"
         a.add(f"sync: workers = max({MIN_WORKERS}, {slots}) = {workers}")
         if cores is not None and workers > 2 * cores + 1 and (cpu_share or 1) > IO_BOUND_SHARE:
@@ -201,4 +219,5 @@ def recommend(
         notes=tuple(notes),
         memory=memory,
         why_class=why,
+        keepalive=keepalive,
     )

@@ -149,7 +149,8 @@ def test_recommendation_io_bound_is_gthread_with_the_arithmetic():
     assert (r.worker_class, r.workers, r.threads, r.slots) == ("gthread", 2, 2, 4)
     assert r.capacity_rps == pytest.approx(40.0)
     assert r.memory_total_mb == 120
-    assert r.gunicorn_args == "--workers 2 --worker-class gthread --threads 2"
+    assert r.gunicorn_args == "--workers 2 --worker-class gthread --threads 2 --keep-alive 65"
+    assert r.keepalive == 65  # above the proxy's (default ALB) 60 s idle timeout
     assert any("ceil(3.00 x 1.3) = 4" in line for line in r.arithmetic)
     assert "I/O-bound" in r.why_class
 

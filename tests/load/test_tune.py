@@ -123,7 +123,9 @@ def test_proof_at_the_recommended_setting_holds_the_slo_at_the_target(tmp_path):
         "workers": rec["workers"],
         "threads": rec["threads"],
         "slots": rec["workers"] * rec["threads"],
+        "keepalive": rec["keepalive"],
     }
+    assert rec["keepalive"] > 60  # outlasts the proxy's idle timeout: no keep-alive race
     assert doc["proof"] == {"target_rps": 30.0, "holds": True}
     at_target = next(s for s in after["steps"] if s["offered_rps"] == 30)
     assert at_target["slo"]["holds"] and at_target["throughput_rps"] >= 27

@@ -17,8 +17,9 @@ def test_reconfigure_restarts_gunicorn_with_the_new_workers_and_threads(make_tes
     tb.wait_for_health("UP", 20)
     first = {httpx.get(tb.url + "/api/fast", timeout=15).json()["pid"] for _ in range(3)}
     assert len(tb.worker_usage()) == 1
-    tb.reconfigure(worker_class="gthread", workers=3, threads=2)
+    tb.reconfigure(worker_class="gthread", workers=3, threads=2, keepalive=65)
     assert tb.capacity()["slots"] == 6 and tb.capacity()["worker_class"] == "gthread"
+    assert tb.capacity()["keepalive"] == 65
     workers = tb.worker_usage()
     assert len(workers) == 3
     served = {httpx.get(tb.url + "/api/fast", timeout=15).json()["pid"] for _ in range(12)}
