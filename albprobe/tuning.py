@@ -346,7 +346,10 @@ def _session(s: _Session) -> TuneResult:
             cores=measurements["cores"],
             memory=memory,
             max_threads=o.max_threads,
-            usl_peak_concurrency=before.fit.peak_concurrency if before.fit.supported else None,
+            # N* is a finding only when a measured step beyond it really lost throughput.
+            usl_peak_concurrency=(
+                before.fit.peak_concurrency if before.fit.retrograde_measured else None
+            ),
             proxy_idle_timeout=cfg.proxy.idle_timeout,
         )
         s.log(f"recommendation for {target:g} req/s: gunicorn {rec.gunicorn_args}")

@@ -153,7 +153,8 @@ def tune(
     if rec is not None:
         console.print(
             f"recommendation: gunicorn {rec.gunicorn_args} "
-            f"({rec.capacity_rps:.0f} req/s capacity for a {rec.target_rps:g} req/s target)"
+            f"({rec.capacity_rps:.0f} req/s capacity for a {rec.target_rps:g} req/s target)",
+            soft_wrap=True,
         )
     fit = result.before.fit
     console.print(
@@ -164,7 +165,9 @@ def tune(
     for b in breaches:
         if b["breached"]:
             console.print(f"--fail-on {b['threshold']}: breached (measured {b['value']})")
-    console.print(f"report: {folder / 'report.html'}  figures: {folder / 'tune.json'}")
+    console.print(
+        f"report: {folder / 'report.html'}  figures: {folder / 'tune.json'}", soft_wrap=True
+    )
     if any("tuning stopped early" in s for s in result.statements):
         raise typer.Exit(130)
     if (

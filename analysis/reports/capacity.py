@@ -66,7 +66,7 @@ def capacity_png(result: TuneResult) -> bytes:
                 f"knee {'' if p.knee.bounded else '>= '}{k.throughput_rps:.1f}",
                 (k.offered_rps, k.throughput_rps),
                 textcoords="offset points",
-                xytext=(-30, 10),
+                xytext=(-70, -22),
             )
             if k.concurrency:
                 ax3.plot([k.concurrency], [k.throughput_rps], "*", ms=18, color=c, mec="black")
@@ -122,32 +122,37 @@ def _f(v: Any, unit: str = "", digits: int = 1) -> str:
 
 
 def _side_by_side(r: TuneResult) -> str:
-    rows = []
+    """Knee, then throughput, p99 and 5xx at the rate where the current setting broke and at the
+    target, for both settings (the same offered rates: the proof reran the steps)."""
     b, a = r.before, r.after
-    target = r.target_rps
-
-    def at(p: PassResult | None, attr: str, unit: str = "", digits: int = 1) -> str:
-        st = p.step_at(target) if p is not None and target is not None else None
-        return _f(getattr(st, attr) if st else None, unit, digits)
-
-    rows.append(("setting", _setting(b), _setting(a) if a else "-"))
-    rows.append(
+    rows: list[tuple[str, str, str]] = [
+        ("setting", _setting(b), _setting(a) if a else "-"),
         (
             "knee throughput",
             _f(b.knee.rps, " req/s") + ("" if b.knee.bounded else " (lower bound)"),
             (_f(a.knee.rps, " req/s") + ("" if a.knee.bounded else " (not reached)")) if a else "-",
-        )
-    )
-    if target is not None:
-        rows.append(
-            (f"throughput at {target:g} req/s", at(b, "throughput_rps"), at(a, "throughput_rps"))
-        )
-        rows.append(
-            (f"p99 at {target:g} req/s", at(b, "p99_ms", " ms", 0), at(a, "p99_ms", " ms", 0))
-        )
-        rows.append(
-            (f"5xx rate at {target:g} req/s", at(b, "rate_5xx", "%", 2), at(a, "rate_5xx", "%", 2))
-        )
+        ),
+    ]
+    rates = []
+    if b.knee.broke is not None:
+        rates.append((b.knee.broke.offered_rps, "where before broke"))
+    if r.target_rps is not None and all(abs(x - r.target_rps) > 1e-6 for x, _ in rates):
+        rates.append((r.target_rps, "the target"))
+    for rate, why in rates:
+        sb = b.step_at(rate)
+        sa = a.step_at(rate) if a else None
+        for label, attr, unit, digits in (
+            ("throughput", "throughput_rps", " req/s", 1),
+            ("p99", "p99_ms", " ms", 0),
+            ("5xx rate", "rate_5xx", "%", 2),
+        ):
+            rows.append(
+                (
+                    f"{label} at {rate:g} req/s ({why})",
+                    _f(getattr(sb, attr) if sb else None, unit, digits),
+                    _f(getattr(sa, attr) if sa else None, unit, digits),
+                )
+            )
     return _table(("", "before", "after"), rows)
 
 
