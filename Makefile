@@ -19,7 +19,7 @@ TUNE_DEMO_OUT ?= runs/tune-demo-$(shell date +%Y%m%d-%H%M%S)
 tune-demo: setup
 	@.venv/bin/albprobe tune --endpoint '/api/slow?ms=100' --worker-class sync --gunicorn-workers 2 \
 		--slo 'p99<500ms' --slo '5xx_rate<0.01' --target-rps 30 \
-		--start-rate 8 --growth 1.6 --resolution 0.15 --step 5s --steps 6 --out $(TUNE_DEMO_OUT)
+		--start-rate 10 --growth 1.5 --resolution 0.15 --step 4s --steps 6 --out $(TUNE_DEMO_OUT)
 
 testbed: setup
 	@.venv/bin/albprobe testbed up
