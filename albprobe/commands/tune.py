@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from core.config import Config
 from core.errors import ConfigError
 
 
@@ -16,7 +17,15 @@ def register(app: typer.Typer) -> None:
     app.command("tune")(tune)
 
 
-def _config(config, target, endpoint, worker_class, gunicorn_workers, threads):
+def _config(
+    config: Path | None,
+    target: str | None,
+    endpoint: list[str],
+    worker_class: str | None,
+    gunicorn_workers: int | None,
+    threads: int | None,
+) -> Config:
+    """The config file with the command line's target, endpoints and (testbed) capacity."""
     from core.config import Endpoint, load_config, validate_target
 
     cfg = load_config(config)

@@ -206,3 +206,24 @@ def test_a_step_cut_short_by_the_abort_rule_is_a_plain_statement(tmp_path):
     doc = json.loads((out / "tune.json").read_text())
     (step,) = doc["before"]["steps"]
     assert step["status"] == "aborted" and step["window_s"] is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--growth", "1"), "--growth must be > 1"),
+        (("--max-rate", "5000"), "--max-rate 5000 is above safety.max_rps = 2000"),
+        (("--cpu-share", "2"), "--cpu-share must be in (0, 1]"),
+        (("--worker-class", "gevent"), "--worker-class 'gevent': sync or gthread"),
+        (("--step", "1s"), "--step must be at least 2s"),
+        (("--ssm-stats",), "--ssm-stats reads a real target's containers"),
+    ],
+)
+def test_bad_tuning_options_are_one_line_before_any_load(tmp_path, args, message):
+    out = tmp_path / "t"
+    proc = tune(tmp_path, *args, "--out", str(out), timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (out / "steps").exists()  # nothing was loaded
