@@ -10,11 +10,10 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer._click.exceptions import ClickException, UsageError
 
 from albprobe import __version__
 from albprobe.commands import COMMAND_MODULES
-from core.errors import AlbprobeError
-from testbed.errors import TestbedError
 
 app = typer.Typer(
     name="albprobe",
@@ -46,16 +45,17 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: every AlbprobeError becomes one line on stderr."""
+    """Console-script entry point: every error becomes one line on stderr, with its exit code."""
     try:
         # In non-standalone mode click returns a command's exit code instead of raising it.
         rv = app(args=argv, standalone_mode=False)
-        if isinstance(rv, int):
-            return rv
-    except (AlbprobeError, TestbedError) as exc:
-        typer.echo(f"albprobe: error: {exc.one_line()}", err=True)
-        return exc.exit_code
-    except typer.Exit as exc:
+        return rv if isinstance(rv, int) else 0
+    except UsageError as exc:  # unknown command/option, bad value: one line, not click's block
+        where = f"`{exc.ctx.command_path} --help`" if exc.ctx is not None else "`albprobe --help`"
+        typer.echo(f"albprobe: error: {exc.format_message()} (see {where})", err=True)
+        return exc.exit_code or 2
+    except ClickException as exc:  # AlbprobeError (TestbedError, ConfigError, ...) included
+        typer.echo(f"albprobe: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except typer.Abort:
         typer.echo("albprobe: aborted", err=True)
@@ -63,18 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("albprobe: interrupted", err=True)
         return 130
-    except SystemExit as exc:  # click usage errors in standalone_mode=False still raise these
-        return int(exc.code or 0)
-    except Exception as exc:
-        # Usage errors (unknown command/option, bad value). typer vendors its own click, so the
-        # exception class is recognised by shape: a message and an exit code.
-        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            ctx = getattr(exc, "ctx", None)
-            where = f"`{ctx.command_path} --help`" if ctx is not None else "`albprobe --help`"
-            typer.echo(f"albprobe: error: {exc.format_message()} (see {where})", err=True)
-            return int(exc.exit_code) or 2
-        raise
-    return 0
 
 
 if __name__ == "__main__":

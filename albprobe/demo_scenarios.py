@@ -1,4 +1,4 @@
-"""The demo scenarios: each failure mode of design.md's matrix, caused for real on the testbed.
+"""The demo scenarios: each failure mode of the matrix in docs/architecture.md, caused for real on the testbed.
 
 Pure data: the load, the testbed's shape and fault schedule, and the verdict the analyzer must reach
 (the end-to-end tests assert it). Durations are short enough for CI; the default demo stays under

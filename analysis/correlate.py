@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.dataset import Dataset
+from analysis.parsers import alb
 from analysis.parsers.haproxy import classify_sql
 
 WORKER_EVENT_KINDS = (
@@ -235,20 +236,30 @@ def _haproxy_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     fig["haproxy_max_srv_queue"] = conc.get("max_srv_queue")
 
 
+def gunicorn_timeout_s(ds: Dataset) -> float:
+    """gunicorn's --timeout: the run's capacity, else what analyze was told, else the default."""
+    for v in ((ds.meta.get("capacity") or {}).get("timeout"), ds.meta.get("gunicorn_timeout")):
+        if isinstance(v, int | float) and v > 0:
+            return float(v)
+    return alb.GUNICORN_DEFAULT_TIMEOUT_S
+
+
 def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    timeout = gunicorn_timeout_s(ds)
+    kind = alb.target_closed_kind_sql(timeout)
     a = _one(
         ds,
-        """SELECT count(*) AS entries, min(ts) AS first_ts, max(ts) AS last_ts,
+        f"""SELECT count(*) AS entries, min(ts) AS first_ts, max(ts) AS last_ts,
           count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS elb_5xx,
           count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL) AS elb_502,
           count(*) FILTER (WHERE elb_status_code = 503 AND target_status_code IS NULL) AS elb_503,
           count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS elb_504,
           count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
-          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-              AND request_processing_time = -1 AND target_processing_time = -1
-              AND response_processing_time = -1) AS connect_fail,
-          count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-              AND request_processing_time >= 0 AND response_processing_time = -1) AS target_closed,
+          count(*) FILTER (WHERE {alb.CONNECT_FAILED_SQL}) AS connect_fail,
+          count(*) FILTER (WHERE {alb.TARGET_CLOSED_SQL}) AS target_closed,
+          count(*) FILTER (WHERE {kind} = 'keepalive-race') AS keepalive_race,
+          count(*) FILTER (WHERE {kind} = 'timeout-kill') AS timeout_kill,
+          count(*) FILTER (WHERE {kind} = 'closed-late') AS closed_late,
           count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL
               AND request_processing_time = -1) AS connect_timeout_504,
           count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL
@@ -258,6 +269,7 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
         FROM alb""",
     )
     fig.update({f"alb_{k}": v for k, v in a.items()})
+    fig["alb_kill_timeout_s"] = timeout  # the gunicorn --timeout the timeout_kill count assumed
     lat = _one(
         ds,
         """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,

@@ -204,6 +204,7 @@ def open_run(path: str | Path, *, memory_limit: str = "1500MB") -> Dataset:
     alb_files = alb.list_files(alb_dir) if alb_dir.is_dir() else []
     ds.parse_stats["alb"] = alb.load(ds.con, alb_files, fields=alb.ANALYSIS_FIELDS)
     ds.present["alb_log"] = ds.parse_stats["alb"].parsed > 0
+    _alb_file_notes(ds)
     _load_events(ds)
     if not any(ds.present.get(k) for k in ("requests", "alb_log", "haproxy_log")):
         ds.close()
@@ -218,17 +219,37 @@ def open_run(path: str | Path, *, memory_limit: str = "1500MB") -> Dataset:
     return ds
 
 
+def _alb_file_notes(ds: Dataset) -> None:
+    """Name the ALB log objects that were cut short or could not be decompressed at all."""
+    st = ds.parse_stats["alb"]
+    for f in st.unreadable_files:
+        ds.notes.append(
+            f"ALB log object {Path(f).name} cannot be decompressed (corrupt .gz): skipped"
+        )
+    for f in st.truncated_files:
+        ds.notes.append(f"ALB log object {Path(f).name} is cut short: read up to the cut")
+
+
 def open_alb_logs(
-    files: list[Path], *, since: float | None, until: float | None, memory_limit: str = "1500MB"
+    files: list[Path],
+    *,
+    since: float | None,
+    until: float | None,
+    memory_limit: str = "1500MB",
+    gunicorn_timeout: float | None = None,
 ) -> Dataset:
-    """A dataset made of ALB access logs only (no load run)."""
+    """A dataset made of ALB access logs only (no load run); ``gunicorn_timeout`` (seconds)
+    tells a worker killed at the timeout from a keep-alive race (default: gunicorn's)."""
     ds = Dataset(connect(memory_limit), None, {})
+    if gunicorn_timeout is not None:
+        ds.meta["gunicorn_timeout"] = float(gunicorn_timeout)
     for t in TABLES:
         _empty_view(ds.con, t)
         ds.present[t] = False
     ds.parse_stats["alb"] = alb.load(
         ds.con, files, since=since, until=until, fields=alb.ANALYSIS_FIELDS
     )
+    _alb_file_notes(ds)
     row = ds.con.execute("SELECT count(*) FROM alb").fetchone()
     ds.present["alb_log"] = bool(row and row[0])  # entries inside the window
     haproxy.load(ds.con, [])

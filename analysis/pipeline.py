@@ -12,6 +12,7 @@ from typing import Any
 
 from analysis import correlate, dataset, verdict
 from analysis.parsers import alb as alb_parser
+from analysis.parsers.common import ParseStats
 from analysis.reports import html as html_report
 from analysis.reports import thresholds as th
 from core import __version__
@@ -159,18 +160,25 @@ def fetch_alb_logs(
 
 
 def alb_tables(ds: dataset.Dataset) -> dict[str, list[dict[str, Any]]]:
-    """Which 5xx the ALB generated and which the target returned, per target and per minute."""
+    """Which 5xx the ALB generated and which the target returned, per target, minute and URL.
+
+    ``keepalive_signature`` counts keep-alive races only (the target closed a reused connection
+    at once); a worker killed at gunicorn's timeout (``timeout_kill``) and a target that closed
+    after seconds of processing (``closed_late``) are counted apart: one definition,
+    ``alb_parser.target_closed_kind_sql``, shared with the figures.
+    """
+    kind = alb_parser.target_closed_kind_sql(correlate.gunicorn_timeout_s(ds))
+    closes = f"""count(*) FILTER (WHERE {kind} = 'keepalive-race') AS keepalive_signature,
+                  count(*) FILTER (WHERE {kind} = 'timeout-kill') AS timeout_kill,
+                  count(*) FILTER (WHERE {kind} = 'closed-late') AS closed_late"""
     per_minute = correlate._rows(
         ds,
-        """SELECT strftime(to_timestamp(floor(ts / 60) * 60), '%Y-%m-%d %H:%M') AS minute,
+        f"""SELECT strftime(to_timestamp(floor(ts / 60) * 60), '%Y-%m-%d %H:%M') AS minute,
                   coalesce(target_port, '-') AS target,
                   count(*) AS requests,
                   count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
-                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-                      AND request_processing_time >= 0 AND response_processing_time = -1) AS keepalive_signature,
-                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-                      AND request_processing_time = -1 AND target_processing_time = -1
-                      AND response_processing_time = -1) AS connect_failed,
+                  {closes},
+                  count(*) FILTER (WHERE {alb_parser.CONNECT_FAILED_SQL}) AS connect_failed,
                   count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS alb_504,
                   count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx
            FROM alb GROUP BY 1, 2
@@ -179,15 +187,57 @@ def alb_tables(ds: dataset.Dataset) -> dict[str, list[dict[str, Any]]]:
     )
     per_target = correlate._rows(
         ds,
-        """SELECT coalesce(target_port, '-') AS target, count(*) AS requests,
+        f"""SELECT coalesce(target_port, '-') AS target, count(*) AS requests,
                   count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
-                  count(*) FILTER (WHERE elb_status_code = 502 AND target_status_code IS NULL
-                      AND request_processing_time >= 0 AND response_processing_time = -1) AS keepalive_signature,
+                  {closes},
                   count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
                   round(quantile_cont(target_processing_time, 0.99) FILTER (WHERE target_processing_time >= 0) * 1000) AS target_p99_ms
            FROM alb GROUP BY 1 ORDER BY alb_5xx DESC, requests DESC LIMIT 500""",
     )
-    return {"ALB 5xx per target": per_target, "ALB 5xx per minute and target": per_minute}
+    # The URL as the client sent it (escapes decoded, query string left out): timeout kills
+    # gather on slow endpoints, races spread over all of them.
+    url = alb_parser.decode_sql(
+        f"split_part({alb_parser.request_part_sql('request', 'url')}, '?', 1)"
+    )
+    per_url = correlate._rows(
+        ds,
+        f"""SELECT {alb_parser.request_part_sql("request", "method")} AS method, {url} AS url,
+                  count(*) FILTER (WHERE target_status_code IS NULL) AS alb_5xx,
+                  {closes},
+                  count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx
+           FROM alb WHERE elb_status_code >= 500 OR target_status_code >= 500
+           GROUP BY 1, 2 ORDER BY alb_5xx + target_5xx DESC, 1, 2 LIMIT 200""",
+    )
+    return {
+        "ALB 5xx per target": per_target,
+        "ALB 5xx per minute and target": per_minute,
+        "ALB 5xx per URL": per_url,
+    }
+
+
+def _no_entries(source: str, st: ParseStats, *, windowed: bool) -> AlbprobeError:
+    """The one-line error when no entry is left: name corrupt objects, and suggest the window
+    only when one was given."""
+    corrupt = ""
+    if st.unreadable_files:
+        names = ", ".join(Path(f).name for f in st.unreadable_files[:3])
+        more = f" and {len(st.unreadable_files) - 3} more" if len(st.unreadable_files) > 3 else ""
+        corrupt = f"{names}{more} cannot be decompressed (corrupt .gz)"
+        if not st.lines:
+            return AlbprobeError(
+                f"--alb-logs {source}: {corrupt}, no entry read",
+                hint="download the object(s) again (aws s3 cp s3://<bucket>/<key> .) or remove them",
+            )
+    what = "in the window" if windowed else "read"
+    return AlbprobeError(
+        f"--alb-logs {source}: no ALB log entry {what} ({st.lines:,} lines read, "
+        f"{st.malformed:,} malformed{'; ' + corrupt if corrupt else ''})",
+        hint=(
+            "check --since/--until (UTC) and that the files are ALB access logs"
+            if windowed
+            else "check that the files are ALB access logs (space-separated, one entry per line)"
+        ),
+    )
 
 
 def analyze_alb_logs(
@@ -199,8 +249,13 @@ def analyze_alb_logs(
     fail_on: list[str] | None = None,
     write: bool = True,
     s3_fetch: S3Fetch | None = None,
+    gunicorn_timeout: float | None = None,
 ) -> Result:
-    """Diagnose from ALB access logs alone (no load run): ALB- vs target-generated 5xx."""
+    """Diagnose from ALB access logs alone (no load run): ALB- vs target-generated 5xx.
+
+    ``gunicorn_timeout`` (seconds, default gunicorn's 30) tells a worker killed at the timeout
+    from a keep-alive race.
+    """
     thresholds = [th.parse(e) for e in fail_on or []]
     t_since, t_until = parse_when(since, name="--since"), parse_when(until, name="--until")
     if t_since is not None and t_until is not None and t_since >= t_until:
@@ -208,14 +263,12 @@ def analyze_alb_logs(
     with tempfile.TemporaryDirectory(prefix="albprobe-alb-") as tmp:
         dest = Path(out) / "alb-logs" if out else Path(tmp)
         files = fetch_alb_logs(source, t_since, t_until, dest, s3_fetch=s3_fetch)
-        ds = dataset.open_alb_logs(files, since=t_since, until=t_until)
+        ds = dataset.open_alb_logs(
+            files, since=t_since, until=t_until, gunicorn_timeout=gunicorn_timeout
+        )
         try:
             if not ds.present.get("alb_log"):
-                st = ds.parse_stats["alb"]
-                raise AlbprobeError(
-                    f"--alb-logs {source}: no ALB log entry in the window ({st.lines:,} lines read, {st.malformed:,} malformed)",
-                    hint="check --since/--until (UTC) and that the files are ALB access logs",
-                )
+                raise _no_entries(source, ds.parse_stats["alb"], windowed=bool(since or until))
             figs, tl = correlate.compute(ds)
             v = verdict.decide(figs)
             res = Result(v, tl, breaches=th.evaluate(thresholds, figs), extra_tables=alb_tables(ds))

@@ -1,4 +1,4 @@
-"""The verdict (design.md "Verdict logic"): pure functions from figures to a Verdict.
+"""The verdict (docs/architecture.md, "Verdict logic"): pure functions from figures to a Verdict.
 
 1. CORS setup is at fault only when *app*-produced responses fail the browser's CORS check.
 2. Failures are from the proxy when the failing responses are proxy- or server-generated 5xx
@@ -769,7 +769,7 @@ def decide(fig: dict[str, Any], security_findings: list[dict[str, Any]] | None =
             head += f" Note: {_n(fig['app_5xx'])} app-generated 5xx (the app's own errors, with CORS headers)."
     letin = _origins_let_in(sec)
     if letin:
-        # design.md: the CORS setup is also at fault when a disallowed origin is let in.
+        # Verdict logic (docs/architecture.md): the CORS setup is also at fault when a disallowed origin is let in.
         worst = letin[0]
         cause = Cause(
             "cors-setup",

@@ -120,7 +120,7 @@ def main() -> None:
         r = rate(fn, args.seconds)
         print(f"{name:40} {r:12,.0f} {1e6 / r:9.1f} {base / r:11.0f}")
     # Context: a bare FastHttpUser on this kind of machine does ~3,700 req/s (~270 us each,
-    # /work/shared/reference/testbed-facts.md); the CORS work must stay well under 10 % of that.
+    # bench/README.md, load benchmarks); the CORS work must stay well under 10 % of that.
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ commented example for a real API behind an ALB is albprobe.example.toml at the r
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tomllib
@@ -623,45 +622,13 @@ def load_config(path: str | Path | None) -> Config:
 # master ships to remote workers): TOML that load_config reads to an equal Config.
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int | float):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+def _plain(v: Any) -> Any:
+    """Config data as TOML values: None dropped (TOML has no null), tuples as arrays."""
     if isinstance(v, dict):
-        return (
-            "{"
-            + ", ".join(
-                f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items() if x is not None
-            )
-            + "}"
-        )
-    raise TypeError(type(v))
-
-
-def _to_toml(data: dict[str, Any]) -> str:  # noqa: C901 - one line per section, flat
-    lines = [f"target = {_toml_value(data['target'])}"]
-    for section in ("browser", "safety", "load", "capacity", "proxy"):
-        lines.append(f"\n[{section}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in data[section].items() if v is not None]
-    aws = {k: v for k, v in data["aws"].items() if v is not None and k != "health_check"}
-    lines.append("\n[aws]")
-    lines += [f"{k} = {_toml_value(v)}" for k, v in aws.items()]
-    lines.append("\n[aws.health_check]")
-    lines += [
-        f"{k} = {_toml_value(v)}" for k, v in data["aws"]["health_check"].items() if v is not None
-    ]
-    for ep in data["endpoints"]:
-        lines.append("\n[[endpoints]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in ep.items() if v is not None]
-    for fp in data["fingerprints"]:
-        lines.append("\n[[fingerprints]]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in fp.items() if v not in (None, ())]
-    return "\n".join(lines) + "\n"
+        return {k: _plain(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
 
 
 def config_to_toml(cfg: Config) -> str:
@@ -669,7 +636,13 @@ def config_to_toml(cfg: Config) -> str:
     environment variables with Authorization / Cookie values."""
     import dataclasses
 
-    return _to_toml(dataclasses.asdict(cfg))
+    import tomli_w
+
+    data = dataclasses.asdict(cfg)
+    data.pop("source_path", None)
+    # An empty status list means "any status"; the reader takes a missing key the same way.
+    data["fingerprints"] = [{k: v for k, v in fp.items() if v != ()} for fp in data["fingerprints"]]
+    return tomli_w.dumps(_plain(data))
 
 
 def _is_loopback(host: str) -> bool:

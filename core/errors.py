@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+# typer vendors its own copy of click; its ClickException is the class the CLI's click handles.
+from typer._click.exceptions import ClickException
 
-class AlbprobeError(Exception):
+
+class AlbprobeError(ClickException):
     """A user-facing failure: names the input that was wrong and how to fix it.
 
     ``exit_code`` follows the CLI convention: 1 = a check failed, 2 = could not run / bad input.
@@ -17,6 +20,12 @@ class AlbprobeError(Exception):
 
     def one_line(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def format_message(self) -> str:  # what click prints after "Error: " in standalone mode
+        return self.one_line()
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class ConfigError(AlbprobeError):

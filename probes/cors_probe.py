@@ -26,6 +26,7 @@ from probes.cors import (
     needs_preflight,
     preflight_headers,
     redirected_request,
+    with_body_headers,
 )
 from probes.cors.neterrors import error_class
 
@@ -145,7 +146,8 @@ async def _send(
 async def probe_endpoint(
     client: httpx.AsyncClient, ep: Endpoint, opts: ProbeOptions
 ) -> ProbeResult:
-    req = CorsRequest(ep.url, opts.origin, ep.method, ep.headers, opts.credentials, opts.initiator)
+    headers = with_body_headers(ep.headers, ep.body)
+    req = CorsRequest(ep.url, opts.origin, ep.method, headers, opts.credentials, opts.initiator)
     preflight_ex = None
     warnings: tuple[str, ...] = ()
     if needs_preflight(req, opts.mode):

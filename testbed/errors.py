@@ -1,18 +1,14 @@
-"""The testbed's own error type (the testbed imports nothing from the other rooms)."""
+"""The testbed's own error type: an AlbprobeError, so the CLI prints it as one line."""
 
 from __future__ import annotations
 
+from core.errors import AlbprobeError
 
-class TestbedError(Exception):
+
+class TestbedError(AlbprobeError):
     """The testbed could not start or act; names what failed and how to fix it."""
 
     __test__ = False
-    exit_code = 2
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-
-    def one_line(self) -> str:
-        return f"{self.message} ({self.hint})" if self.hint else self.message
+        super().__init__(message, hint=hint, exit_code=2)

@@ -448,12 +448,24 @@ class Testbed:
     def server_status(self) -> ServerStat:
         return next(s for s in self.stats() if s.name == PRIMARY)
 
-    def wait_for_health(self, state: str, timeout: float = 30.0) -> ServerStat:
-        """Wait until the proxy's health check reports the target UP or DOWN."""
+    def health_budget(self) -> float:
+        """Seconds enough for the checker to cross either threshold, with room for a busy
+        machine: every check may run to its timeout, and three times that again."""
+        c = self.config
+        checks = max(c.healthy_threshold, c.unhealthy_threshold) + 2
+        return 3.0 * checks * (c.health_interval + c.health_timeout)
+
+    def wait_for_health(
+        self, state: str, timeout: float | None = None, *, check_status: str | None = None
+    ) -> ServerStat:
+        """Wait until the proxy's health check reports the target UP or DOWN (and, when given,
+        the last check's status, e.g. L7STS: a slow first check can take it DOWN as L7TOUT)."""
         want = state.upper()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.health_budget() if timeout is None else timeout)
         st = self.server_status()
-        while not st.status.startswith(want):
+        while not st.status.startswith(want) or (
+            check_status is not None and st.check_status != check_status
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"target stayed {st.status} ({st.check_status} {st.last_chk}), wanted {want}"

@@ -143,6 +143,4 @@ def check(
         sys.stdout.write(json.dumps(to_json(findings, meta), indent=2) + "\n")
     else:
         render(findings, meta, Console(highlight=False))
-    # SystemExit, not typer.Exit: albprobe.cli.main runs click with standalone_mode=False, where
-    # click swallows typer.Exit's code into a return value that main() does not pass on.
-    raise SystemExit(exit_code(findings))
+    raise typer.Exit(exit_code(findings))

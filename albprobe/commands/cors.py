@@ -50,6 +50,7 @@ def _resolve(
     mode: str | None,
 ) -> tuple[list[Any], dict[str, Any], Any]:
     from core.config import load_config, validate_origin
+    from probes.cors import normalize_method
     from probes.cors_probe import Endpoint
 
     cfg = load_config(config)
@@ -69,7 +70,7 @@ def _resolve(
         for u in urls:
             _check_url(u, "URL")
             name = urlsplit(u).path or "/"
-            endpoints.append(Endpoint(name, u, (method or "GET").upper(), extra, data))
+            endpoints.append(Endpoint(name, u, normalize_method(method or "GET"), extra, data))
     else:
         base = target or cfg.target
         if base == "testbed":
@@ -83,7 +84,7 @@ def _resolve(
                 Endpoint(
                     ep.name,
                     base + ep.path,
-                    (method or ep.method).upper(),
+                    normalize_method(method or ep.method),
                     tuple(ep.headers.items()) + extra,
                     data if data is not None else ep.body,
                 )
@@ -233,7 +234,7 @@ def register(app: typer.Typer) -> None:
                     _print_scan(r)
             worst = max((SEVERITIES.index(r.worst) for r in reports if r.worst), default=0)
             if worst >= SEVERITIES.index("medium"):
-                raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+                raise typer.Exit(1)
             return
         from probes.cors_probe import ProbeOptions, probe
 
@@ -260,7 +261,7 @@ def register(app: typer.Typer) -> None:
         else:
             _print_results(results, popts.origin, popts.mode)
         if not all(r.ok for r in results):
-            raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+            raise typer.Exit(1)
 
     @app.command("origin-check")
     def origin_check(
@@ -301,6 +302,7 @@ def register(app: typer.Typer) -> None:
         except SettingsError as exc:
             raise AlbprobeError(str(exc), exit_code=2) from None
         if url:
+            from probes.cors import normalize_method
             from probes.cors_probe import Endpoint, ProbeOptions, probe
 
             hdrs = _parse_headers(header) or (("Content-Type", "application/json"),)
@@ -308,7 +310,11 @@ def register(app: typer.Typer) -> None:
             res = probe(
                 [
                     Endpoint(
-                        "live", url, method.upper(), hdrs, "{}" if method.upper() != "GET" else None
+                        "live",
+                        url,
+                        normalize_method(method),
+                        hdrs,
+                        None if normalize_method(method) in ("GET", "HEAD") else "{}",
                     )
                 ],
                 ProbeOptions(origin=origin, timeout=timeout),
@@ -339,4 +345,4 @@ def register(app: typer.Typer) -> None:
             console.print(table)
             console.print(summarize(checks))
         if not ok:
-            raise SystemExit(1)  # not typer.Exit: cli.main ignores app()'s return value
+            raise typer.Exit(1)

@@ -15,8 +15,34 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
+# After a scheduled outage ends, the target must boot and pass its health checks again (rise 2 at
+# a 2 s interval) before errors stop; 30 s leaves room for a busy machine's slow boot.
+RECOVERY_S = 30.0
+
+
+def outage_seconds(sc) -> float:
+    """The longest scheduled fault window of a scenario (an unended fault lasts to the end)."""
+    from albprobe.runner import parse_fault_schedule
+    from testbed.config import FAULTS
+
+    longest, started = 0.0, {}
+    for step in parse_fault_schedule(list(sc.faults), FAULTS):
+        if step.on:
+            started[step.fault] = step.at
+        elif step.fault in started:
+            longest = max(longest, step.at - started.pop(step.fault))
+    for at in started.values():
+        longest = max(longest, sc.duration - at)
+    return longest
+
+
 def scenario_config(sc):
-    """The Config a scenario runs with: testbed defaults plus the scenario's load and endpoints."""
+    """The Config a scenario runs with: testbed defaults plus the scenario's load and endpoints.
+
+    The abort rule stays on, but its window covers the scenario's own scheduled outage plus the
+    recovery: the demo exists to show that outage, and how long it lasts in failures depends on
+    how fast this machine restarts the target, not on the target's health.
+    """
     from core.config import Capacity, config_from_dict
 
     cfg = config_from_dict({})
@@ -32,8 +58,14 @@ def scenario_config(sc):
     proxy = dataclasses.replace(
         cfg.proxy, idle_timeout=tb.get("idle_timeout", cfg.proxy.idle_timeout)
     )
+    outage = outage_seconds(sc)
+    safety = cfg.safety
+    if outage:
+        safety = dataclasses.replace(
+            safety, abort_after=max(safety.abort_after, outage + RECOVERY_S)
+        )
     return dataclasses.replace(
-        cfg, load=load, endpoints=sc.endpoints, capacity=capacity, proxy=proxy
+        cfg, load=load, endpoints=sc.endpoints, capacity=capacity, proxy=proxy, safety=safety
     )
 
 

@@ -4,12 +4,16 @@ The entries are space-delimited with double-quoted fields, so DuckDB's parallel 
 them (``.gz`` included) at >1 M lines/s. AWS appends new fields at the end and tells readers to
 ignore unexpected trailing fields: we read a fixed 40 columns with null padding, name the 33
 documented ones and drop the rest. Lines that do not parse (bad quoting, wrong types, too few
-fields) are counted, never fatal. A truncated ``.gz`` (an object cut short) makes DuckDB fail the
-whole file, so such files are re-read by the pure-Python line parser below up to the cut.
+fields) are counted one line each, never fatal: an object with a line whose quotes do not
+balance is re-read line by line (one physical line = one row, tokenised by TOKEN_PATTERN), and an
+object DuckDB cannot read (a ``.gz`` cut short or corrupt) is streamed by Python up to the cut.
 
-``-`` and ``-1`` keep their documented meaning: ``target_status_code`` is NULL when the target
-sent no response (the ALB generated the status), and a processing time of ``-1`` means the ALB
-could not dispatch the request or the target closed the connection (kept as -1, not NULL).
+Text fields are kept as logged (the ALB's ``\\xHH`` escapes included); ``decode`` and
+``decode_sql`` decode them, identically. ``-`` and ``-1`` keep their documented meaning:
+``target_status_code`` is NULL when the target sent no response (the ALB generated the status),
+and a processing time of ``-1`` means the ALB could not dispatch the request or the target closed
+the connection (kept as -1, not NULL). ``target_closed_kind_sql`` is the one definition of the
+keep-alive signature and of the two target closes it must not count.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from analysis.parsers.common import ParseStats, sql_list
+from analysis.parsers.common import ParseStats, lines_source, sql_list, sql_str
 
 # (name, SQL type) in log order, as documented; quoted fields are unquoted by the reader.
 FIELDS: list[tuple[str, str]] = [
@@ -65,11 +69,69 @@ FIELDS: list[tuple[str, str]] = [
 ]
 RAW_COLUMNS = 40  # documented fields + room for fields AWS adds later (ignored)
 # Through target_group_arn (the oldest ALB format already had 18 fields): anything shorter is a
-# line cut short. The request field must look like "METHOD URL PROTOCOL" (or "- - -").
+# line cut short.
 _REQUIRED = 17
-_REQUEST_SHAPE = r"\S+ \S+ \S+ ?"
+# The request field: method = first word, version = last word, URL = everything between. The ALB
+# keeps a URL with unencoded spaces as the client sent it (classification_reason SpaceInUri).
+# "- - -" (no request read) fits too.
+REQUEST_PATTERN = r"(\S+) (.+) (\S+) ?"
+# One log entry, field by field: a double-quoted field (the ALB never writes a raw '"' inside one:
+# it writes \x22) or a bare token. The same pattern tokenises on the Python and the DuckDB path.
+TOKEN_PATTERN = r'"[^"]*"|[^ ]+'
+_TOKEN = re.compile(TOKEN_PATTERN)
+# The ALB writes '"' as \x22, '\' as \x5c and non-ASCII bytes as \xHH. Text is stored raw (as
+# logged); decode() / decode_sql() turn it into text the same way (see their docstrings).
+_ESCAPED = re.compile(r"(?:\\x[0-9A-Fa-f]{2}|[\x00-\x5b\x5d-\x7f])*")
+_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
 
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+
+def decode(raw: str | None) -> str | None:
+    """Decode the ALB's ``\\xHH`` escapes (bytes, then UTF-8); same result as ``decode_sql``.
+
+    Text that is not entirely ASCII + ``\\xHH`` escapes, or whose bytes are not valid UTF-8, is
+    returned unchanged (raw): a half-decoded string would be worse than the logged one.
+    """
+    if raw is None or "\\" not in raw:
+        return raw
+    if not _ESCAPED.fullmatch(raw):
+        return raw
+    out, pos = bytearray(), 0
+    for m in _ESCAPE.finditer(raw):
+        out += raw[pos : m.start()].encode("ascii")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += raw[pos:].encode("ascii")
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def decode_sql(expr: str) -> str:
+    """The SQL form of ``decode``: DuckDB casts ``\\xHH`` to bytes in VARCHAR -> BLOB."""
+    return (
+        f"CASE WHEN contains({expr}, '\\') "
+        f"THEN coalesce(try(decode(TRY_CAST({expr} AS BLOB))), {expr}) ELSE {expr} END"
+    )
+
+
+def split_request(request: str | None) -> tuple[str, str, str] | None:
+    """(method, URL, version) of a raw request field, or None when it has no such shape."""
+    m = re.fullmatch(REQUEST_PATTERN, request or "")
+    return (m.group(1), m.group(2), m.group(3)) if m else None
+
+
+def request_part_sql(expr: str, part: str) -> str:
+    """The SQL form of ``split_request``: part is 'method', 'url' or 'version'."""
+    group = {"method": 1, "url": 2, "version": 3}[part]
+    return f"nullif(regexp_extract({expr}, '^{REQUEST_PATTERN}$', {group}), '')"
+
+
+def _unquote_sql(tok: str) -> str:
+    return (
+        f"CASE WHEN length({tok}) >= 2 AND starts_with({tok}, '\"') AND ends_with({tok}, '\"') "
+        f"THEN {tok}[2:-2] ELSE {tok} END"
+    )
 
 
 def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
@@ -99,7 +161,7 @@ def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
         "AND TRY_CAST(c6 AS DOUBLE) IS NOT NULL AND TRY_CAST(c7 AS DOUBLE) IS NOT NULL "
         "AND TRY_CAST(c8 AS DOUBLE) IS NOT NULL AND c13 IS NOT NULL "
         "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL "
-        f"AND regexp_full_match(c13, '{_REQUEST_SHAPE}')"
+        f"AND regexp_full_match(c13, '{REQUEST_PATTERN}')"
     )
     return (
         f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMP)) AS ts, "
@@ -107,18 +169,42 @@ def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
     )
 
 
-def _raw_source(paths: Sequence[Path | str]) -> str:
+def _csv_source(paths: Sequence[Path | str]) -> str:
+    """The fast path: DuckDB's parallel CSV reader, fields split and unquoted by the reader.
+
+    No escape character (the ALB's ``\\x22`` stays as logged). ``strict_mode``: a line whose
+    quotes do not balance is rejected instead of being read leniently; leniently, its open quote
+    ran on into the next line, silently merging the two (only when one thread read the whole
+    object, i.e. depending on files vs threads). Objects with a rejected line are re-read line
+    by line (``_line_source``).
+    """
     cols = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, RAW_COLUMNS + 1))
     return (
-        f"read_csv({sql_list(paths)}, columns={{{cols}}}, delim=' ', quote='\"', escape='\\', "
-        "header=false, auto_detect=false, null_padding=true, strict_mode=false, "
+        f"read_csv({sql_list(paths)}, columns={{{cols}}}, delim=' ', quote='\"', escape='', "
+        "header=false, auto_detect=false, null_padding=true, strict_mode=true, "
         "ignore_errors=true, store_rejects=true, compression='auto', parallel=true)"
+    )
+
+
+def _line_source(lines: str) -> str:
+    """The exact path: one physical line = one row, tokenised by TOKEN_PATTERN (as split_line).
+
+    ``lines`` is a relation with a VARCHAR column ``line``. Empty lines are skipped, as the CSV
+    reader skips them (a line of blanks is a malformed line on both paths).
+    """
+    cols = ", ".join(f"{_unquote_sql(f'_t[{i}]')} AS c{i}" for i in range(1, RAW_COLUMNS + 1))
+    return (
+        f"(SELECT {cols} FROM (SELECT regexp_extract_all(rtrim(line, chr(13)), "
+        f"{sql_str(TOKEN_PATTERN)}) AS _t FROM {lines} "
+        "WHERE line IS NOT NULL AND rtrim(line, chr(13)) <> ''))"
     )
 
 
 def split_line(line: str) -> list[str]:
     """Tokenise one log entry: bare tokens as is, quoted fields without their quotes."""
-    return [m.group(1) if m.group(1) is not None else m.group(2) for m in _TOKEN.finditer(line)]
+    return [
+        t[1:-1] if len(t) >= 2 and t[0] == '"' and t[-1] == '"' else t for t in _TOKEN.findall(line)
+    ]
 
 
 def _to_ts(s: str | None) -> float | None:
@@ -138,11 +224,13 @@ def _num(s: str | None, cast: type) -> Any:
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
-    """Parse one entry into the documented fields (Python path: tests, truncated files).
+    """Parse one entry into the documented fields, text raw as logged (``decode`` decodes it),
+    plus ``method``, ``url`` and ``http_version`` split from the request.
 
     Returns None when the line is malformed (too few fields, unparseable time/status/times).
+    ``load`` reads files through DuckDB with the same tokens, checks and types.
     """
-    toks = split_line(line.rstrip("\r\n"))
+    toks: list[str | None] = list(split_line(line.rstrip("\r\n")))
     if not toks or len(toks) < _REQUIRED:
         return None
     toks = toks[: len(FIELDS)] + [None] * (len(FIELDS) - min(len(toks), len(FIELDS)))
@@ -161,7 +249,8 @@ def parse_line(line: str) -> dict[str, Any] | None:
         else:
             rec[name] = tok
     bad_target = toks[9] not in ("-", None) and rec["target_status_code"] is None
-    if not re.fullmatch(_REQUEST_SHAPE, rec["request"] or ""):
+    parts = split_request(rec["request"])
+    if parts is None:
         return None
     if (
         rec["time"] is None
@@ -175,57 +264,35 @@ def parse_line(line: str) -> dict[str, Any] | None:
         or bad_target
     ):
         return None
+    rec["method"], rec["url"], rec["http_version"] = parts
     rec["ts"] = rec["time"]
     return rec
 
 
-def _python_rows(path: Path, stats: ParseStats) -> Iterator[dict[str, Any]]:
-    """Stream a (possibly truncated) file line by line; a cut gzip stream ends the file, counted."""
+def _python_lines(path: Path, stats: ParseStats) -> Iterator[pa.RecordBatch]:
+    """Lines of an object DuckDB cannot read, streamed by Python up to where it breaks.
+
+    A gzip stream cut short keeps its lines before the cut (``truncated_files``); one that yields
+    no line at all cannot be decompressed (``unreadable_files``: corrupt, or not gzip at all).
+    """
     opener = gzip.open if path.suffix == ".gz" else open
+    buf: list[str] = []
+    seen = False
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if not line.strip():
-                    continue
-                stats.lines += 1
-                rec = parse_line(line)
-                if rec is None:
-                    stats.malformed += 1
-                    stats.note_example(line)
-                else:
-                    stats.parsed += 1
-                    yield rec
+                seen = True
+                buf.append(line.rstrip("\n"))
+                if len(buf) >= 50_000:
+                    yield pa.record_batch({"line": buf})
+                    buf = []
     except (EOFError, OSError, zlib.error, gzip.BadGzipFile):
-        stats.truncated_files.append(str(path))
-
-
-ARROW_SCHEMA = pa.schema(
-    [
-        (
-            name,
-            {
-                "VARCHAR": pa.string(),
-                "DOUBLE": pa.float64(),
-                "INTEGER": pa.int32(),
-                "BIGINT": pa.int64(),
-                "TIMESTAMPTZ": pa.float64(),
-            }[typ],
-        )
-        for name, typ in FIELDS
-    ]
-    + [("ts", pa.float64())]
-)
-
-
-def _arrow_batches(path: Path, stats: ParseStats, size: int = 50_000) -> Iterator[pa.RecordBatch]:
-    buf: list[dict[str, Any]] = []
-    for rec in _python_rows(path, stats):
-        buf.append(rec)
-        if len(buf) >= size:
-            yield pa.RecordBatch.from_pylist(buf, schema=ARROW_SCHEMA)
-            buf = []
+        (stats.truncated_files if seen else stats.unreadable_files).append(str(path))
     if buf:
-        yield pa.RecordBatch.from_pylist(buf, schema=ARROW_SCHEMA)
+        yield pa.record_batch({"line": buf})
+
+
+_LINES_SCHEMA = pa.schema([("line", pa.string())])
 
 
 def list_files(root: Path) -> list[Path]:
@@ -255,6 +322,7 @@ ANALYSIS_FIELDS = (
     "actions_executed",
     "error_reason",
     "conn_trace_id",
+    "request_creation_time",  # with time: how long after dispatch a target closed (closed_after)
 )
 
 
@@ -270,6 +338,9 @@ def load(
     """Parse ALB log files into ``table`` (one row per well-formed entry); return counts.
 
     ``fields`` picks the documented fields to keep (all by default); ``ts`` is always added.
+    A malformed line is one line, whatever the number of objects and threads: objects in which
+    the fast CSV reader rejects a line are re-read line by line, and objects DuckDB cannot read
+    at all (a cut or corrupt ``.gz``) are streamed by Python up to where they break.
     """
     stats = ParseStats("alb", files=len(paths))
     keep = [(n, t) for n, t in FIELDS if fields is None or n in fields]
@@ -285,21 +356,16 @@ def load(
     names = ", ".join(n for n, _ in keep)
     first = [True]
 
-    def ingest(batch: Sequence[Path]) -> None:
-        con.execute(
-            f"CREATE OR REPLACE TABLE _alb_batch AS {_typed_select(_raw_source(batch), keep)}"
-        )
+    def commit() -> None:
+        """Count the rows of _alb_batch, then move its good rows in the window into the table."""
         row = con.execute("SELECT count(*), count(*) FILTER (WHERE _ok) FROM _alb_batch").fetchone()
         assert row is not None
         total, good = int(row[0]), int(row[1])
-        rejects = con.execute("SELECT count(*) FROM reject_errors").fetchone()
-        nrej = int(rejects[0]) if rejects else 0
-        stats.lines += total + nrej
+        stats.lines += total
         stats.parsed += good
-        stats.malformed += total - good + nrej
+        stats.malformed += total - good
         for (ex,) in con.execute("SELECT _head FROM _alb_batch WHERE NOT _ok LIMIT 3").fetchall():
             stats.note_example(str(ex))
-        con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         if first[0]:
             # The usual case (one scan of all files): keep the batch as the table, no copy.
             first[0] = False
@@ -312,23 +378,108 @@ def load(
             con.execute(f"INSERT INTO {table} SELECT {names}, ts FROM _alb_batch WHERE _ok{window}")
             con.execute("DROP TABLE _alb_batch")
 
-    try:
-        ingest(paths)
-        return stats
-    except duckdb.Error:
-        # One bad object (typically a truncated .gz) fails the scan: retry file by file.
-        stats.lines = stats.parsed = stats.malformed = 0
-        stats.examples.clear()
-        con.execute("DROP TABLE IF EXISTS _alb_batch")
-        con.execute(f"DELETE FROM {table}")
-        first[0] = False
-    for p in paths:
+    def batch(src: str) -> None:
+        con.execute(f"CREATE OR REPLACE TABLE _alb_batch AS {_typed_select(src, keep)}")
+
+    def fast(files: Sequence[Path]) -> list[Path]:
+        """CSV-read ``files``; return those with a rejected line (left out, to be re-read)."""
         try:
-            ingest([p])
+            batch(_csv_source(files))
+            try:
+                rejected = {
+                    str(r[0])
+                    for r in con.execute(
+                        "SELECT DISTINCT s.file_path FROM reject_errors e "
+                        "JOIN reject_scans s USING (scan_id, file_id)"
+                    ).fetchall()
+                }
+            except duckdb.CatalogException:  # no reject tables: nothing was rejected
+                rejected = set()
+        finally:
+            con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        if not rejected:
+            commit()
+            return []
+        con.execute("DROP TABLE _alb_batch")
+        # (a rejected path DuckDB spelled differently: re-read every object line by line)
+        redo = [p for p in files if str(p) in rejected] or list(files)
+        rest = [p for p in files if p not in redo]
+        return redo + (fast(rest) if rest else [])
+
+    def exact(p: Path) -> None:
+        try:
+            batch(_line_source(lines_source([p])))
         except duckdb.Error:
             con.execute("DROP TABLE IF EXISTS _alb_batch")
-            reader = pa.RecordBatchReader.from_batches(ARROW_SCHEMA, _arrow_batches(p, stats))
-            con.register("_alb_py", reader)
-            con.execute(f"INSERT INTO {table} SELECT {names}, ts FROM _alb_py WHERE true{window}")
-            con.unregister("_alb_py")
+            reader = pa.RecordBatchReader.from_batches(_LINES_SCHEMA, _python_lines(p, stats))
+            con.register("_alb_py_lines", reader)
+            try:
+                batch(_line_source("_alb_py_lines"))
+            finally:
+                con.unregister("_alb_py_lines")
+        commit()
+
+    try:
+        redo = fast(paths)
+    except duckdb.Error:
+        # One object DuckDB cannot read (typically a truncated .gz) fails the scan: file by file.
+        con.execute("DROP TABLE IF EXISTS _alb_batch")
+        redo = []
+        for p in paths:
+            try:
+                redo += fast([p])
+            except duckdb.Error:
+                con.execute("DROP TABLE IF EXISTS _alb_batch")
+                redo.append(p)
+    for p in redo:
+        exact(p)
     return stats
+
+
+# ---- Target closed the connection: keep-alive race, worker killed at the timeout, or later ----
+# An ALB 502 with no target status, dispatched (request_processing_time >= 0) and no response
+# (response_processing_time -1): the target closed the connection with the request outstanding.
+TARGET_CLOSED_SQL = (
+    "(elb_status_code = 502 AND target_status_code IS NULL "
+    "AND request_processing_time >= 0 AND response_processing_time = -1)"
+)
+# An ALB 502 with -1/-1/-1: no connection to the target (refused, reset, unreachable).
+CONNECT_FAILED_SQL = (
+    "(elb_status_code = 502 AND target_status_code IS NULL AND request_processing_time = -1 "
+    "AND target_processing_time = -1 AND response_processing_time = -1)"
+)
+# A keep-alive race closes a reused connection at once: the FIN/RST was already on its way.
+RACE_MAX_S = 1.0
+# gunicorn kills a silent worker once `timeout` has passed (its arbiter looks about once a second)
+# and the connection closes then: closed [timeout - 1 s, timeout + 3 s] after dispatch.
+KILL_WINDOW_S = (-1.0, 3.0)
+GUNICORN_DEFAULT_TIMEOUT_S = 30.0  # gunicorn's --timeout default, when the run did not say
+
+
+def closed_after_sql() -> str:
+    """Seconds from dispatch to the close. ``target_processing_time`` when the ALB recorded it;
+    when it is -1, the entry's ``time`` (response to the client) minus ``request_creation_time``
+    (request received) minus ``request_processing_time`` (time to dispatch)."""
+    return (
+        "CASE WHEN target_processing_time >= 0 THEN target_processing_time "
+        "ELSE greatest(0, ts - request_creation_time - request_processing_time) END"
+    )
+
+
+def target_closed_kind_sql(timeout_s: float | None = None) -> str:
+    """'keepalive-race', 'timeout-kill' or 'closed-late' for a target-closed 502, else NULL.
+
+    A race is closed within RACE_MAX_S of dispatch; a kill at gunicorn's ``timeout_s`` (default
+    30 s) is capacity, not a race; anything else closed after seconds of processing (a crash, an
+    OOM kill, a restart) is 'closed-late'. Lines without ``request_creation_time`` whose
+    target time is -1 have no elapsed time and count as 'closed-late', never as a race.
+    """
+    t = float(timeout_s or GUNICORN_DEFAULT_TIMEOUT_S)
+    lo, hi = t + KILL_WINDOW_S[0], t + KILL_WINDOW_S[1]
+    after = closed_after_sql()
+    return (
+        f"CASE WHEN {TARGET_CLOSED_SQL} THEN CASE "
+        f"WHEN {after} < {RACE_MAX_S!r} THEN 'keepalive-race' "
+        f"WHEN {after} BETWEEN {lo!r} AND {hi!r} THEN 'timeout-kill' "
+        "ELSE 'closed-late' END END"
+    )

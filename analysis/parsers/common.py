@@ -21,7 +21,8 @@ class ParseStats:
     parsed: int = 0
     malformed: int = 0
     other: int = 0  # recognised non-record lines (startup notices, tracebacks)
-    truncated_files: list[str] = field(default_factory=list)
+    truncated_files: list[str] = field(default_factory=list)  # read up to a cut
+    unreadable_files: list[str] = field(default_factory=list)  # not one line (corrupt .gz)
     examples: list[str] = field(default_factory=list)  # a few malformed lines, for the report
 
     def note_example(self, line: str, limit: int = 3) -> None:
@@ -37,6 +38,7 @@ class ParseStats:
             "malformed": self.malformed,
             "other": self.other,
             "truncated_files": list(self.truncated_files),
+            "unreadable_files": list(self.unreadable_files),
             "examples": list(self.examples),
         }
 

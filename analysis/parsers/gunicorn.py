@@ -1,6 +1,6 @@
 """gunicorn's error log -> worker events (same vocabulary as the run directory's events table).
 
-Exact strings (gunicorn arbiter, 21.x-27.x; reference §6.4):
+Exact strings (gunicorn/arbiter.py and glogging.py, 21.x-27.x):
 ``[CRITICAL] WORKER TIMEOUT (pid:N)``, ``[ERROR] Worker (pid:N) was sent SIGKILL! Perhaps out of
 memory?``, ``Worker (pid:N) exited with code N``, ``Booting worker with pid: N``,
 ``Starting gunicorn X``, ``Shutting down: Master``. Timestamps look like

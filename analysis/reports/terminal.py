@@ -70,12 +70,17 @@ def print_summary(
     for m in v.missing_evidence:
         con.print(f"[yellow]missing evidence:[/yellow] {escape(m)}")
     for p in (v.figures.get("parse") or {}).values():
-        if p.get("malformed") or p.get("truncated_files"):
+        if p.get("malformed") or p.get("truncated_files") or p.get("unreadable_files"):
             con.print(
                 f"[yellow]{p['input']} logs:[/yellow] {p['malformed']:,} malformed of {p['lines']:,} lines"
                 + (
                     f", truncated: {', '.join(p['truncated_files'])}"
                     if p.get("truncated_files")
+                    else ""
+                )
+                + (
+                    f", cannot be decompressed (corrupt .gz): {', '.join(p['unreadable_files'])}"
+                    if p.get("unreadable_files")
                     else ""
                 )
             )

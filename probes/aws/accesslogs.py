@@ -1,6 +1,6 @@
 """Where ALB access-log objects live in S3, and which keys cover a time window (pure helpers).
 
-Key layout (reference §2.1):
+Key layout (AWS's "Access log files" documentation; docs/aws.md):
   bucket[/prefix]/AWSLogs/<account>/elasticloadbalancing/<region>/yyyy/mm/dd/
       <account>_elasticloadbalancing_<region>_app.<lb-name>.<lb-id>_<end-time>_<ip>_<random>.log.gz
 Each node publishes a file every 5 minutes; <end-time> (yyyymmddTHHMMZ) closes its interval. Keys of

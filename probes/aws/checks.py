@@ -8,6 +8,7 @@ Checks never call AWS: the remediation is printed, never run.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import wraps
@@ -16,7 +17,15 @@ from typing import TypeVar
 
 from probes.aws import netmath
 from probes.aws.reasons import NEXT_STEP, explain
-from probes.aws.topology import Endpoint, SecurityGroup, TargetGroup, Topology, endpoints
+from probes.aws.topology import (
+    Endpoint,
+    NetworkAcl,
+    RouteTable,
+    SecurityGroup,
+    TargetGroup,
+    Topology,
+    endpoints,
+)
 
 SECTIONS = (
     "load balancer",
@@ -211,6 +220,62 @@ def _groups(topo: Topology, ids: Iterable[str]) -> list[SecurityGroup]:
     return [topo.security_groups[g] for g in ids if g in topo.security_groups]
 
 
+def _var(name: str) -> str:
+    """A value only the operator knows, as a shell variable that refuses to run while unset.
+
+    (`<bucket>` would be a redirect in bash; "${BUCKET:?}" stops with 'BUCKET: parameter null or
+    not set'.)"""
+    return f'"${{{name}:?}}"'
+
+
+def _follows(resource: str, evidence: str, cause: str) -> Outcome:
+    """A finding another failing check explains: shown, but the fix is printed once, by `cause`."""
+    return Outcome("skip", resource, f"{evidence} -> follows from {cause} (its fix is there)")
+
+
+def _routed_hops(topo: Topology, ep: Endpoint) -> list[str]:
+    """`subnet->next hop` of each ALB subnet whose route table routes to the target off-VPC."""
+    hops = []
+    for sid, _ in _alb_cidrs(topo):
+        rt = topo.route_table_for(sid)
+        r = netmath.route_for(rt, netmath.host_cidr(ep.ip)) if rt and ep.ip else None
+        if r and r.state == "active" and r.target != "local":
+            hops.append(f"{sid}->{r.target}")
+    return hops
+
+
+def _unreachable(topo: Topology, ep: Endpoint) -> bool:
+    """In another VPC that not every ALB subnet routes to (net.same_vpc fails)."""
+    lb = topo.load_balancer
+    if ep.vpc_id is None or ep.vpc_id == lb.vpc_id:
+        return False
+    return len(_routed_hops(topo, ep)) != len(lb.subnet_ids) or not lb.subnet_ids
+
+
+def _instance_down(ep: Endpoint) -> bool:
+    """An instance target that is gone or stopped (instance.running fails)."""
+    if ep.target_group.target_type != "instance":
+        return False
+    return ep.instance is None or ep.instance.state not in ("running", "pending")
+
+
+def _az_off(topo: Topology, ep: Endpoint) -> bool:
+    """In an Availability Zone the ALB is not enabled in (net.target_az fails)."""
+    az = ep.availability_zone
+    return az is not None and az != "all" and az not in topo.load_balancer.availability_zones
+
+
+def _cause(topo: Topology, ep: Endpoint) -> str | None:
+    """The check that reports why this target cannot serve, when one does."""
+    if _unreachable(topo, ep):
+        return "net.same_vpc"
+    if _instance_down(ep):
+        return "instance.running"
+    if _az_off(topo, ep):
+        return "net.target_az"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # load balancer
 
@@ -313,13 +378,42 @@ def _alb_access_logs(topo: Topology, exp: Expected) -> Iterator[Outcome]:
             f"access_logs.s3.enabled={a.get('access_logs.s3.enabled', 'unset')}: no per-request "
             "record of which 502s the ALB generated",
             f"aws elbv2 modify-load-balancer-attributes --load-balancer-arn {lb.arn} --attributes "
-            "Key=access_logs.s3.enabled,Value=true Key=access_logs.s3.bucket,Value=<bucket> "
-            "(the bucket policy must allow ELB log delivery)",
+            "Key=access_logs.s3.enabled,Value=true "
+            f"Key=access_logs.s3.bucket,Value={_var('LOG_BUCKET')}  # LOG_BUCKET: an S3 bucket "
+            "whose policy allows ELB log delivery (albprobe cannot know which one you want)",
         )
 
 
 # ---------------------------------------------------------------------------------------------
 # listeners
+
+
+def _forward_fix(topo: Topology, tg_arn: str) -> str:
+    """Send the API's traffic to `tg_arn`: the HTTPS listener's (else the first one's) default
+    action, or a new HTTP:80 listener when there is none."""
+    lb = topo.load_balancer
+    action = f"--default-actions Type=forward,TargetGroupArn={tg_arn}"
+    if not topo.listeners:
+        return (
+            f"aws elbv2 create-listener --load-balancer-arn {lb.arn} --protocol HTTP --port 80 "
+            f"{action}"
+        )
+    lst = next((x for x in topo.listeners if x.protocol == "HTTPS"), topo.listeners[0])
+    return f"aws elbv2 modify-listener --listener-arn {lst.arn} {action}"
+
+
+def _forwarders(topo: Topology, tg: TargetGroup) -> list[str]:
+    """The listener default actions and rules that forward to `tg`, for evidence."""
+    via: list[str] = []
+    for lst in topo.listeners:
+        if any(tg.arn in a.target_groups for a in lst.default_actions if a.type == "forward"):
+            via.append(f"{lst.protocol}:{lst.port} default action")
+        for r in lst.rules:
+            if r.is_default:
+                continue
+            if any(tg.arn in a.target_groups for a in r.actions if a.type == "forward"):
+                via.append(f"{lst.protocol}:{lst.port} rule {r.priority} ({r.conditions})")
+    return via
 
 
 @check("listener.forwards", "listeners", "A listener forwards to the target group", "critical")
@@ -329,25 +423,15 @@ def _listener_forwards(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         yield Outcome("skip", lb.name, "no target group to look for")
         return
     if not topo.listeners:
-        tg = topo.target_groups[0]
         yield Outcome(
             "fail",
             lb.name,
             f"{lb.name} has no listeners: it accepts no traffic",
-            f"aws elbv2 create-listener --load-balancer-arn {lb.arn} --protocol HTTP --port 80 "
-            f"--default-actions Type=forward,TargetGroupArn={tg.arn}",
+            _forward_fix(topo, topo.target_groups[0].arn),
         )
         return
     for tg in topo.target_groups:
-        via: list[str] = []
-        for lst in topo.listeners:
-            if any(tg.arn in a.target_groups for a in lst.default_actions if a.type == "forward"):
-                via.append(f"{lst.protocol}:{lst.port} default action")
-            for r in lst.rules:
-                if r.is_default:
-                    continue
-                if any(tg.arn in a.target_groups for a in r.actions if a.type == "forward"):
-                    via.append(f"{lst.protocol}:{lst.port} rule {r.priority} ({r.conditions})")
+        via = _forwarders(topo, tg)
         if via:
             yield Outcome("pass", tg.name, "forwarded by " + "; ".join(via))
             continue
@@ -359,13 +443,11 @@ def _listener_forwards(topo: Topology, exp: Expected) -> Iterator[Outcome]:
             )
             for lst in topo.listeners
         )
-        lst = next((x for x in topo.listeners if x.protocol == "HTTPS"), topo.listeners[0])
         yield Outcome(
             "fail",
             tg.name,
             f"no listener default action or rule forwards to {tg.name}; listeners: {seen}",
-            f"aws elbv2 modify-listener --listener-arn {lst.arn} "
-            f"--default-actions Type=forward,TargetGroupArn={tg.arn}",
+            _forward_fix(topo, tg.arn),
         )
 
 
@@ -377,22 +459,47 @@ def _listener_forwards(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 def _tg_exists(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     lb = topo.load_balancer
     if not topo.target_groups:
-        yield Outcome(
-            "fail",
-            lb.name,
-            f"no target group is attached to {lb.name} (no listener forwards to one); name the "
-            "API's group with --target-group to check it, or create one",
-            f"aws elbv2 create-target-group --name <api-tg> --protocol HTTP --port {exp.port} "
-            f"--vpc-id {lb.vpc_id} --health-check-path {exp.health_check_path}",
-        )
+        spare = topo.unattached_target_groups
+        ev = f"no target group is attached to {lb.name} (no listener forwards to one)"
+        if len(spare) == 1:  # the API's group, left unattached: attach it
+            yield Outcome(
+                "fail",
+                lb.name,
+                f"{ev}; {spare[0].name} in {lb.vpc_id} is attached to no load balancer",
+                _forward_fix(topo, spare[0].arn),
+            )
+        elif spare:
+            names = ", ".join(t.name for t in spare)
+            yield Outcome(
+                "fail",
+                lb.name,
+                f"{ev}; unattached target groups in {lb.vpc_id}: {names} (name the API's with "
+                "--target-group to check it)",
+                _forward_fix(topo, _var("TG_ARN"))
+                + f"  # TG_ARN: the ARN of the API's target group, one of {names}",
+            )
+        else:
+            yield Outcome(
+                "fail",
+                lb.name,
+                f"{ev}, and {lb.vpc_id} has no unattached target group",
+                f"aws elbv2 create-target-group --name {_var('TG_NAME')} --protocol HTTP "
+                f"--port {exp.port} --vpc-id {lb.vpc_id} --health-check-path "
+                f"{exp.health_check_path}  # TG_NAME: a name for the API's group; then forward a "
+                "listener to it and register the API instances",
+            )
         return
     for tg in topo.target_groups:
-        lbs = ",".join(_tg_short(a) for a in tg.load_balancer_arns) or "none"
-        yield Outcome(
-            "pass",
-            tg.name,
-            f"{tg.name} type={tg.target_type} vpc={tg.vpc_id} load balancers={lbs}",
-        )
+        ev = f"{tg.name} type={tg.target_type} vpc={tg.vpc_id}"
+        if lb.arn in tg.load_balancer_arns or _forwarders(topo, tg):
+            yield Outcome("pass", tg.name, f"{ev}, attached to {lb.name}")
+        else:  # named with --target-group, but no listener of this ALB forwards to it
+            lbs = ",".join(_tg_short(a) for a in tg.load_balancer_arns) or "none"
+            yield _follows(
+                tg.name,
+                f"{ev} load balancers={lbs}: not attached to {lb.name}",
+                "listener.forwards",
+            )
 
 
 def _modify_tg(tg_arn: str, option: str) -> str:
@@ -436,17 +543,29 @@ def _compare_tg_setting(
             yield Outcome("pass", tg.name, ev)
             continue
         o = off(got) if callable(off) else off
-        cmd = _modify_tg(tg.arn, f"{fix} {expected}") if isinstance(fix, str) else fix(tg)
+        cmd = (
+            _modify_tg(tg.arn, f"{fix} {shlex.quote(str(expected))}")  # a path may hold ? or &
+            if isinstance(fix, str)
+            else fix(tg)
+        )
         yield Outcome(o.status, tg.name, ev + o.why, cmd, o.severity)
+
+
+def _register_fix(tg: TargetGroup, ids: Iterable[str], port: int) -> str:
+    """Register `ids` (or the API instance, which only the operator knows) on `port`."""
+    targets = " ".join(f"Id={i},Port={port}" for i in dict.fromkeys(ids))
+    cmd = f"aws elbv2 register-targets --target-group-arn {tg.arn} --targets "
+    if targets:
+        return cmd + targets
+    return cmd + f"Id={_var('INSTANCE_ID')},Port={port}  # INSTANCE_ID: the API instance"
 
 
 @check("tg.port", "target group", "Target group port is the API port", "high")
 def _tg_port(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     def fix(tg: TargetGroup) -> str:
         return (
-            "a target group's port cannot be changed; register targets with the API port: "
-            f"aws elbv2 register-targets --target-group-arn {tg.arn} "
-            f"--targets Id=<instance-id>,Port={exp.port}"
+            _register_fix(tg, [t.id for t in topo.target_health.get(tg.arn, ())], exp.port)
+            + "  # a target group's port cannot be changed; targets registered with a port use it"
         )
 
     yield from _compare_tg_setting(topo, "port", attrgetter("port"), exp.port, fix)
@@ -572,8 +691,7 @@ def _targets_registered(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 "fail",
                 tg.name,
                 f"{tg.name} has no registered targets: the ALB answers 503",
-                f"aws elbv2 register-targets --target-group-arn {tg.arn} "
-                f"--targets Id=<instance-id>,Port={exp.port}",
+                _register_fix(tg, (), exp.port),
             )
 
 
@@ -598,11 +716,15 @@ def _target_health(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         if th.description:
             ev += f"; AWS says: {th.description}"
         status = _STATE_STATUS.get(th.state, "warn")
+        cause = _cause(topo, ep) if status != "pass" else None
+        if cause:
+            yield _follows(ep.label, ev, cause)
+            continue
         fix = ""
         if status != "pass":
             tmpl = NEXT_STEP.get(th.reason or "", "")
             fix = tmpl.format(
-                ip=ep.ip or "<target-ip>",
+                ip=ep.ip or _var("TARGET_IP"),
                 port=tg.health_check_port(th.port),
                 path=tg.health_check.path,
                 matcher=tg.health_check.matcher,
@@ -642,7 +764,16 @@ def _fail_open(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         states = ", ".join(f"{t.id}={t.state}" for t in ths)
         healthy = [t for t in ths if t.state == "healthy"]
         unhealthy = [t for t in ths if t.state.startswith("unhealthy")]
-        if healthy:
+        causes = {
+            _cause(topo, ep)
+            for ep in endpoints(topo)
+            if ep.target_group.arn == tg.arn and ep.target.state != "healthy"
+        }
+        if not healthy and None not in causes:  # every target is down for a reason found later
+            yield _follows(
+                tg.name, f"no healthy target ({states})", ", ".join(sorted(c for c in causes if c))
+            )
+        elif healthy:
             yield Outcome(
                 "pass",
                 tg.name,
@@ -654,15 +785,15 @@ def _fail_open(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 "fail",
                 tg.name,
                 f"every target is unhealthy ({states}): the ALB fails open and sends traffic to "
-                "all of them anyway -> browsers get 502/504 without CORS headers",
-                "fix the health check failures listed under target.health",
+                "all of them anyway -> browsers get 502/504 without CORS headers; the causes and "
+                "fixes are under target.health",
             )
         else:
             yield Outcome(
                 "fail",
                 tg.name,
-                f"no healthy target ({states}): requests fail (503 when every target is unused)",
-                "see target.health for each target's reason",
+                f"no healthy target ({states}): requests fail (503 when every target is unused); "
+                "the causes and fixes are under target.health",
             )
 
 
@@ -681,8 +812,12 @@ def _allowed_hosts(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         )
         return
     for ep in mismatched:
+        cause = _cause(topo, ep)
+        if cause or not ep.ip:  # no IP: the instance is gone (instance.running)
+            yield _follows(ep.label, "Target.ResponseCodeMismatch", cause or "instance.running")
+            continue
         port = ep.target_group.health_check_port(ep.target.port)
-        host = f"{ep.ip}:{port}" if ep.ip else "<target-private-ip>:<port>"
+        host = f"{ep.ip}:{port}"
         yield Outcome(
             "fail",
             ep.label,
@@ -710,13 +845,14 @@ def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     if not topo.listeners:
         yield Outcome("skip", lb.name, "no listeners (see listener.forwards)")
         return
+    sgs = ",".join(lb.security_groups)
     for lst in topo.listeners:
-        res = f"{lb.name}:{lst.port}"
+        res = f"{sgs} ({lb.name}:{lst.port})"
         world = netmath.sg_admits(
             groups, port=lst.port, egress=False, peer_groups=(), peer_cidrs=["0.0.0.0/0"]
         )
         any_rule = [p for g in groups for p in g.ingress if p.covers_tcp_port(lst.port)]
-        ev = f"{','.join(lb.security_groups)} inbound tcp/{lst.port}"
+        ev = f"{sgs} inbound tcp/{lst.port}"
         if world.ok:
             yield Outcome("pass", res, f"{ev} open to 0.0.0.0/0")
         elif any_rule:
@@ -731,10 +867,20 @@ def _sg_alb_listener(topo: Topology, exp: Expected) -> Iterator[Outcome]:
             yield Outcome(
                 "fail",
                 res,
-                f"{ev}: no rule admits the listener port; browsers time out",
+                f"{ev}: no rule admits the listener port; browsers time out. What {sgs} "
+                f"admits: {netmath.sg_rules_text(groups, egress=False)}",
                 f"aws ec2 authorize-security-group-ingress --group-id {lb.security_groups[0]} "
                 f"--protocol tcp --port {lst.port} --cidr 0.0.0.0/0",
             )
+
+
+def _ip_permission(port: int, *, groups: Iterable[str] = (), cidrs: Iterable[str] = ()) -> str:
+    """One --ip-permissions value, single-quoted: [ ] and { } are glob/brace syntax in bash."""
+    peers = [f"UserIdGroupPairs=[{{GroupId={g}}}]" for g in groups]
+    ranges = ",".join(f"{{CidrIp={c}}}" for c in cidrs)
+    if ranges:
+        peers.append(f"IpRanges=[{ranges}]")
+    return f"'IpProtocol=tcp,FromPort={port},ToPort={port},{','.join(peers)}'"
 
 
 @check(
@@ -748,6 +894,11 @@ def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     lb = topo.load_balancer
     alb_cidrs = [c for _, c in _alb_cidrs(topo)]
     for ep in endpoints(topo):
+        sgs = ",".join(ep.security_groups)
+        res = f"{sgs} ({ep.label})" if sgs else ep.label
+        if _unreachable(topo, ep):
+            yield _follows(res, f"{ep.target.id} is in {ep.vpc_id}", "net.same_vpc")
+            continue
         if not ep.security_groups:
             yield Outcome(
                 "skip", ep.label, "target's security groups unknown (not an instance/ENI)"
@@ -762,24 +913,28 @@ def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 peer_groups=lb.security_groups,
                 peer_cidrs=alb_cidrs,
             )
-            ev = f"{','.join(ep.security_groups)} inbound tcp/{port} for {ep.target.id}"
+            ev = f"{sgs} inbound tcp/{port} for {ep.target.id}"
             if v.ok:
-                yield Outcome("pass", ep.label, f"{ev} from {v.via}")
+                yield Outcome("pass", res, f"{ev} from {v.via}")
                 continue
             extra = (
                 f" (ALB subnets not covered: {', '.join(v.uncovered_cidrs)})"
                 if v.uncovered_cidrs
                 else ""
             )
-            alb_sg = lb.security_groups[0] if lb.security_groups else "<alb-sg>"
+            if lb.security_groups:
+                source = f"--protocol tcp --port {port} --source-group {lb.security_groups[0]}"
+            else:  # an ALB without security groups: admit its subnets
+                source = f"--ip-permissions {_ip_permission(port, cidrs=alb_cidrs)}"
             yield Outcome(
                 "fail",
-                ep.label,
+                res,
                 f"{ev}: no rule admits it from the ALB security group "
                 f"{','.join(lb.security_groups) or '-'} or the ALB subnets{extra} -> the ALB "
-                "cannot connect: 502/504 and failing health checks",
+                "cannot connect: 502/504 and failing health checks. What "
+                f"{sgs} admits: {netmath.sg_rules_text(groups, egress=False)}",
                 f"aws ec2 authorize-security-group-ingress --group-id {ep.security_groups[0]} "
-                f"--protocol tcp --port {port} --source-group {alb_sg}",
+                + source,
             )
 
 
@@ -793,9 +948,17 @@ def _sg_target_from_alb(topo: Topology, exp: Expected) -> Iterator[Outcome]:
 def _sg_alb_egress(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     lb = topo.load_balancer
     groups = _groups(topo, lb.security_groups)
+    sgs = ",".join(lb.security_groups)
     for ep in endpoints(topo):
+        res = f"{sgs} ({ep.label})" if sgs else ep.label
+        if not lb.security_groups:
+            yield Outcome("skip", res, "the load balancer has no security groups")
+            continue
         if not ep.ip:
-            yield Outcome("skip", ep.label, "target IP unknown")
+            yield Outcome("skip", res, "target IP unknown")
+            continue
+        if _unreachable(topo, ep):
+            yield _follows(res, f"{ep.target.id} is in {ep.vpc_id}", "net.same_vpc")
             continue
         for port in _hc_ports(ep):
             v = netmath.sg_admits(
@@ -805,22 +968,22 @@ def _sg_alb_egress(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 peer_groups=ep.security_groups,
                 peer_cidrs=[netmath.host_cidr(ep.ip)],
             )
-            ev = f"{','.join(lb.security_groups)} outbound tcp/{port} to {ep.ip}"
+            ev = f"{sgs} outbound tcp/{port} to {ep.ip}"
             if v.ok:
-                yield Outcome("pass", ep.label, f"{ev} via {v.via}")
+                yield Outcome("pass", res, f"{ev} via {v.via}")
             else:
                 dest = (
-                    f"UserIdGroupPairs=[{{GroupId={ep.security_groups[0]}}}]"
+                    _ip_permission(port, groups=ep.security_groups[:1])
                     if ep.security_groups
-                    else f"IpRanges=[{{CidrIp={ep.ip}/32}}]"
+                    else _ip_permission(port, cidrs=[netmath.host_cidr(ep.ip)])
                 )
                 yield Outcome(
                     "fail",
-                    ep.label,
-                    f"{ev}: no egress rule allows it",
-                    f"aws ec2 authorize-security-group-egress --group-id "
-                    f"{lb.security_groups[0] if lb.security_groups else '<alb-sg>'} "
-                    f"--ip-permissions IpProtocol=tcp,FromPort={port},ToPort={port},{dest}",
+                    res,
+                    f"{ev}: no egress rule allows it. What {sgs} lets out: "
+                    f"{netmath.sg_rules_text(groups, egress=True)}",
+                    f"aws ec2 authorize-security-group-egress --group-id {lb.security_groups[0]} "
+                    f"--ip-permissions {dest}",
                 )
 
 
@@ -841,20 +1004,16 @@ def _same_vpc(topo: Topology, exp: Expected) -> Iterator[Outcome]:
             yield Outcome("pass", ep.label, ev)
             continue
         # Another VPC: it can only work when every ALB subnet routes to it (peering / TGW).
-        hops = []
-        for sid, _ in _alb_cidrs(topo):
-            rt = topo.route_table_for(sid)
-            r = netmath.route_for(rt, netmath.host_cidr(ep.ip)) if rt and ep.ip else None
-            if r and r.state == "active" and r.target != "local":
-                hops.append(f"{sid}->{r.target}")
-        if hops and len(hops) == len(lb.subnet_ids):
+        tg = ep.target_group
+        if not _unreachable(topo, ep):
             yield Outcome(
                 "warn",
                 ep.label,
-                f"{ev}; routed via {', '.join(hops)} (instance targets must be in the target "
-                "group's VPC; across VPCs register them by IP)",
-                "register the target by IP in an ip-type target group: aws elbv2 register-targets "
-                f"--target-group-arn <ip-tg-arn> --targets Id={ep.ip},Port={ep.target.port}",
+                f"{ev}; routed via {', '.join(_routed_hops(topo, ep))} (instance targets must be "
+                "in the target group's VPC; across VPCs register them by IP)",
+                f"aws elbv2 register-targets --target-group-arn {_var('IP_TG_ARN')} --targets "
+                f"Id={ep.ip},Port={ep.target.port}  # IP_TG_ARN: an ip-type target group in "
+                f"{lb.vpc_id}; then deregister {ep.target.id} here",
             )
         else:
             yield Outcome(
@@ -862,31 +1021,73 @@ def _same_vpc(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 ep.label,
                 f"{ev}; no route from the ALB subnets to {ep.ip or 'the target'}: the ALB cannot "
                 "reach it",
-                f"run the API instance in {lb.vpc_id} and register it: aws elbv2 register-targets "
-                f"--target-group-arn {ep.target_group.arn} --targets Id=<new-instance-id>,"
-                f"Port={exp.port} (or peer the VPCs and register by IP)",
+                f"aws elbv2 deregister-targets --target-group-arn {tg.arn} --targets "
+                f"Id={ep.target.id},Port={ep.target.port}  # to serve from it, run the API in "
+                f"{lb.vpc_id} (or peer the VPCs and register it by IP)",
             )
+
+
+def _is_public(topo: Topology, subnet_id: str) -> bool:
+    rt = topo.route_table_for(subnet_id)
+    r = netmath.route_for(rt, "0.0.0.0/0") if rt else None
+    return r is not None and r.state == "active" and r.target.startswith("igw-")
 
 
 @check("net.target_az", "network", "Target's Availability Zone is enabled on the ALB", "high")
 @_needs_targets
 def _target_az(topo: Topology, exp: Expected) -> Iterator[Outcome]:
     lb = topo.load_balancer
+    public = any(_is_public(topo, s) for s in lb.subnet_ids)
     for ep in endpoints(topo):
         az = ep.availability_zone
         ev = f"{ep.target.id} in {az or 'unknown AZ'}; ALB AZs {', '.join(lb.availability_zones)}"
         if az is None:
             yield Outcome("skip", ep.label, ev)
-        elif az == "all" or az in lb.availability_zones:
+        elif not _az_off(topo, ep):
             yield Outcome("pass", ep.label, ev)
         else:
+            # A subnet of the ALB's VPC in that AZ, public like the ALB's own subnets.
+            fits = sorted(
+                s.id
+                for s in topo.subnets.values()
+                if s.vpc_id == lb.vpc_id
+                and s.availability_zone == az
+                and _is_public(topo, s.id) == public
+            )
+            kind = "public " if public else ""
+            cmd = (
+                f"aws elbv2 set-subnets --load-balancer-arn {lb.arn} --subnets "
+                f"{' '.join(lb.subnet_ids)} "
+            )
+            if len(fits) == 1:
+                cmd += fits[0]
+            else:
+                cmd += (
+                    f"{_var('SUBNET_ID')}  # SUBNET_ID: a {kind}subnet of {lb.vpc_id} in {az}"
+                    + (f", one of {', '.join(fits)}" if fits else " (there is none yet)")
+                )
             yield Outcome(
                 "fail",
                 ep.label,
-                f"{ev}: the ALB does not route to targets in {az} (Target.NotInUse)",
-                f"aws elbv2 set-subnets --load-balancer-arn {lb.arn} --subnets "
-                f"{' '.join(lb.subnet_ids)} <a-public-subnet-in-{az}>",
+                f"{ev}: the ALB does not route to targets in {az} (Target.NotInUse); "
+                f"{kind}subnets of {lb.vpc_id} in {az}: {', '.join(fits) or 'none'}",
+                cmd,
             )
+
+
+_ROUTE_TARGET = {"pcx-": "--vpc-peering-connection-id", "tgw-": "--transit-gateway-id"}
+
+
+def _route_fix(rt: RouteTable, cidr: str, via: str | None) -> tuple[str, bool]:
+    """(the create-route/replace-route command, whether it needs the LINK_ID placeholder)."""
+    old = next((r for r in rt.routes if r.destination == cidr), None)
+    verb = "replace-route" if old else "create-route"
+    opt = _ROUTE_TARGET.get((via or "")[:4])
+    hop = f"{opt} {via}" if opt else f"--vpc-peering-connection-id {_var('LINK_ID')}"
+    return (
+        f"aws ec2 {verb} --route-table-id {rt.id} --destination-cidr-block {cidr} {hop}",
+        not opt,
+    )
 
 
 @check("net.routes", "network", "Route tables connect ALB subnets and the target", "high")
@@ -897,15 +1098,24 @@ def _routes(topo: Topology, exp: Expected) -> Iterator[Outcome]:
         if not ep.ip or not ep.subnet_id:
             yield Outcome("skip", ep.label, "target IP/subnet unknown")
             continue
-        problems, seen = [], []
+        if _unreachable(topo, ep):
+            yield _follows(ep.label, f"{ep.target.id} is in {ep.vpc_id}", "net.same_vpc")
+            continue
+        problems, seen, cmds = [], [], []
+        placeholder = False
+        target_cidr = netmath.host_cidr(ep.ip)
         for sid, cidr in alb:
             rt = topo.route_table_for(sid)
-            r = netmath.route_for(rt, netmath.host_cidr(ep.ip)) if rt else None
+            r = netmath.route_for(rt, target_cidr) if rt else None
             if r is None or r.state != "active":
                 problems.append(
                     f"{sid} ({rt.id if rt else 'no route table'}) has no active route to {ep.ip}"
                     + (f" (route via {r.target} is {r.state})" if r else "")
                 )
+                if rt:
+                    cmd, ph = _route_fix(rt, r.destination if r else target_cidr, None)
+                    cmds.append(cmd)
+                    placeholder |= ph
             else:
                 seen.append(f"{sid}->{ep.ip} via {r.target}")
             back_rt = topo.route_table_for(ep.subnet_id)
@@ -915,19 +1125,117 @@ def _routes(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                     f"{ep.subnet_id} ({back_rt.id if back_rt else 'no route table'}) has no "
                     f"active route back to the ALB subnet {cidr}"
                 )
+                if back_rt:  # back over the link the forward route uses, when there is one
+                    cmd, ph = _route_fix(back_rt, b.destination if b else cidr, r and r.target)
+                    cmds.append(cmd)
+                    placeholder |= ph
             else:
                 seen.append(f"{ep.subnet_id}->{cidr} via {b.target}")
         if problems:
+            note = (
+                "  # LINK_ID: the VPC peering connection between the VPCs (for a transit "
+                "gateway use --transit-gateway-id)"
+                if placeholder
+                else ""
+            )
             yield Outcome(
                 "fail",
                 ep.label,
                 "; ".join(problems),
-                "add the missing route (aws ec2 create-route --route-table-id <rtb> "
-                "--destination-cidr-block <cidr> --vpc-peering-connection-id|--transit-gateway-id "
-                "...), or place the target in the ALB's VPC",
+                " && ".join(dict.fromkeys(cmds)) + note
+                if cmds
+                else "associate a route table with the subnet, or place the target in the "
+                "ALB's VPC",
             )
         else:
             yield Outcome("pass", ep.label, "; ".join(seen))
+
+
+# The four NACL legs of ALB<->target traffic, in check order: (side, egress, ephemeral ports).
+_NACL_LEGS = (
+    ("target", False, False),
+    ("target", True, True),
+    ("alb", True, False),
+    ("alb", False, True),
+)
+
+
+@dataclass(frozen=True)
+class _NaclQuery:
+    """One question to one ACL: may `ports` pass in from / out to `remote`?"""
+
+    subnet_id: str  # whose ACL is asked
+    acl: NetworkAcl | None
+    egress: bool
+    remote: str
+    ports: tuple[int, int]
+    same_subnet: bool = False  # ALB and target share the subnet: NACLs do not apply
+
+    @property
+    def key(self) -> tuple[str, bool, str, tuple[int, int]]:
+        return (self.acl.id if self.acl else "", self.egress, self.remote, self.ports)
+
+    def verdict(self) -> netmath.NaclVerdict:
+        assert self.acl is not None
+        return netmath.evaluate_nacl(
+            self.acl, egress=self.egress, cidr=self.remote, ports=self.ports
+        )
+
+
+def _nacl_queries(
+    topo: Topology, ep: Endpoint, side: str, egress: bool, ephemeral: bool
+) -> Iterator[_NaclQuery]:
+    assert ep.ip and ep.subnet_id
+    for alb_sid, alb_cidr in _alb_cidrs(topo):
+        if alb_sid == ep.subnet_id:
+            yield _NaclQuery(alb_sid, None, egress, alb_cidr, (0, 0), same_subnet=True)
+            continue
+        subnet_id = ep.subnet_id if side == "target" else alb_sid
+        remote = alb_cidr if side == "target" else netmath.host_cidr(ep.ip)
+        port_sets = [netmath.EPHEMERAL] if ephemeral else [(p, p) for p in _hc_ports(ep)]
+        for ports in port_sets:
+            yield _NaclQuery(subnet_id, topo.nacl_for(subnet_id), egress, remote, ports)
+
+
+def _nacl_endpoints(topo: Topology) -> Iterator[Endpoint]:
+    """The targets whose NACL legs are evaluated (known place, reachable from the ALB's VPC)."""
+    return (ep for ep in endpoints(topo) if ep.ip and ep.subnet_id and not _unreachable(topo, ep))
+
+
+def _nacl_plan(topo: Topology) -> dict[tuple[str, bool, str, tuple[int, int]], int | None]:
+    """A rule number for every allow entry the NACL findings ask for.
+
+    The numbers are distinct per ACL and direction over all four NACL checks, since their fixes run
+    one after another (two entries with one number fail with NetworkAclEntryAlreadyExists). Each
+    sits below the first rule that denies its traffic; None: no free number there.
+    """
+    planned: dict[tuple[str, bool], set[int]] = {}
+    plan: dict[tuple[str, bool, str, tuple[int, int]], int | None] = {}
+    for side, egress, ephemeral in _NACL_LEGS:
+        for ep in _nacl_endpoints(topo):
+            for q in _nacl_queries(topo, ep, side, egress, ephemeral):
+                if q.acl is None or q.key in plan:
+                    continue
+                v = q.verdict()
+                if v.allowed:
+                    continue
+                taken = planned.setdefault((q.acl.id, egress), set())
+                n = netmath.free_rule_number_below(
+                    q.acl, egress=egress, below=min(v.denied_by), taken=taken
+                )
+                plan[q.key] = n
+                if n is not None:
+                    taken.add(n)
+    return plan
+
+
+def _nacl_rule(acl: NetworkAcl, egress: bool, number: int) -> str:
+    """A NACL rule as evidence: its number, action, ports and remote side."""
+    if number == 32767:
+        return "the final rule * (32767: deny all)"
+    e = next(x for x in acl.entries if x.rule_number == number and x.egress == egress)
+    what = netmath.describe_ports(e.protocol, e.from_port, e.to_port)
+    return f"rule {number} ({e.action} {what} {'to' if egress else 'from'} {e.cidr})"
 
 
 def _nacl_fix(acl_id: str, egress: bool, rule: int, ports: tuple[int, int], cidr: str) -> str:
@@ -940,52 +1248,58 @@ def _nacl_fix(acl_id: str, egress: bool, rule: int, ports: tuple[int, int], cidr
 
 def _nacl_check(topo: Topology, *, side: str, egress: bool, ephemeral: bool) -> Iterator[Outcome]:
     """One direction of ALB<->target traffic through the NACL of one side's subnet."""
-    alb = _alb_cidrs(topo)
+    plan = _nacl_plan(topo)
+    reachable = {ep.label for ep in _nacl_endpoints(topo)}
     for ep in endpoints(topo):
         if not ep.ip or not ep.subnet_id:
             yield Outcome("skip", ep.label, "target IP/subnet unknown")
             continue
-        problems: list[tuple[str, str]] = []
+        if ep.label not in reachable:
+            yield _follows(ep.label, f"{ep.target.id} is in {ep.vpc_id}", "net.same_vpc")
+            continue
+        problems: list[str] = []
+        cmds: list[str] = []
         seen: list[str] = []
-        for alb_sid, alb_cidr in alb:
-            if alb_sid == ep.subnet_id:
-                seen.append(f"{alb_sid}: same subnet, NACLs do not apply")
+        acls: list[str] = []
+        for q in _nacl_queries(topo, ep, side, egress, ephemeral):
+            if q.same_subnet:
+                seen.append(f"{q.subnet_id}: same subnet, NACLs do not apply")
                 continue
-            subnet_id = ep.subnet_id if side == "target" else alb_sid
-            acl = topo.nacl_for(subnet_id)
-            if acl is None:
-                problems.append((f"no network ACL found for {subnet_id}", ""))
+            if q.acl is None:
+                problems.append(f"no network ACL found for {q.subnet_id}")
                 continue
-            remote = alb_cidr if side == "target" else netmath.host_cidr(ep.ip)
-            port_sets = [netmath.EPHEMERAL] if ephemeral else [(p, p) for p in _hc_ports(ep)]
-            for ports in port_sets:
-                v = netmath.evaluate_nacl(acl, egress=egress, cidr=remote, ports=ports)
-                what = (
-                    f"{acl.id} ({subnet_id}) {'outbound' if egress else 'inbound'} "
-                    f"tcp/{ports[0]}{'-' + str(ports[1]) if ports[1] != ports[0] else ''} "
-                    f"{'to' if egress else 'from'} {remote}"
+            acls.append(q.acl.id)
+            v = q.verdict()
+            ports = q.ports
+            what = (
+                f"{q.acl.id} ({q.subnet_id}) {'outbound' if egress else 'inbound'} "
+                f"tcp/{ports[0]}{'-' + str(ports[1]) if ports[1] != ports[0] else ''} "
+                f"{'to' if egress else 'from'} {q.remote}"
+            )
+            if v.allowed:
+                seen.append(f"{what} allowed by rule {','.join(map(str, v.allowed_by))}")
+                continue
+            by = "; ".join(_nacl_rule(q.acl, egress, n) for n in v.denied_by)
+            problems.append(f"{what} denied by {by}{' (partly)' if v.partial else ''}")
+            rule = plan.get(q.key)
+            if rule is None:
+                cmds.append(
+                    f"# no free rule number below {min(v.denied_by)} in {q.acl.id}: renumber it"
                 )
-                if v.allowed:
-                    seen.append(f"{what} allowed by rule {','.join(map(str, v.allowed_by))}")
-                else:
-                    deny = min(v.denied_by)
-                    rule = netmath.free_rule_number_below(acl, egress=egress, below=deny)
-                    partly = " (partly)" if v.partial else ""
-                    problems.append(
-                        (
-                            f"{what} denied by rule {','.join(map(str, v.denied_by))}{partly}",
-                            _nacl_fix(acl.id, egress, rule, ports, remote),
-                        )
-                    )
+            else:
+                cmds.append(_nacl_fix(q.acl.id, egress, rule, ports, q.remote))
+        res = f"{','.join(dict.fromkeys(acls))} ({ep.label})" if acls else ep.label
         if problems:
+            runnable = [c for c in dict.fromkeys(cmds) if not c.startswith("#")]
+            notes = [c for c in dict.fromkeys(cmds) if c.startswith("#")]
             yield Outcome(
                 "fail",
-                ep.label,
-                "; ".join(p for p, _ in problems),
-                " && ".join(dict.fromkeys(f for _, f in problems if f)),
+                res,
+                "; ".join(problems),
+                " && ".join(runnable) + ("  " + " ".join(notes) if notes else ""),
             )
         else:
-            yield Outcome("pass", ep.label, "; ".join(seen) or "nothing to evaluate")
+            yield Outcome("pass", res, "; ".join(seen) or "nothing to evaluate")
 
 
 @check(
@@ -1044,7 +1358,8 @@ def _instance_running(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 ep.label,
                 f"instance {ep.target.id} not found (terminated and gone?)",
                 f"aws elbv2 deregister-targets --target-group-arn {ep.target_group.arn} "
-                f"--targets Id={ep.target.id} and register a running API instance",
+                f"--targets Id={ep.target.id},Port={ep.target.port}  # then register a running "
+                "API instance",
             )
             continue
         ev = f"{inst.id} state={inst.state} ip={inst.private_ip} subnet={inst.subnet_id}"
@@ -1064,9 +1379,9 @@ def _instance_running(topo: Topology, exp: Expected) -> Iterator[Outcome]:
                 "fail",
                 ep.label,
                 ev,
-                f"launch a replacement and register it: aws elbv2 register-targets "
-                f"--target-group-arn {ep.target_group.arn} --targets Id=<new-instance-id>,"
-                f"Port={exp.port}",
+                f"aws elbv2 deregister-targets --target-group-arn {ep.target_group.arn} "
+                f"--targets Id={ep.target.id},Port={ep.target.port}  # then launch a replacement "
+                "and register it",
             )
 
 

@@ -33,7 +33,7 @@ from probes.aws.topology import (
     Vpc,
 )
 
-MAX_PAGES = 100  # every pagination loop is bounded
+MAX_PAGES = 100  # every pagination loop is bounded, and says so when it hits the bound
 _FILTER_CHUNK = 190  # EC2 filters take at most 200 values
 
 
@@ -299,19 +299,35 @@ def _target_groups(clients: AwsClients, lb_arn: str, wanted: str | None) -> list
         raise
 
 
-def _rules(clients: AwsClients, listener_arn: str) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = []
-    marker: str | None = None
-    for _ in range(MAX_PAGES):
-        kwargs: dict[str, Any] = {"ListenerArn": listener_arn}
-        if marker:
-            kwargs["Marker"] = marker
-        resp = clients.elbv2.describe_rules(**kwargs)
-        rules.extend(resp.get("Rules", []))
-        marker = resp.get("NextMarker")
-        if not marker:
-            break
-    return rules
+def _forwarded_missing(
+    clients: AwsClients, listeners: list[Listener], found: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The target groups the listeners forward to that ``found`` lacks."""
+    have = {t["TargetGroupArn"] for t in found}
+    actions = [a for lst in listeners for r in lst.rules for a in r.actions]
+    actions += [a for lst in listeners for a in lst.default_actions]
+    missing = sorted({arn for a in actions for arn in a.target_groups} - have)
+    pag = clients.elbv2.get_paginator("describe_target_groups")
+    return [
+        t
+        for chunk in _chunks(missing, 20)
+        for page in _pages(pag, TargetGroupArns=chunk)
+        for t in page["TargetGroups"]
+    ]
+
+
+def _unattached_target_groups(clients: AwsClients, vpc_id: str) -> Iterator[TargetGroup]:
+    pag = clients.elbv2.get_paginator("describe_target_groups")
+    for page in _pages(pag):
+        for t in page["TargetGroups"]:
+            if t.get("VpcId") == vpc_id and not t.get("LoadBalancerArns"):
+                yield parse_target_group(t)
+
+
+def listener_rules(clients: AwsClients, listener_arn: str) -> list[dict[str, Any]]:
+    """Every rule of a listener, through botocore's describe_rules paginator (Marker/NextMarker)."""
+    pag = clients.elbv2.get_paginator("describe_rules")
+    return [r for page in _pages(pag, ListenerArn=listener_arn) for r in page.get("Rules", [])]
 
 
 def _filtered(paginator: Any, key: str, name: str, values: Iterable[str]) -> list[dict[str, Any]]:
@@ -346,7 +362,7 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
                         _condition_summary(r.get("Conditions", [])),
                         tuple(parse_action(a) for a in r.get("Actions", [])),
                     )
-                    for r in _rules(clients, lst["ListenerArn"])
+                    for r in listener_rules(clients, lst["ListenerArn"])
                 ]
                 listeners.append(
                     Listener(
@@ -359,7 +375,14 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
                 )
 
     with aws_errors("reading target groups and target health"):
-        tgs = [parse_target_group(t) for t in _target_groups(clients, lb_arn, target_group)]
+        raw_tgs = _target_groups(clients, lb_arn, target_group)
+        if target_group is None:  # also what the listeners forward to (moto's LoadBalancerArns
+            # for a target group lags a modify-listener; the listeners are what the ALB does)
+            raw_tgs += _forwarded_missing(clients, listeners, raw_tgs)
+        tgs = [parse_target_group(t) for t in raw_tgs]
+        spare: tuple[TargetGroup, ...] = ()
+        if not tgs and target_group is None:
+            spare = tuple(_unattached_target_groups(clients, lb.vpc_id))
         health: dict[str, tuple[TargetHealth, ...]] = {}
         for tg in tgs:
             resp = clients.elbv2.describe_target_health(TargetGroupArn=tg.arn)
@@ -439,11 +462,12 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
                 sg_ids,
             )
         }
+        pag = clients.ec2.get_paginator("describe_subnets")
         subnets = {
             s["SubnetId"]: Subnet(s["SubnetId"], s["VpcId"], s["AvailabilityZone"], s["CidrBlock"])
-            for s in _filtered(
-                clients.ec2.get_paginator("describe_subnets"), "Subnets", "subnet-id", subnet_ids
-            )
+            # the targets' subnets, and every subnet of the ALB's VPC (candidates for its AZs)
+            for s in _filtered(pag, "Subnets", "subnet-id", subnet_ids)
+            + _filtered(pag, "Subnets", "vpc-id", [lb.vpc_id])
         }
         resp = clients.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])
         vpcs = {
@@ -483,6 +507,7 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
         network_acls=nacls,
         instances=instances,
         interfaces=interfaces,
+        unattached_target_groups=spare,
     )
 
 

@@ -102,13 +102,13 @@ def evaluate_nacl(
     return NaclVerdict(acl.id, not denied_by, tuple(allowed_by), tuple(denied_by))
 
 
-def free_rule_number_below(acl: NetworkAcl, *, egress: bool, below: int) -> int:
-    """A free rule number that evaluates before ``below`` (for a copy-paste fix command)."""
-    used = {e.rule_number for e in acl.entries if e.egress == egress}
-    for n in range(min(below - 1, 32766), 0, -1):
-        if n not in used:
-            return n
-    return 1
+def free_rule_number_below(
+    acl: NetworkAcl, *, egress: bool, below: int, taken: Iterable[int] = ()
+) -> int | None:
+    """The highest rule number below ``below`` that neither ``acl`` nor ``taken`` uses (so a new
+    entry evaluates before rule ``below``), or None when there is none."""
+    used = {e.rule_number for e in acl.entries if e.egress == egress} | set(taken)
+    return next((n for n in range(min(below, 32767) - 1, 0, -1) if n not in used), None)
 
 
 def _union(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -162,6 +162,34 @@ def sg_admits(
         via = ", ".join(sorted({c for p in perms for c in p.cidrs}))
         return SgVerdict(True, f"CIDR {via}")
     return SgVerdict(False, "", uncovered if peer_cidrs else ())
+
+
+def describe_ports(protocol: str, lo: int | None, hi: int | None) -> str:
+    """'tcp/8000', 'tcp/1024-65535', 'tcp/all ports' or 'all traffic' (SG and NACL rules)."""
+    if protocol in ("-1", "all"):
+        return "all traffic"
+    proto = {"6": "tcp", "17": "udp", "1": "icmp"}.get(protocol, protocol)
+    if lo is None or (lo == 0 and hi in (None, 65535)):
+        return f"{proto}/all ports"
+    return f"{proto}/{lo}" if hi in (None, lo) else f"{proto}/{lo}-{hi}"
+
+
+def describe_permission(p: Permission, *, egress: bool) -> str:
+    """One rule as an operator reads it: 'tcp/80 from sg-alb', 'all traffic to 0.0.0.0/0'."""
+    what = describe_ports(p.protocol, p.from_port, p.to_port)
+    peers = [*p.groups, *p.cidrs, *p.ipv6_cidrs, *p.prefix_lists]
+    return f"{what} {'to' if egress else 'from'} {', '.join(peers) or 'nowhere'}"
+
+
+def sg_rules_text(groups: Iterable[SecurityGroup], *, egress: bool) -> str:
+    """What the groups admit (or let out), rule by rule, for evidence."""
+    groups = list(groups)
+    rules = [
+        (f"{g.id}: " if len(groups) > 1 else "") + describe_permission(p, egress=egress)
+        for g in groups
+        for p in (g.egress if egress else g.ingress)
+    ]
+    return "; ".join(rules) or f"no {'outbound' if egress else 'inbound'} rule at all"
 
 
 def route_for(rt: RouteTable, cidr: str) -> Route | None:

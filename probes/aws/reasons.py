@@ -1,4 +1,4 @@
-"""Target-health reason codes in plain words (ELBv2 TargetHealthReasonEnum, reference §5)."""
+"""Target-health reason codes in plain words (ELBv2 TargetHealthReasonEnum; listed in docs/aws.md)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ NEXT_STEP: dict[str, str] = {
     "Elb.RegistrationInProgress": "wait for registration to finish, then check again",
     "Elb.InitialHealthChecking": "wait interval x healthy threshold seconds, then check again",
     "Target.ResponseCodeMismatch": (
-        "curl -i -H 'Host: {ip}:{port}' http://{ip}:{port}{path} from inside the VPC and compare "
-        "with the matcher {matcher}"
+        "curl -i -H 'Host: {ip}:{port}' http://{ip}:{port}{path}  # from inside the VPC; compare "
+        "the status with the matcher {matcher}"
     ),
     "Target.Timeout": (
         "on the instance: sudo docker ps; sudo docker logs --since 15m {container}; "

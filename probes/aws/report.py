@@ -24,6 +24,17 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     return {s: counts.get(s, 0) for s in STATUSES}
 
 
+def fixes(findings: Sequence[Finding]) -> list[Finding]:
+    """The findings whose fix the report prints, in order; a fix two findings share comes once."""
+    seen: set[str] = set()
+    out = []
+    for f in findings:
+        if f.status in ("fail", "warn", "error") and f.remediation and f.remediation not in seen:
+            seen.add(f.remediation)
+            out.append(f)
+    return out
+
+
 def to_json(findings: Sequence[Finding], meta: dict[str, Any]) -> dict[str, Any]:
     return {
         "schema_version": 1,
@@ -86,14 +97,16 @@ def render(findings: Sequence[Finding], meta: dict[str, Any], console: Any) -> N
     from rich.text import Text
 
     title = f"albprobe check: {meta.get('load_balancer')} ({meta.get('region')})"
+    if meta.get("endpoint_url"):  # not AWS's own endpoint (moto, LocalStack, a VPC endpoint)
+        title += f" at {meta['endpoint_url']}"
     if console.width >= WIDE:
         _table(findings, title, console)
     else:
         _list(findings, title, console)
-    fixes = [f for f in findings if f.status in ("fail", "warn", "error") and f.remediation]
-    if fixes:
+    todo = fixes(findings)
+    if todo:
         console.print(Text("\nFixes (albprobe changes nothing; run these yourself):", style="bold"))
-        for f in fixes:
+        for f in todo:
             console.print(Text(f"[{f.status}] {f.id} {f.resource}", style=_STYLE[f.status]))
             console.print(Text(f"  {f.remediation}"), soft_wrap=True)
     counts = summary(findings)

@@ -226,6 +226,9 @@ class Topology:
     network_acls: tuple[NetworkAcl, ...] = ()
     instances: dict[str, Instance] = field(default_factory=dict)
     interfaces: dict[str, NetworkInterface] = field(default_factory=dict)  # by private IP
+    # When no target group is attached (and none named): the groups in the ALB's VPC attached to
+    # no load balancer, one of which is likely the API's.
+    unattached_target_groups: tuple[TargetGroup, ...] = ()
 
     def route_table_for(self, subnet_id: str) -> RouteTable | None:
         """The explicitly associated table, else the VPC's main table (how AWS resolves it)."""

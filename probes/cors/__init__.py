@@ -15,6 +15,7 @@ from probes.cors.evaluate import (
     redirected_request,
 )
 from probes.cors.messages import STEPS
+from probes.cors.requestside import normalize_method, with_body_headers
 from probes.cors.wire import CHROME_USER_AGENT, actual_headers, preflight_headers
 
 __all__ = [
@@ -31,7 +32,9 @@ __all__ = [
     "evaluate_preflight",
     "needs_preflight",
     "network_verdict",
+    "normalize_method",
     "parse_max_age",
     "preflight_headers",
     "redirected_request",
+    "with_body_headers",
 ]

@@ -32,6 +32,13 @@ class _Entry:
     expires: float
 
 
+# Chromium's PreflightController looks the cache up only when the request has none of the load
+# flags VALIDATE_CACHE, BYPASS_CACHE, DISABLE_CACHE, i.e. fetch cache modes no-cache, reload and
+# no-store; a no-store (DISABLE_CACHE) request's preflight result is not stored either.
+BYPASS_LOOKUP = frozenset({"no-store", "reload", "no-cache"})
+BYPASS_STORE = frozenset({"no-store"})
+
+
 class PreflightCache:
     def __init__(self, mode: str = "chrome", max_entries: int = 1024) -> None:
         if mode not in ("chrome", "spec"):
@@ -46,6 +53,8 @@ class PreflightCache:
 
     def allows(self, req: CorsRequest, now: float) -> bool:
         """True when a cached preflight result lets ``req`` go without a new preflight."""
+        if req.cache in BYPASS_LOOKUP:
+            return False
         d = _derive(req, self.mode)
         key = (d.origin, d.cache_url)
         entry = self._entries.get(key)
@@ -100,6 +109,8 @@ class PreflightCache:
     def store(self, req: CorsRequest, resp: HttpResponse, now: float) -> None:
         """Record a *successful* preflight response for ``req`` (call after
         evaluate_preflight(...).ok)."""
+        if req.cache in BYPASS_STORE:
+            return
         d = _derive(req, self.mode)
         h = resp.cors
         methods = parse_allow_list(h.acam, lower=False)

@@ -36,6 +36,7 @@ from probes.cors.requestside import (
 MODES = ("chrome", "spec")
 CREDENTIALS_MODES = ("omit", "same-origin", "include")
 REQUEST_MODES = ("cors", "same-origin", "no-cors")
+CACHE_MODES = ("default", "no-store", "reload", "no-cache", "force-cache", "only-if-cached")
 INITIATORS = ("fetch", "xhr")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHROME_MAX_AGE_CAP = 7200.0  # Chromium caps Access-Control-Max-Age at 2 hours
@@ -60,8 +61,11 @@ class CorsRequest:
     force_preflight: bool = False  # Fetch's use-CORS-preflight flag (e.g. XHR upload listeners)
     redirected_from: str | None = None  # initial URL when this hop follows a redirect
     mode: str = "cors"  # fetch request mode: cors | same-origin | no-cors
+    cache: str = "default"  # fetch cache mode (no-store/reload/no-cache skip the preflight cache)
 
     def __post_init__(self) -> None:
+        if self.cache not in CACHE_MODES:
+            raise ValueError(f"cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if self.credentials not in CREDENTIALS_MODES:
             raise ValueError(
                 f"credentials must be one of {CREDENTIALS_MODES}, got {self.credentials!r}"

@@ -127,6 +127,19 @@ def is_safelisted_header(name: str, value: str, mode: str = "chrome") -> bool:
     return False
 
 
+TEXT_PLAIN_UTF8 = "text/plain;charset=UTF-8"
+
+
+def with_body_headers(
+    headers: tuple[tuple[str, str], ...], body: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The headers fetch() sends with ``body``: a string body without a Content-Type gets
+    ``text/plain;charset=UTF-8`` (Fetch, "extract a body"), which is still CORS-safelisted."""
+    if body is None or any(n.lower() == "content-type" for n, _ in headers):
+        return headers
+    return (*headers, ("Content-Type", TEXT_PLAIN_UTF8))
+
+
 def author_headers(
     headers: tuple[tuple[str, str], ...], mode: str = "chrome"
 ) -> tuple[tuple[str, str], ...]:

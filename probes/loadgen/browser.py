@@ -24,6 +24,7 @@ from probes.cors import (
     needs_preflight,
     network_verdict,
     preflight_headers,
+    with_body_headers,
 )
 
 # Short CORS reasons for Locust's failure names, e.g. "502 proxy (no ACAO)".
@@ -111,7 +112,7 @@ def prepare_endpoints(
             url=base_url.rstrip("/") + ep.path,
             origin=origin,
             method=ep.method,
-            headers=tuple(headers),
+            headers=with_body_headers(tuple(headers), ep.body),
             credentials="include" if credentials else "same-origin",
             force_preflight=force_preflight,
         )

@@ -193,7 +193,8 @@ def test_window_filter_and_gz_folder(tmp_path):
 
 
 def test_keepalive_signature_classified(tmp_path):
-    from analysis import correlate, synth
+    from analysis import correlate
+    from fixtures import synth
 
     paths = synth.write_alb_logs(tmp_path / "l", 5000, files=1)
     ds = dataset.open_alb_logs(paths, since=None, until=None)

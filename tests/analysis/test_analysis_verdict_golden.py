@@ -1,4 +1,4 @@
-"""Golden verdicts: every mode of design.md's failure-mode matrix, from synthetic run directories."""
+"""Golden verdicts: every mode of the failure-mode matrix (docs/architecture.md), from synthetic run directories."""
 
 import json
 import re
@@ -198,7 +198,7 @@ def test_decide_is_pure_on_figures():
 
 
 def test_a_disallowed_origin_let_in_blames_the_cors_setup(tmp_path):
-    """design.md: the CORS setup is at fault when a disallowed origin is let in, even when no
+    """docs/architecture.md, verdict logic: the CORS setup is at fault when a disallowed origin is let in, even when no
     request failed (the run's CORS scan puts its findings in run.json)."""
     run = synth.write(tmp_path, "healthy")
     meta = json.loads((run / "run.json").read_text())

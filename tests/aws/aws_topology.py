@@ -4,7 +4,9 @@ topology the runbook describes, built in a moto server."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import boto3
 
@@ -152,6 +154,209 @@ def build_prod(
         listener_arn=listener["ListenerArn"],
         bucket=bucket,
     )
+
+
+@dataclass
+class Broken:
+    """A production-like topology with one thing broken, and how `albprobe check` is pointed at it."""
+
+    prod: Prod
+    target_group: str | None = None  # --target-group
+    expected: dict[str, Any] = field(default_factory=dict)  # Expected(...) overrides (config/CLI)
+    extra: dict[str, str] = field(default_factory=dict)  # ids the breakage added
+
+
+def sg_without_port(c: AwsClients) -> Broken:
+    return Broken(build_prod(c, api_sg_port=None))
+
+
+def sg_with_wrong_port(c: AwsClients) -> Broken:
+    return Broken(build_prod(c, api_sg_port=80))
+
+
+def target_in_other_vpc(c: AwsClients) -> Broken:
+    """A second target, registered by mistake, in another VPC that nothing routes to."""
+    prod = build_prod(c)
+    other = c.ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    subnet = c.ec2.create_subnet(
+        VpcId=other, CidrBlock="172.31.1.0/24", AvailabilityZone="us-east-1a"
+    )["Subnet"]["SubnetId"]
+    inst = c.ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)[
+        "Instances"
+    ][0]["InstanceId"]
+    c.elbv2.register_targets(TargetGroupArn=prod.tg_arn, Targets=[{"Id": inst, "Port": 8000}])
+    return Broken(prod, extra={"vpc": other, "instance": inst})
+
+
+def stopped_instance(c: AwsClients) -> Broken:
+    prod = build_prod(c)
+    c.ec2.stop_instances(InstanceIds=[prod.instance])
+    return Broken(prod)
+
+
+def listener_not_forwarding(c: AwsClients) -> Broken:
+    """The listener answers a fixed 503: the API's target group is attached to nothing."""
+    return Broken(build_prod(c, forward=False))
+
+
+def listener_not_forwarding_named(c: AwsClients) -> Broken:
+    """The same, with the API's target group named by --target-group."""
+    return Broken(build_prod(c, forward=False), target_group="academy-api-tg")
+
+
+def nacl_denies_the_port(c: AwsClients) -> Broken:
+    """The API subnet's own ACL: allow all, but rule 90 denies tcp/8000 from the whole VPC."""
+    prod = build_prod(c)
+    ec2 = c.ec2
+    acl = ec2.create_network_acl(VpcId=prod.vpc)["NetworkAcl"]["NetworkAclId"]
+    for egress in (False, True):
+        ec2.create_network_acl_entry(
+            NetworkAclId=acl,
+            RuleNumber=100,
+            Protocol="-1",
+            RuleAction="allow",
+            Egress=egress,
+            CidrBlock="0.0.0.0/0",
+        )
+    ec2.create_network_acl_entry(
+        NetworkAclId=acl,
+        RuleNumber=90,
+        Protocol="6",
+        RuleAction="deny",
+        Egress=False,
+        CidrBlock="10.0.0.0/16",
+        PortRange={"From": 8000, "To": 8000},
+    )
+    current = ec2.describe_network_acls(
+        Filters=[{"Name": "association.subnet-id", "Values": [prod.api_subnet]}]
+    )["NetworkAcls"][0]
+    assoc = next(a for a in current["Associations"] if a["SubnetId"] == prod.api_subnet)
+    ec2.replace_network_acl_association(
+        AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
+    )
+    return Broken(prod, extra={"acl": acl})
+
+
+def target_in_unserved_az(c: AwsClients) -> Broken:
+    """A second API instance in us-east-1c, where the VPC has a subnet but the ALB is not enabled."""
+    prod = build_prod(c)
+    subnet = c.ec2.create_subnet(
+        VpcId=prod.vpc, CidrBlock="10.0.12.0/24", AvailabilityZone="us-east-1c"
+    )["Subnet"]["SubnetId"]
+    inst = c.ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        SecurityGroupIds=[prod.api_sg],
+    )["Instances"][0]["InstanceId"]
+    c.elbv2.register_targets(TargetGroupArn=prod.tg_arn, Targets=[{"Id": inst, "Port": 8000}])
+    return Broken(prod, extra={"subnet": subnet, "instance": inst})
+
+
+def keepalive_shorter_than_idle_timeout(c: AwsClients) -> Broken:
+    """gthread workers keep connections 5 s; the ALB's idle timeout is AWS's default 60 s."""
+    return Broken(
+        build_prod(c, idle_timeout=None),
+        expected={"keepalive": 5, "worker_class": "gthread", "threads": 4},
+    )
+
+
+def access_logs_disabled(c: AwsClients) -> Broken:
+    return Broken(build_prod(c, access_logs=False))
+
+
+def health_check_path_differs(c: AwsClients) -> Broken:
+    """The API's health endpoint is /healthz ([aws.health_check] path); the group checks /health."""
+    return Broken(build_prod(c), expected={"health_check_path": "/healthz"})
+
+
+def nacl_without_ephemeral_ports(c: AwsClients) -> Broken:
+    """One custom ACL on every subnet that admits only the listener ports: tcp/8000 to the target
+    and the replies (ephemeral ports) both ways are dropped; the inbound fixes of two NACL checks
+    land in the same ACL and direction."""
+    prod = build_prod(c)
+    ec2 = c.ec2
+    acl = ec2.create_network_acl(VpcId=prod.vpc)["NetworkAcl"]["NetworkAclId"]
+    for n, port in ((100, 80), (110, 443)):
+        ec2.create_network_acl_entry(
+            NetworkAclId=acl,
+            RuleNumber=n,
+            Protocol="6",
+            RuleAction="allow",
+            Egress=False,
+            CidrBlock="0.0.0.0/0",
+            PortRange={"From": port, "To": port},
+        )
+    ec2.create_network_acl_entry(
+        NetworkAclId=acl,
+        RuleNumber=100,
+        Protocol="6",
+        RuleAction="allow",
+        Egress=True,
+        CidrBlock="10.0.0.0/16",
+        PortRange={"From": 8000, "To": 8000},
+    )
+    for assoc in ec2.describe_network_acls(
+        Filters=[{"Name": "vpc-id", "Values": [prod.vpc]}, {"Name": "default", "Values": ["true"]}]
+    )["NetworkAcls"][0]["Associations"]:
+        ec2.replace_network_acl_association(
+            AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
+        )
+    return Broken(prod, extra={"acl": acl})
+
+
+def alb_egress_only_to_the_internet(c: AwsClients) -> Broken:
+    """The ALB's security group lets out only tcp/443 to the internet, not tcp/8000 to the API."""
+    prod = build_prod(c)
+    ec2 = c.ec2
+    ec2.revoke_security_group_egress(
+        GroupId=prod.alb_sg,
+        IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
+    ec2.authorize_security_group_egress(
+        GroupId=prod.alb_sg,
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": 443,
+                "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}],
+            }
+        ],
+    )
+    return Broken(prod)
+
+
+def no_registered_targets(c: AwsClients) -> Broken:
+    """The API instance was deregistered: the group is empty (the ALB answers 503)."""
+    prod = build_prod(c)
+    c.elbv2.deregister_targets(
+        TargetGroupArn=prod.tg_arn, Targets=[{"Id": prod.instance, "Port": 8000}]
+    )
+    return Broken(prod)
+
+
+# Every broken topology the AWS tests build (the fix-replay test runs each one's fixes).
+BROKEN: dict[str, Callable[[AwsClients], Broken]] = {
+    f.__name__: f
+    for f in (
+        sg_without_port,
+        sg_with_wrong_port,
+        target_in_other_vpc,
+        stopped_instance,
+        listener_not_forwarding,
+        listener_not_forwarding_named,
+        nacl_denies_the_port,
+        target_in_unserved_az,
+        keepalive_shorter_than_idle_timeout,
+        access_logs_disabled,
+        health_check_path_differs,
+        nacl_without_ephemeral_ports,
+        alb_egress_only_to_the_internet,
+        no_registered_targets,
+    )
+}
 
 
 def boto_client(service: str, moto_url: str):  # for tests that need a plain client

@@ -7,7 +7,16 @@ import pytest
 from core.errors import AlbprobeError
 from probes.aws.checks import Expected, exit_code, run_checks
 from probes.aws.gather import gather
-from tests.aws.aws_topology import build_prod
+from tests.aws.aws_topology import (
+    build_prod,
+    listener_not_forwarding,
+    listener_not_forwarding_named,
+    nacl_denies_the_port,
+    sg_with_wrong_port,
+    stopped_instance,
+    target_in_other_vpc,
+    target_in_unserved_az,
+)
 
 
 def findings_for(clients, lb, **kw):
@@ -53,53 +62,72 @@ def test_security_group_without_the_port(clients):
 
 
 def test_security_group_with_wrong_port(clients):
-    prod = build_prod(clients, api_sg_port=80)
-    assert failing(findings_for(clients, prod.lb_name)) == {"sg.target_port_from_alb"}
+    prod = sg_with_wrong_port(clients).prod
+    fs = findings_for(clients, prod.lb_name)
+    assert failing(fs) == {"sg.target_port_from_alb"}
+    f = one(fs, "sg.target_port_from_alb")
+    # the evidence names what is there; the resource column names the group
+    assert f"What {prod.api_sg} admits: tcp/80 from {prod.alb_sg}" in f.evidence
+    assert f.resource.startswith(prod.api_sg)
 
 
-def test_target_in_another_vpc(clients, prod):
-    ec2 = clients.ec2
-    other = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(
-        VpcId=other, CidrBlock="172.31.1.0/24", AvailabilityZone="us-east-1a"
-    )["Subnet"]["SubnetId"]
-    inst = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, SubnetId=subnet)[
-        "Instances"
-    ][0]["InstanceId"]
-    clients.elbv2.register_targets(TargetGroupArn=prod.tg_arn, Targets=[{"Id": inst, "Port": 8000}])
+def test_target_in_another_vpc(clients):
+    case = target_in_other_vpc(clients)
+    prod, other, inst = case.prod, case.extra["vpc"], case.extra["instance"]
     fs = findings_for(clients, prod.lb_name)
     stray = [f for f in fs if f.id == "net.same_vpc" and inst in f.resource]
     assert len(stray) == 1 and stray[0].status == "fail"
     assert other in stray[0].evidence and prod.vpc in stray[0].evidence
     assert "no route from the ALB subnets" in stray[0].evidence
+    assert stray[0].remediation.startswith(
+        f"aws elbv2 deregister-targets --target-group-arn {prod.tg_arn} "
+        f"--targets Id={inst},Port=8000  # "
+    )
+    # one cause, one fix: the route, security-group and NACL legs of the stray follow from it
+    assert failing(fs) == {"net.same_vpc"}
     routes = [f for f in fs if f.id == "net.routes" and inst in f.resource]
-    assert routes[0].status == "fail"
+    assert routes[0].status == "skip" and "follows from net.same_vpc" in routes[0].evidence
     # the healthy original target still passes
     assert [f.status for f in fs if f.id == "net.same_vpc" and prod.instance in f.resource] == [
         "pass"
     ]
 
 
-def test_stopped_instance(clients, prod):
-    clients.ec2.stop_instances(InstanceIds=[prod.instance])
+def test_stopped_instance(clients):
+    prod = stopped_instance(clients).prod
     fs = findings_for(clients, prod.lb_name)
     f = one(fs, "instance.running")
     assert f.status == "fail" and "state=stopped" in f.evidence
     assert f.remediation == f"aws ec2 start-instances --instance-ids {prod.instance}"
+    # One cause, one finding with one fix: target health and fail-open follow from it.
+    assert failing(fs) == {"instance.running"}
+    assert [x.remediation for x in fs if "start-instances" in x.remediation] == [f.remediation]
     th = one(fs, "target.health")
-    assert th.status == "fail" and "Target.InvalidState" in th.evidence
+    assert th.status == "skip" and "Target.InvalidState" in th.evidence
     assert "stopped or terminated" in th.evidence  # the reason in plain words
-    assert one(fs, "tg.fail_open").status == "fail"
+    assert "follows from instance.running" in th.evidence
+    assert "follows from instance.running" in one(fs, "tg.fail_open").evidence
     assert one(fs, "instance.status_checks").status == "skip"
 
 
 def test_listener_not_forwarding_to_the_group(clients):
-    prod = build_prod(clients, forward=False)
-    # Not attached to the ALB: found only when named.
+    prod = listener_not_forwarding(clients).prod
+    # Not attached to the ALB: the unattached group in its VPC is named, and the fix attaches it.
     fs = findings_for(clients, prod.lb_name)
     assert failing(fs) == {"tg.exists"}
-    assert "--target-group" in one(fs, "tg.exists").evidence
-    fs = findings_for(clients, prod.lb_name, target_group="academy-api-tg")
+    f = one(fs, "tg.exists")
+    assert "academy-api-tg" in f.evidence and "attached to no load balancer" in f.evidence
+    forward = (
+        f"aws elbv2 modify-listener --listener-arn {prod.listener_arn} "
+        f"--default-actions Type=forward,TargetGroupArn={prod.tg_arn}"
+    )
+    assert f.remediation == forward
+
+
+def test_named_group_not_forwarded_to(clients):
+    case = listener_not_forwarding_named(clients)
+    prod = case.prod
+    fs = findings_for(clients, prod.lb_name, target_group=case.target_group)
     assert failing(fs) == {"listener.forwards"}
     f = one(fs, "listener.forwards")
     assert "fixed-response 503" in f.evidence
@@ -107,6 +135,9 @@ def test_listener_not_forwarding_to_the_group(clients):
         f"aws elbv2 modify-listener --listener-arn {prod.listener_arn} "
         f"--default-actions Type=forward,TargetGroupArn={prod.tg_arn}"
     )
+    # no PASS that its own evidence contradicts ("load balancers=none")
+    t = one(fs, "tg.exists")
+    assert t.status == "skip" and "load balancers=none: not attached to academy-alb" in t.evidence
 
 
 def test_listener_rule_forwarding_counts(clients):
@@ -121,61 +152,37 @@ def test_listener_rule_forwarding_counts(clients):
     assert f.status == "pass" and "rule 10 (path-pattern=/api/*)" in f.evidence
 
 
-def test_nacl_that_blocks_the_port(clients, prod):
-    ec2 = clients.ec2
-    acl = ec2.create_network_acl(VpcId=prod.vpc)["NetworkAcl"]["NetworkAclId"]
-    for egress in (False, True):
-        ec2.create_network_acl_entry(
-            NetworkAclId=acl,
-            RuleNumber=100,
-            Protocol="-1",
-            RuleAction="allow",
-            Egress=egress,
-            CidrBlock="0.0.0.0/0",
-        )
-    ec2.create_network_acl_entry(
-        NetworkAclId=acl,
-        RuleNumber=90,
-        Protocol="6",
-        RuleAction="deny",
-        Egress=False,
-        CidrBlock="10.0.0.0/16",
-        PortRange={"From": 8000, "To": 8000},
-    )
-    current = ec2.describe_network_acls(
-        Filters=[{"Name": "association.subnet-id", "Values": [prod.api_subnet]}]
-    )["NetworkAcls"][0]
-    assoc = next(a for a in current["Associations"] if a["SubnetId"] == prod.api_subnet)
-    ec2.replace_network_acl_association(
-        AssociationId=assoc["NetworkAclAssociationId"], NetworkAclId=acl
-    )
+def test_nacl_that_blocks_the_port(clients):
+    case = nacl_denies_the_port(clients)
+    prod, acl = case.prod, case.extra["acl"]
     fs = findings_for(clients, prod.lb_name)
     assert failing(fs) == {"nacl.target_inbound"}
     f = one(fs, "nacl.target_inbound")
-    assert acl in f.evidence and "denied by rule 90" in f.evidence
-    assert (
-        f"aws ec2 create-network-acl-entry --network-acl-id {acl} --ingress --rule-number 89 "
-        "--protocol tcp --port-range From=8000,To=8000 --cidr-block 10.0.1.0/24 --rule-action allow"
-    ) in f.remediation
+    assert f.resource.startswith(acl) and prod.instance in f.resource
+    # the evidence names the denying rule: number, action, port and source
+    assert "denied by rule 90 (deny tcp/8000 from 10.0.0.0/16)" in f.evidence
+    # one allow entry per ALB subnet, each with its own free number below rule 90
+    entry = (
+        f"aws ec2 create-network-acl-entry --network-acl-id {acl} --ingress --rule-number {{}} "
+        "--protocol tcp --port-range From=8000,To=8000 --cidr-block {} --rule-action allow"
+    )
+    assert f.remediation == (
+        entry.format(89, "10.0.1.0/24") + " && " + entry.format(88, "10.0.2.0/24")
+    )
 
 
-def test_target_in_an_az_the_alb_does_not_serve(clients, prod):
-    ec2 = clients.ec2
-    subnet = ec2.create_subnet(
-        VpcId=prod.vpc, CidrBlock="10.0.12.0/24", AvailabilityZone="us-east-1c"
-    )["Subnet"]["SubnetId"]
-    inst = ec2.run_instances(
-        ImageId="ami-12c6146b",
-        MinCount=1,
-        MaxCount=1,
-        SubnetId=subnet,
-        SecurityGroupIds=[prod.api_sg],
-    )["Instances"][0]["InstanceId"]
-    clients.elbv2.register_targets(TargetGroupArn=prod.tg_arn, Targets=[{"Id": inst, "Port": 8000}])
+def test_target_in_an_az_the_alb_does_not_serve(clients):
+    case = target_in_unserved_az(clients)
+    prod, inst, subnet = case.prod, case.extra["instance"], case.extra["subnet"]
     fs = findings_for(clients, prod.lb_name)
     f = [x for x in fs if x.id == "net.target_az" and inst in x.resource][0]
     assert f.status == "fail" and "us-east-1c" in f.evidence
     assert failing(fs) == {"net.target_az"}
+    # the VPC's only subnet in that AZ (not public, like the ALB's own here) is filled in
+    assert f.remediation == (
+        f"aws elbv2 set-subnets --load-balancer-arn {prod.lb_arn} --subnets "
+        f"{' '.join(prod.alb_subnets)} {subnet}"
+    )
 
 
 def test_idle_timeout_absent_in_moto_is_the_default_60(clients):

@@ -188,7 +188,7 @@ def test_security_group_by_alb_subnet_cidrs_passes_only_when_all_covered():
     assert (
         f.status == "fail"
         and "10.0.2.0/24" in f.evidence
-        and "10.0.1.0/24" not in f.evidence.split("covered:")[1]
+        and "10.0.1.0/24" not in f.evidence.split("covered:")[1].split(")")[0]
     )
 
 
@@ -513,6 +513,17 @@ def test_route_longest_prefix():
     assert netmath.route_for(rt, "10.0.1.0/24").target == "local"
     assert netmath.route_for(rt, "8.8.8.8/32").target == "igw-1"
     assert netmath.free_rule_number_below(_open_acl("a", "v", ()), egress=False, below=100) == 99
+    # numbers planned for other fixes are taken too; none free below: None, not a clash
+    acl = _open_acl("a", "v", ())
+    assert netmath.free_rule_number_below(acl, egress=False, below=100, taken={99}) == 98
+    assert netmath.free_rule_number_below(acl, egress=False, below=2, taken={1}) is None
+
+
+def test_a_fix_value_with_shell_characters_is_quoted():
+    f = only(
+        run_checks(healthy(), Expected(health_check_path="/health?deep=1")), "tg.health_check.path"
+    )
+    assert f.remediation.endswith("--health-check-path '/health?deep=1'")
 
 
 def test_docs_list_every_check():
@@ -522,3 +533,16 @@ def test_docs_list_every_check():
     for c in CHECKS:
         short = c.id.rsplit(".", 1)[-1]
         assert f"`{c.id}`" in doc or f"`.{short}`" in doc, c.id
+
+
+def test_a_shared_fix_is_listed_once():
+    from probes.aws.checks import Finding
+    from probes.aws.report import fixes
+
+    same = "aws ec2 start-instances --instance-ids i-api"
+    fs = [
+        Finding("a", "targets", "A", "high", "fail", "i-api", "x", same),
+        Finding("b", "instances", "B", "high", "fail", "i-api", "y", same),
+        Finding("c", "instances", "C", "low", "pass", "i-api", "z", "aws ec2 never"),
+    ]
+    assert [f.id for f in fixes(fs)] == ["a"]

@@ -21,7 +21,7 @@ def run(capsys, *args):
 def test_healthy_exit_0(capsys, clients, prod, moto):
     code, out, err = run(capsys, "-l", prod.lb_name, "--region", REGION, "--endpoint-url", moto)
     assert code == 0, out + err
-    assert "albprobe check: academy-alb (us-east-1)" in out
+    assert f"albprobe check: academy-alb (us-east-1) at {moto}" in out  # not AWS's endpoint
     assert "FAIL" not in out and "-> exit code 0" in out
     # the runbook's order: ALB first, instances last
     assert out.index("alb.state") < out.index("listener.forwards") < out.index("tg.port")
@@ -68,6 +68,17 @@ def test_aws_endpoint_url_from_the_environment(capsys, clients, prod, moto, monk
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
     code, out, err = run(capsys, "-l", prod.lb_name, "--region", REGION)
     assert code == 0, err
+    assert f"(us-east-1) at {moto}" in out
+
+
+def test_a_fix_two_findings_share_is_printed_once(capsys, clients, moto):
+    """One cause, one fix: the report lists a shared command once."""
+    prod = build_prod(clients, api_sg_port=None)
+    clients.ec2.stop_instances(InstanceIds=[prod.instance])
+    code, out, _ = run(capsys, "-l", prod.lb_name, "--region", REGION, "--endpoint-url", moto)
+    assert code == 1
+    start = f"aws ec2 start-instances --instance-ids {prod.instance}"
+    assert [line.strip() for line in out.splitlines()].count(start) == 1
 
 
 def test_config_file_supplies_everything(capsys, clients, prod, moto, tmp_path):

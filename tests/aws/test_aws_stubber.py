@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from core.errors import AlbprobeError
 from probes.aws.checks import Expected, run_checks
-from probes.aws.gather import gather
+from probes.aws.gather import MAX_PAGES, gather, listener_rules
 from probes.aws.reasons import REASONS, explain
 from tests.aws.aws_topology import REGION
 
@@ -215,3 +215,47 @@ def test_expired_credentials(clients, prod):
         gather(clients, prod.lb_name)
     assert "AWS rejected the credentials (ExpiredToken)" in e.value.message
     assert "aws sso login" in (e.value.hint or "")
+
+
+LISTENER = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/alb/1/2"
+
+
+def _rule_page(first: int, n: int, marker: str | None) -> dict:
+    page: dict = {
+        "Rules": [
+            {"RuleArn": f"{LISTENER}/rule-{i}", "Priority": str(i), "IsDefault": False}
+            for i in range(first, first + n)
+        ]
+    }
+    if marker:
+        page["NextMarker"] = marker
+    return page
+
+
+def test_describe_rules_follows_every_marker(clients):
+    """Rules come through botocore's paginator: each page's NextMarker is sent as the next Marker."""
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_rules", _rule_page(1, 2, "m1"), {"ListenerArn": LISTENER})
+    stub.add_response(
+        "describe_rules", _rule_page(3, 2, "m2"), {"ListenerArn": LISTENER, "Marker": "m1"}
+    )
+    stub.add_response(
+        "describe_rules", _rule_page(5, 1, None), {"ListenerArn": LISTENER, "Marker": "m2"}
+    )
+    stub.activate()
+    clients.__dict__["elbv2"] = client
+    rules = listener_rules(clients, LISTENER)
+    stub.assert_no_pending_responses()
+    assert [r["Priority"] for r in rules] == ["1", "2", "3", "4", "5"]
+
+
+def test_describe_rules_never_stops_silently_at_the_page_bound(clients):
+    """Past MAX_PAGES pages the read fails loudly instead of returning a truncated rule list."""
+    client, stub = stubbed("elbv2")
+    for i in range(MAX_PAGES + 1):
+        params = {"ListenerArn": LISTENER, **({"Marker": f"m{i}"} if i else {})}
+        stub.add_response("describe_rules", _rule_page(i + 1, 1, f"m{i + 1}"), params)
+    stub.activate()
+    clients.__dict__["elbv2"] = client
+    with pytest.raises(AlbprobeError, match=f"more than {MAX_PAGES} pages"):
+        listener_rules(clients, LISTENER)

@@ -16,6 +16,7 @@ from core.config import (
     DEFAULT_ENDPOINTS,
     Config,
     HealthCheck,
+    config_from_dict,
     load_config,
     parse_duration,
 )
@@ -337,3 +338,89 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, text, needle):
     assert lines[0].startswith("albprobe: error: config ") and needle in lines[0], lines[0]
     assert str(path) in lines[0]
     assert not (tmp_path / "runs").exists()  # stopped before anything was created
+
+
+NON_ASCII = "학원 plus 🚀 é"  # Hangul, an emoji outside the BMP, a Latin-1 letter
+
+
+def _string_paths():
+    """(section, key) of every str-typed config field, found from the dataclasses themselves so
+    a new field is covered without touching this test."""
+    from core import config as c
+
+    sections = {
+        "browser": c.Browser,
+        "safety": c.Safety,
+        "load": c.Load,
+        "capacity": c.Capacity,
+        "proxy": c.Proxy,
+        "aws": c.Aws,
+        "aws.health_check": c.HealthCheck,
+        "endpoints": c.Endpoint,
+        "fingerprints": c.Fingerprint,
+    }
+    for section, cls in sections.items():
+        for f in dataclasses.fields(cls):
+            if "str" in str(f.type) and "tuple" not in str(f.type) and "dict" not in str(f.type):
+                yield section, f.name
+
+
+def _with(section: str, key: str, value: str) -> dict:
+    raw: dict = {
+        "endpoints": [{"name": "e", "path": "/api/e"}],
+        "fingerprints": [{"name": "f", "source": "proxy", "header": "Server"}],
+    }
+    if section in ("endpoints", "fingerprints"):
+        raw[section][0][key] = value
+    elif section == "aws.health_check":
+        raw["aws"] = {"health_check": {key: value}}
+    else:
+        raw[section] = {key: value}
+    return raw
+
+
+def test_every_string_field_round_trips_non_ascii(tmp_path):
+    """The effective config handed to Locust is written with tomli-w: a value outside the BMP
+    (an emoji in a body) must come back equal, not as a surrogate escape TOML rejects."""
+    from albprobe.runner import _write_effective_config
+
+    accepted = 0
+    for section, key in _string_paths():
+        for value in (NON_ASCII, f"/api/{NON_ASCII}", f'{{"t": "{NON_ASCII}"}}'):
+            try:
+                cfg = config_from_dict(_with(section, key, value))
+            except ConfigError:
+                continue  # validation refuses this value here (e.g. a region); nothing to write
+            p = tmp_path / f"{section}-{key}.toml"
+            _write_effective_config(cfg, p)
+            back = load_config(p)
+            assert dataclasses.replace(back, source_path=None) == dataclasses.replace(
+                cfg, source_path=None
+            ), (section, key, value)
+            accepted += 1
+    # At least the free-text fields take non-ASCII: endpoint name, path and body, the origin's
+    # host (IDN), header/body patterns, profile, container ...
+    assert accepted >= 8
+
+
+def test_emoji_body_and_header_values_round_trip(tmp_path):
+    from albprobe.runner import _write_effective_config
+
+    cfg = config_from_dict(
+        {
+            "endpoints": [
+                {
+                    "name": "메모 🚀",
+                    "path": "/api/items",
+                    "method": "POST",
+                    "headers": {"Content-Type": "application/json", "X-Note": "café"},
+                    "body": '{"title": "🚀 수업"}',
+                }
+            ],
+            "safety": {"allowed_hosts": ["api.hakwonplus.com"]},
+        }
+    )
+    p = tmp_path / "effective.toml"
+    _write_effective_config(cfg, p)
+    assert "🚀" in p.read_text(encoding="utf-8")  # written as the character, not \ud83d escapes
+    assert load_config(p).endpoints == cfg.endpoints

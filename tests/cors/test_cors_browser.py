@@ -89,6 +89,7 @@ class Call:
     credentials: str = "include"
     initiator: str = "fetch"
     mode: str = "cors"
+    cache: str = "default"
 
 
 @dataclass
@@ -336,6 +337,24 @@ CASES: list[Case] = [
         preflight=pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "600")),
         actual=act(),
     ),
+    *(
+        C(
+            f"preflight-cache-{first}-then-{second}",
+            calls=[Call("PUT", cache=first), Call("PUT", cache=second)],
+            preflight=pre(
+                ("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "600")
+            ),
+            actual=act(),
+        )
+        for first, second in (
+            ("default", "no-store"),
+            ("default", "reload"),
+            ("default", "no-cache"),
+            ("default", "force-cache"),
+            ("no-store", "default"),
+            ("reload", "default"),
+        )
+    ),
     C(
         "preflight-cache-new-header",
         calls=[Call("PUT"), Call("PUT", (("X-Client", "a"),))],
@@ -364,6 +383,7 @@ def _js(url: str, call: Call) -> str:
         "headers": dict(call.headers),
         "credentials": call.credentials,
         "mode": call.mode,
+        "cache": call.cache,
     }
     return (
         f"fetch({json.dumps(url)}, {json.dumps(init)})"
@@ -430,6 +450,7 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                     call.credentials,
                     call.initiator,
                     mode=call.mode,
+                    cache=call.cache,
                 )
                 skipped = cache.allows(req, time.monotonic())
                 out.predicted_preflight.append(needs_preflight(req) and not skipped)

@@ -156,3 +156,31 @@ def test_unparsable_allow_list_is_not_cached() -> None:
     c = PreflightCache()
     c.store(PUT, pre(("Access-Control-Allow-Methods", "P(T")), 0.0)
     assert len(c) == 0
+
+
+@pytest.mark.parametrize("mode", ["chrome", "spec"])
+@pytest.mark.parametrize(
+    "cache_mode,looked_up,stored",
+    [
+        ("default", True, True),
+        ("force-cache", True, True),
+        ("no-cache", False, True),  # Chromium's LOAD_VALIDATE_CACHE skips the lookup
+        ("reload", False, True),  # LOAD_BYPASS_CACHE
+        ("no-store", False, False),  # LOAD_DISABLE_CACHE: neither looked up nor stored
+    ],
+)
+def test_fetch_cache_mode_bypasses_the_preflight_cache(mode, cache_mode, looked_up, stored):
+    """Checked against real Chromium in test_cors_browser.py (preflight-cache-*-then-*)."""
+    req = CorsRequest(URL, ORIGIN, "PUT", cache=cache_mode)
+    allow = pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "600"))
+    c = PreflightCache(mode)
+    c.store(PUT, allow, now=0)
+    assert c.allows(req, now=1) is looked_up
+    c2 = PreflightCache(mode)
+    c2.store(req, allow, now=0)
+    assert c2.allows(PUT, now=1) is stored
+
+
+def test_unknown_cache_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="cache must be one of"):
+        CorsRequest(URL, ORIGIN, "PUT", cache="bypass")

@@ -42,6 +42,11 @@ def api():
 
         do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _reply
 
+        def __getattr__(self, name: str):  # do_patch, do_PATCH, ...
+            if name.startswith("do_"):
+                return self._reply
+            raise AttributeError(name)
+
         def log_message(self, *a: object) -> None:
             pass
 
@@ -80,6 +85,26 @@ def test_preflight_then_actual_like_chromium(api, capsys, monkeypatch) -> None:
     assert pre["access-control-request-headers"] == "content-type"
     assert pre["origin"] == ORIGIN and "cookie" not in pre  # never cookies on the preflight
     assert act["cookie"] == "sessionid=abc" and act["origin"] == ORIGIN
+
+
+def test_lower_case_patch_stays_lower_case_like_fetch(api, capsys) -> None:
+    """fetch upper-cases only DELETE/GET/HEAD/OPTIONS/POST/PUT; `patch` goes out as `patch`
+    (and Django-cors-headers' allow list then decides, case-sensitively, like the browser)."""
+    base, seen = api
+    main(["cors", f"{base}/api/items", "-X", "patch", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    [r] = doc["results"]
+    assert r["method"] == "patch"
+    (m1, _, pre), *_ = seen
+    assert m1 == "OPTIONS" and pre["access-control-request-method"] == "patch"
+
+
+def test_string_body_without_content_type_is_text_plain(api, capsys) -> None:
+    """fetch adds `text/plain;charset=UTF-8` to a string body: safelisted, so no preflight."""
+    base, seen = api
+    assert main(["cors", f"{base}/api/items", "-X", "post", "--data", "hi", "--json"]) == 0
+    [(method, _, act)] = seen
+    assert method == "POST" and act["content-type"] == "text/plain;charset=UTF-8"
 
 
 def test_authorization_from_env_triggers_preflight_and_is_not_printed(

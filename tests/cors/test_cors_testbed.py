@@ -24,12 +24,12 @@ def fault(tb, name: str, wait: str | None = None) -> Iterator[None]:
     tb.set_fault(name, True)
     try:
         if wait:
-            tb.wait_for_health(wait, timeout=20)
+            tb.wait_for_health(wait)
         yield
     finally:
         tb.set_fault(name, False)
         if wait:
-            tb.wait_for_health("UP", timeout=30)
+            tb.wait_for_health("UP")
 
 
 def endpoints(base: str) -> list[Endpoint]:

@@ -1,4 +1,4 @@
-"""Every failure mode of design.md's matrix, caused on the testbed, loaded through Locust and
+"""Every failure mode of the matrix in docs/architecture.md, caused on the testbed, loaded through Locust and
 diagnosed by the analyzer: `albprobe demo --mode MODE`, run as a user would."""
 
 from __future__ import annotations

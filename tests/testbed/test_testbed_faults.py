@@ -65,7 +65,7 @@ def test_disallowed_origin_gets_no_allow_origin(make_testbed):
 
 def test_target_down_gives_alb_502_without_cors_then_down_in_stats(make_testbed):
     tb = make_testbed()
-    tb.wait_for_health("UP", 10)
+    tb.wait_for_health("UP")
     tb.set_fault("target-down", True)
     r = get(tb.url)
     assert r.status_code == 502
@@ -74,12 +74,12 @@ def test_target_down_gives_alb_502_without_cors_then_down_in_stats(make_testbed)
     assert r.content == ALB_502_BODY and r.headers["content-length"] == "122"
     assert_no_cors(r)
     assert preflight(tb.url).status_code == 502
-    st = tb.wait_for_health("DOWN", 10)
+    st = tb.wait_for_health("DOWN")
     assert st.check_status in ("L4CON", "SOCKERR")  # refused: HAProxy reports either
     # Fail-open: still routed to the (dead) target, so 502, never HAProxy's 503 <NOSRV>.
     assert get(tb.url).status_code == 502
     tb.set_fault("target-down", False)
-    tb.wait_for_health("UP", 10)
+    tb.wait_for_health("UP")
     assert get(tb.url).status_code == 200
     kinds = [e["kind"] for e in tb.events]
     assert "target_killed" in kinds and kinds.count("target_started") == 2
@@ -119,20 +119,22 @@ def test_cors_misconfig_is_an_app_200_without_allow_origin(make_testbed):
 
 def test_health_host_marks_target_down_while_browser_traffic_still_works(make_testbed):
     tb = make_testbed(faults={"health-host"})
-    st = tb.wait_for_health("DOWN", 10)
-    assert st.check_status == "L7STS" and st.check_code == "400"
+    # On a busy machine the app's first answer can miss the 1 s check timeout (L7TOUT) before
+    # the checks settle on what this fault causes: Django's 400 to the checker's Host.
+    st = tb.wait_for_health("DOWN", check_status="L7STS")
+    assert st.check_code == "400"
     r = get(tb.url)  # fail-open: routed to the unhealthy target, whose app answers
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ORIGIN
     # The checker sent the ALB's Host (target IP:port), which ALLOWED_HOSTS rejected.
     log = tb.gunicorn_log.read_text()
     assert f"Invalid HTTP_HOST header: '{tb.config.target_ip}:{tb.app_port}'" in log
     tb.set_fault("health-host", False)
-    tb.wait_for_health("UP", 10)
+    tb.wait_for_health("UP")
 
 
 def test_blocked_port_gives_alb_504_and_health_timeouts(make_testbed):
     tb = make_testbed(connect_timeout=1.0)
-    tb.wait_for_health("UP", 10)
+    tb.wait_for_health("UP")
     tb.set_fault("blocked-port", True)
     t0 = time.monotonic()
     r = get(tb.url)
@@ -141,10 +143,10 @@ def test_blocked_port_gives_alb_504_and_health_timeouts(make_testbed):
     assert b"504 Gateway Time-out" in r.content
     assert time.monotonic() - t0 >= 0.9  # a connect timeout, not a refusal
     assert_no_cors(r)
-    st = tb.wait_for_health("DOWN", 10)
+    st = tb.wait_for_health("DOWN")
     assert st.check_status == "L4TOUT"
     tb.set_fault("blocked-port", False)
-    tb.wait_for_health("UP", 10)
+    tb.wait_for_health("UP")
     assert get(tb.url).status_code == 200
 
 
