@@ -315,7 +315,7 @@ def tune(opts: TuneOptions, *, log: Log = lambda s: None) -> TuneResult:
             )
         )
         with tb:
-            tb.wait_for_health("UP", 30)
+            tb.wait_for_health("UP")
             return _session(_Session(opts, log, tb.url, tb))
     return _session(_Session(opts, log, cfg.target))
 

@@ -403,9 +403,20 @@ class Testbed:
         with self._lock:
             self.config = new
             if "target-down" not in self.faults:
+                booted = self._boot_count()
                 self._restart_gunicorn()
+                # The port opens with the master; the workers boot after it. Measurements and
+                # load must see every worker of the new setting.
+                deadline = time.monotonic() + 30
+                while self._boot_count() < booted + workers:
+                    if time.monotonic() > deadline:
+                        raise TestbedError(
+                            f"gunicorn booted {self._boot_count() - booted} of {workers} workers "
+                            f"in 30 s: {self._log_tail(self.gunicorn_log)}"
+                        )
+                    time.sleep(0.05)
             self._emit("target_reconfigured", json.dumps(self.capacity()))
-        self.wait_for_health("UP", 30)
+        self.wait_for_health("UP")
 
     def worker_usage(self) -> list[ProcUsage]:
         """Memory and CPU time of each gunicorn worker now (empty when gunicorn is down)."""
