@@ -17,6 +17,7 @@ import pytest
 
 from testbed.ports import free_port
 
+pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 SLEEP_MS = 100
 FAST_STEPS = (

@@ -11,6 +11,8 @@ import pytest
 from testbed.errors import TestbedError
 from testbed.procstat import children, usage
 
+pytestmark = pytest.mark.slow
+
 
 def test_reconfigure_restarts_gunicorn_with_the_new_workers_and_threads(make_testbed):
     tb = make_testbed(worker_class="sync", workers=1)
