@@ -228,3 +228,23 @@ def test_bad_tuning_options_are_one_line_before_any_load(tmp_path, args, message
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not (out / "steps").exists()  # nothing was loaded
+
+
+def test_a_cpu_bound_endpoint_is_measured_as_such_and_gets_sync_workers(tmp_path):
+    # /api/cpu burns 50 ms of CPU per request: the workers' /proc CPU time says so, and threads
+    # would only queue on the GIL (the sleeping endpoint gets gthread: the proof test above).
+    out = tmp_path / "tune"
+    proc = tune(
+        tmp_path,
+        *("--endpoint", "/api/cpu?ms=50", "--worker-class", "sync", "--gunicorn-workers", "2"),
+        *("--slo", "p99<2s", "--start-rate", "4", "--steps", "2", "--step", "4s", "--no-prove"),
+        *("--out", str(out)),
+        timeout=180,
+    )
+    no_traceback(proc)
+    doc = json.loads((out / "tune.json").read_text())
+    assert doc["measurements"]["cpu_share"] > 0.5, doc["measurements"]
+    assert doc["recommendation"]["worker_class"] == "sync"
+    assert "CPU-bound" in doc["recommendation"]["why_class"]
+    assert doc["before"]["usl"]["supported"] is False  # two steps: a plain statement, no numbers
+    assert doc["before"]["usl"]["sigma"] is None
