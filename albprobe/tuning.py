@@ -94,6 +94,12 @@ def validate(opts: TuneOptions) -> None:
             f"--max-rate {max_rate:g} is above safety.max_rps = {safety.max_rps:g}",
             hint="lower --max-rate or raise [safety] max_rps deliberately",
         )
+    if opts.target_rps is not None and opts.prove and opts.target_rps > safety.max_rps:
+        raise ConfigError(
+            f"--target-rps {opts.target_rps:g} is above safety.max_rps = {safety.max_rps:g}, "
+            "so the proof could not run it",
+            hint="lower --target-rps, pass --no-prove, or raise [safety] max_rps deliberately",
+        )
     if opts.start_rate > max_rate:
         raise ConfigError(f"--start-rate {opts.start_rate:g} is above the max rate {max_rate:g}")
     if opts.ssm_stats and opts.config.is_testbed:
@@ -215,7 +221,7 @@ def _fixed(s: _Session, pass_name: str, rates: list[float], cap: Capacity) -> li
     return steps
 
 
-def _measurements(s: _Session, before: PassResult) -> dict[str, Any]:
+def _measurements(s: _Session, before: PassResult) -> tuple[dict[str, Any], Memory | None]:
     """Service time (the lowest step's mean time in system), CPU share, memory per worker."""
     o = s.opts
     complete = [st for st in before.steps if st.status == "complete" and st.mean_ms]
@@ -246,17 +252,8 @@ def _measurements(s: _Session, before: PassResult) -> dict[str, Any]:
         )
     elif o.ssm_stats:
         memory = _ssm_memory(s)
-    m["memory"] = (
-        {
-            "per_worker_mb": memory.per_worker_mb,
-            "source": memory.source,
-            "limit_mb": memory.limit_mb,
-        }
-        if memory
-        else None
-    )
-    m["_memory"] = memory
-    return m
+    m["memory"] = dataclasses.asdict(memory) if memory else None
+    return m, memory
 
 
 def _ssm_memory(s: _Session) -> Memory | None:
@@ -328,8 +325,7 @@ def _session(s: _Session) -> TuneResult:
     steps, notes = _search(s, "before", cfg.capacity)
     before = summarise_pass("before", _capacity_dict(cfg.capacity), steps, o.slo, notes)
     statements = [before.knee.statement, *notes]
-    measurements = _measurements(s, before)
-    memory = measurements.pop("_memory")
+    measurements, memory = _measurements(s, before)
     rec = None
     if before.knee.step is None or measurements["service_ms"] is None:
         statements.append("no recommendation: no step held the SLO")

@@ -218,6 +218,7 @@ def test_a_step_cut_short_by_the_abort_rule_is_a_plain_statement(tmp_path):
         (("--worker-class", "gevent"), "--worker-class 'gevent': sync or gthread"),
         (("--step", "1s"), "--step must be at least 2s"),
         (("--ssm-stats",), "--ssm-stats reads a real target's containers"),
+        (("--target-rps", "3000"), "--target-rps 3000 is above safety.max_rps = 2000"),
     ],
 )
 def test_bad_tuning_options_are_one_line_before_any_load(tmp_path, args, message):
