@@ -17,7 +17,7 @@ import numpy as np
 MIN_POINTS = 4
 MIN_SPREAD = 2.0  # the concurrencies must span at least a factor of 2
 # A worker pool saturates abruptly, which the USL's smooth curve approximates with R² of about
-# 0.75-0.9; below 0.7 the curve explains too little to report.
+# 0.75-0.99; below 0.7 the curve explains too little to report.
 MIN_R2 = 0.7
 RETROGRADE_DROP = 0.05  # a measured point beyond N* at least this far below the peak
 # Per-unit throughput at the highest concurrency still >= this share of the lowest's: the target
