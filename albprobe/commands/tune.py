@@ -165,6 +165,15 @@ def tune(
             f"({rec.capacity_rps:.0f} req/s capacity for a {rec.target_rps:g} req/s target)",
             soft_wrap=True,
         )
+    proof = result.proof_step
+    if result.after is not None and proof is not None:
+        a = result.after.knee
+        console.print(
+            f"before: knee {result.before.knee.rps or 0:.1f} req/s | after: knee "
+            f"{'' if a.bounded else '>= '}{a.rps or 0:.1f} req/s; at {proof.offered_rps:g} req/s "
+            f"p99 {proof.p99_ms or 0:.0f} ms, 5xx {proof.rate_5xx or 0:.2%}",
+            soft_wrap=True,
+        )
     fit = result.before.fit
     console.print(
         f"USL: σ {fit.sigma:.4f}, κ {fit.kappa:.5f}, R² {fit.r2:.3f}"
