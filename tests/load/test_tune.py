@@ -137,7 +137,8 @@ def test_proof_at_the_recommended_setting_holds_the_slo_at_the_target(tmp_path):
     assert doc["fail_on"] == [
         {"threshold": "knee_rps<10", "value": doc["figures"]["knee_rps"], "breached": False}
     ]
-    assert "proof:" in proc.stdout and proc.returncode == 0, proc.stdout[-2000:]
+    assert "proof:" in proc.stdout and "before: knee" in proc.stdout, proc.stdout[-2000:]
+    assert proc.returncode == 0, proc.stdout[-2000:]
 
 
 def test_an_unreadable_slo_is_one_line_before_any_load(tmp_path):
