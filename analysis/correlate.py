@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.dataset import Dataset
+from analysis.figures import Figures
 from analysis.parsers.haproxy import classify_sql
 
 WORKER_EVENT_KINDS = (
@@ -617,7 +618,7 @@ def _mix_service_ms(ds: Dataset) -> float | None:
     return float(v) if v is not None and math.isfinite(v) and v > 0 else None
 
 
-def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
+def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     """All figures for the verdict, plus the per-second timeline for the report."""
     fig: dict[str, Any] = {"present": dict(ds.present)}
     meta = ds.meta
@@ -641,4 +642,4 @@ def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
         _derived(ds, fig, tl)
     fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
     fig["notes"] = list(ds.notes)
-    return _clean(fig), tl
+    return Figures.from_dict(_clean(fig)), tl

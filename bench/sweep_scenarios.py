@@ -126,9 +126,7 @@ def _mix(rng: random.Random, slow_ms: int) -> tuple[Endpoint, ...]:
 def _mean_service_s(eps: tuple[Endpoint, ...]) -> float:
     """Rough mean service time of a mix (the fast calls take a few ms)."""
     total = sum(e.weight for e in eps)
-    slow = sum(
-        e.weight * int(e.path.split("ms=")[1]) / 1000 for e in eps if "ms=" in e.path
-    )
+    slow = sum(e.weight * int(e.path.split("ms=")[1]) / 1000 for e in eps if "ms=" in e.path)
     return (slow + 0.01 * total) / total
 
 

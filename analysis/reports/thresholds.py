@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.figures import Figures
 from core.errors import AlbprobeError
 
 # metric name on the command line -> figure key (latencies in ms, rates as fractions)
@@ -49,8 +50,8 @@ class Threshold:
     value: float
     text: str
 
-    def breached(self, figures: dict[str, Any]) -> tuple[bool, float | None]:
-        v = figures.get(METRICS[self.metric])
+    def breached(self, figures: Figures | Mapping[str, Any]) -> tuple[bool, float | None]:
+        v = figures.get(METRICS[self.metric])  # Figures.get: an unknown name is a KeyError
         if v is None:
             return False, None
         return _OPS[self.op](float(v), self.value), float(v)
@@ -72,7 +73,9 @@ def parse(expr: str) -> Threshold:
     return Threshold(name, op, value, expr.strip())
 
 
-def evaluate(thresholds: list[Threshold], figures: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(
+    thresholds: list[Threshold], figures: Figures | Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """One row per threshold: whether it was breached and the measured value (None = unmeasured)."""
     out = []
     for t in thresholds:
