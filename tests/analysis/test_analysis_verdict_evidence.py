@@ -1,0 +1,120 @@
+"""The verdict weighs every source, reads typed figures, keeps its weights in one documented
+table, and words itself for its input (a load run or ALB logs alone)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from analysis import correlate, dataset, pipeline, verdict
+from analysis.figures import Figures
+from analysis.reports import thresholds
+
+DATA = Path(__file__).parent / "data" / "testbed"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "analysis.md"
+
+
+def test_blocked_port_from_the_start_is_judged_on_health_and_proxy_log():
+    # Recorded: `albprobe run --shape users --users 2 --duration 20s --fault blocked-port@0s`.
+    # Every request waits out the 10 s connect timeout: 4 requests, all 504, health L4TOUT
+    # throughout. It used to end in "Insufficient evidence: only 4 requests recorded".
+    v = pipeline.analyze_run(DATA / "bp0", write=False).verdict
+    assert v.figures.requests < verdict.MIN_REQUESTS
+    assert v.at_fault == "proxy", v.headline
+    assert v.top is not None and v.top.id == "connectivity"
+    assert {"health", "haproxy"} <= set(v.top.sources)
+    # the strength the evidence supports: health and proxy log agree, the requests add little
+    assert 0.6 <= v.top.strength < 0.95
+    assert "target health samples" in v.headline and "proxy log" in v.headline
+    assert "run longer" in v.headline and "--users" in v.headline
+    assert any("only 4 recorded" in m for m in v.missing_evidence)
+
+
+def test_few_requests_without_corroboration_stay_insufficient_with_advice():
+    fig = Figures(
+        present={"requests": True, "run_json": True},
+        requests=6,
+        proxy_5xx=6,
+        proxy_504=6,
+        failures=6,
+        app_responses=0,
+        duration_s=20.0,
+    )
+    v = verdict.decide(fig, context="run")
+    assert v.at_fault == "insufficient-evidence"
+    assert "only 6 requests" in v.headline and "run longer" in v.headline
+
+
+def test_figures_are_typed_and_a_misspelt_figure_is_an_error():
+    fig = Figures(present={"requests": True}, requests=100, p99_ms=12.0)
+    with pytest.raises(KeyError, match="p99_mss"):
+        Figures.from_dict({"present": {}, "p99_mss": 1.0})
+    with pytest.raises(KeyError, match="present"):
+        Figures.from_dict({"requests": 3})
+    with pytest.raises(KeyError):
+        fig["p99_mss"]
+    with pytest.raises(AttributeError):
+        fig.p99_mss  # noqa: B018
+    # public names survive the round trip (summary.json, --fail-on)
+    fig.rate_5xx = 0.02
+    d = fig.to_dict()
+    assert d["5xx_rate"] == 0.02 and "rate_5xx" not in d
+    assert Figures.from_dict(d) == fig
+    assert thresholds.parse("5xx_rate>1%").breached(fig) == (True, 0.02)
+    assert thresholds.parse("p99<800").breached(fig) == (True, 12.0)
+    # every --fail-on metric names a real figure
+    names = {f.name for f in dataclasses.fields(Figures)} | {"5xx_rate"}
+    assert set(thresholds.METRICS.values()) <= names
+
+
+def test_every_figure_correlate_computes_is_a_field():
+    ds = dataset.open_run(DATA / "hang")
+    try:
+        figs, _tl = correlate.compute(ds)
+    finally:
+        ds.close()
+    assert isinstance(figs, Figures) and figs.requests > 0 and figs.haproxy_classes
+
+
+def _doc_weights() -> dict[str, dict[str, float]]:
+    text = DOC.read_text(encoding="utf-8")
+    section = text.split("### Signal weights", 1)[1].split("\n## ", 1)[0]
+    out: dict[str, dict[str, float]] = {}
+    for cause, signal, weight in re.findall(
+        r"^\| `([a-z-]+)` \| `([a-z0-9.-]+)` \| ([0-9.]+) \|", section, flags=re.M
+    ):
+        out.setdefault(cause, {})[signal] = float(weight)
+    return out
+
+
+def test_weights_table_in_the_docs_matches_the_code():
+    assert _doc_weights() == verdict.WEIGHTS
+    assert set(verdict.WEIGHTS) == set(verdict.CAUSE_IDS)
+    for signals in verdict.WEIGHTS.values():
+        for s, w in signals.items():
+            assert s.split(".")[0] in verdict.SOURCE_NAMES and 0 < w <= 1
+
+
+def test_alb_log_context_words_the_verdict_for_a_log_window(mode_runs):
+    figs = pipeline.analyze_run(mode_runs["capacity"], write=False).verdict.figures
+    run = verdict.decide(figs, context="run")
+    # the same failures as an ALB log window would show them (ALB-generated 5xx)
+    as_alb = dataclasses.replace(figs, alb_elb_5xx=figs.proxy_5xx, alb_entries=figs.requests)
+    alb = verdict.decide(as_alb, context="alb-logs")
+    run_text = " ".join(e for c in run.causes for e in c.evidence)
+    alb_text = " ".join(e for c in alb.causes for e in c.evidence)
+    assert "into the run" in run_text
+    assert "into the log window" in alb_text and "into the run" not in alb_text
+
+
+def test_alb_logs_never_suggest_a_longer_run(tmp_path):
+    from fixtures import synth
+
+    synth.write_alb_logs(tmp_path / "logs", 30, files=1)  # fewer entries than a run would need
+    res = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False)
+    text = res.verdict.headline + " ".join(res.verdict.missing_evidence)
+    assert res.verdict.at_fault != "insufficient-evidence"
+    assert "--users" not in text and "run longer" not in text and "into the run" not in text
