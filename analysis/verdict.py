@@ -293,12 +293,24 @@ def _target_down(fig: Figures, ctx: Context) -> Cause | None:
     during = fig.share_5xx_while_target_stopped
     faults = [f for f in fig.faults or [] if "down" in str(f) or "kill" in str(f)]
     if killed:
+        value = during if during is not None else 1.0
+        # A stopped target refuses connects (or leaves no server up). When the proxy log shows
+        # its 5xx were mostly something else - closed connections, timeouts - the stop (e.g. a
+        # restart that reconfigured gunicorn) is not what failed them.
+        conn_share = (refused + _hap(fig, "no-server")) / h5 if h5 else None
+        if conn_share is not None:
+            value *= min(1.0, 2 * conn_share)
         sc.add(
             "events.target-stopped",
-            during if during is not None else 1.0,
+            value,
             f"events: target killed/stopped {killed}x"
             + (f", {_pct(during)} of proxy 5xx while it was down" if during is not None else "")
-            + (f" (testbed fault {faults[0]})" if faults else ""),
+            + (f" (testbed fault {faults[0]})" if faults else "")
+            + (
+                f", but only {_pct(conn_share)} of the proxy's 5xx were failed connects"
+                if conn_share is not None and conn_share < 0.5
+                else ""
+            ),
         )
     refused_client = sum(
         int(r["count"]) for r in fig.network_errors or [] if "Refused" in str(r.get("error"))
