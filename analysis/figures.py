@@ -144,6 +144,8 @@ class Figures:
     health_failure_r: float | None = None
     share_5xx_near_worker_event: float | None = None
     share_5xx_while_target_stopped: float | None = None
+    share_closed_near_worker_event: float | None = None  # HAProxy closed-connection 502s only
+    share_closed_while_unhealthy: float | None = None
     share_5xx_low_load: float | None = None
     proxy_5xx_seconds: int | None = None
     proxy_5xx_max_per_s: int | None = None

@@ -255,6 +255,23 @@ def _hap_5xx(fig: Figures) -> float:
     return _f(fig.haproxy_5xx)
 
 
+def _busy(fig: Figures) -> tuple[int, int, float]:
+    """Health checks that connected but got no answer in time (L7TOUT): (samples, samples with
+    every slot busy, signal).
+    Only samples taken under the load while every slot at the target was busy count as
+    "workers busy"; the others are a cold start before the load or a stalled checker. (Samples
+    without an in-flight reading, as from AWS, count.)"""
+    n = busy = 0
+    for r in fig.health_reasons:
+        if (
+            r.get("state") in ("unhealthy", "initial", "draining")
+            and r.get("reason") in BUSY_REASONS
+        ):
+            n += int(r.get("samples") or 0)
+            busy += int(r.get("at_capacity", r.get("samples")) or 0)
+    return n, busy, min(1.0, busy / 3)
+
+
 def _port(fig: Figures) -> int:
     hc = (fig.proxy or {}).get("health_check") or {}
     return int(hc.get("port") or 8000)
@@ -358,7 +375,7 @@ def _capacity(fig: Figures, ctx: Context) -> Cause | None:
         or (r99 is not None and r99 >= 0.5)
         or _f(fig.alb_response_timeout_504)
         or _f(fig.alb_target_5xx)
-        or _health_reason_samples(fig, BUSY_REASONS)[0]
+        or _busy(fig)[2] >= 0.5
     )
     util = fig.utilisation
     if util is not None and fig.capacity_total:
@@ -385,12 +402,17 @@ def _capacity(fig: Figures, ctx: Context) -> Cause | None:
             (r99 - 0.5) / 0.5,
             f"target p99 latency {_f(fig.target_p99_ms):.0f} ms = {r99:.2f}x gunicorn's --timeout {cap.get('timeout')} s",
         )
-    n_busy, _d = _health_reason_samples(fig, BUSY_REASONS)
+    n_busy, n_full, busy = _busy(fig)
     if n_busy:
         sc.add(
             "health.busy",
-            min(1.0, n_busy / 3),
-            f"target health: {n_busy} samples where health checks connected but got no answer in time (L7TOUT): every worker busy",
+            busy,
+            f"target health: {n_busy} samples where health checks connected but got no answer in time (L7TOUT)"
+            + (
+                ": every worker busy"
+                if n_full == n_busy
+                else f", {n_full} of them under the load with every slot busy (the others: a cold start before the load or a stalled checker)"
+            ),
         )
     wt = int(ev.get("worker_timeout", 0))
     if wt:
@@ -574,12 +596,18 @@ def _keepalive(fig: Figures, ctx: Context) -> Cause | None:
             0.5,
             f"but the failures came in bursts (up to {fig.proxy_5xx_max_per_s} per s), not sporadically",
         )
-    near = fig.share_5xx_near_worker_event
+    # Counter-evidence is judged on the closed connections themselves when the proxy log tells
+    # them apart: failed connects near a restart belong to target-down, not to the race.
+    near = fig.share_closed_near_worker_event
+    if near is None:
+        near = fig.share_5xx_near_worker_event
     if near and near > 0.3:
         sc.damp(1 - near, f"but {_pct(near)} of them were within 3 s of a worker event")
-    unh = fig.share_failures_while_unhealthy
+    unh = fig.share_closed_while_unhealthy
+    if unh is None:
+        unh = fig.share_failures_while_unhealthy
     if unh and unh > 0.3:
-        sc.damp(1 - unh, f"but {_pct(unh)} of failures happened while a target was unhealthy")
+        sc.damp(1 - unh, f"but {_pct(unh)} of them happened while a target was unhealthy")
     if (
         ka is not None
         and idle is not None
