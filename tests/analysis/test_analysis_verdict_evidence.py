@@ -118,3 +118,23 @@ def test_alb_logs_never_suggest_a_longer_run(tmp_path):
     text = res.verdict.headline + " ".join(res.verdict.missing_evidence)
     assert res.verdict.at_fault != "insufficient-evidence"
     assert "--users" not in text and "run longer" not in text and "into the run" not in text
+
+
+def test_keepalive_switch_restart_does_not_make_target_down_the_cause():
+    # Recorded by the verdict sweep (seed 1000): `--fault keepalive-race@0s` restarts gunicorn as
+    # the load starts (4 refused connects), then 36 closed-connection 502s spread over the run.
+    # The restart used to rank target-down first (0.44) on "5xx while the target was stopped".
+    v = pipeline.analyze_run(DATA / "ka-switch", write=False).verdict
+    assert v.at_fault == "proxy" and v.top is not None
+    assert v.top.id == "keepalive-race", [(c.id, c.strength) for c in v.causes]
+    assert all(c.id != "target-down" for c in v.causes)
+
+
+def test_health_timeouts_in_a_cold_start_before_the_load_are_not_capacity():
+    # Recorded by the verdict sweep (seed 1022, no fault): the health checks timed out (L7TOUT)
+    # while the 4 sync workers served their first, cold requests, before the load began; the
+    # load itself ran clean. It used to read as a latent capacity problem.
+    v = pipeline.analyze_run(DATA / "cold-start", write=False).verdict
+    reasons = {r["reason"]: r for r in v.figures.health_reasons}
+    assert reasons["L7TOUT"]["samples"] >= 3 and reasons["L7TOUT"]["at_capacity"] == 0
+    assert v.at_fault == "none" and not v.causes, v.headline
