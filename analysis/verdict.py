@@ -480,6 +480,23 @@ def _capacity(fig: Figures, ctx: Context) -> Cause | None:
             1.0,
             f"ALB log: {_n(fig.alb_target_5xx)} 5xx returned by the target itself",
         )
+    overload = bool(
+        st
+        or srv
+        or wt
+        or fig.worker_sigkill
+        or _f(fig.alb_response_timeout_504)
+        or _f(fig.alb_target_5xx)
+        or (_f(fig.proxy_504) and not _hap(fig, "connect-timeout") and not h5)
+    )
+    if h5 and fails and not overload:
+        # The proxy log classified every failure, and none is what overload produces (a 504
+        # waiting for the target, gunicorn's own 5xx, a worker timeout): busy as the target may
+        # have been, it is not what failed these requests.
+        sc.damp(
+            0.3,
+            f"but none of the {_n(fails)} failures was an overload failure (504 waiting for the target, gunicorn 5xx, worker timeout)",
+        )
     if h5 and conn / h5 > 0.5 and not specific:
         sc.damp(
             1 - conn / h5,
@@ -903,7 +920,9 @@ def decide(
         # Too few requests for rates: a cause stands only on independent sources (target health,
         # the proxy log, gunicorn's log) that agree; otherwise say what is missing and how to get it.
         lead = causes[0] if causes else None
-        if not failing or lead is None or lead.strength < 0.5 or not _independent(lead):
+        if not failing and not cors and _latent(fig, ctx, few):
+            pass  # nothing failed but the target was unhealthy: judged below, on health and logs
+        elif not failing or lead is None or lead.strength < 0.5 or not _independent(lead):
             why = f"only {_n(n)} requests recorded (need >= {MIN_REQUESTS})"
             if lead is not None:
                 why += f"; strongest lead: {lead.id} (strength {lead.strength:.2f}, from {_from(lead)})"
@@ -933,20 +952,12 @@ def decide(
                 f"the {_n(n)} requests add little. " + _more_requests(fig)
             )
         return Verdict("proxy", head, causes, cross, sec, missing, fig)
-    if not failing and not cors and _f(fig.share_time_unhealthy) >= 0.1:
-        # Nothing failed (the proxy failed open), but the proxy side is broken: say so.
-        latent = sorted(
-            (c for c in (f(fig, ctx) for f in PROXY_CAUSES) if c), key=lambda c: -c.strength
-        )
-        if latent and latent[0].strength >= 0.5:
-            head = (
-                f"No request failed, but the target was unhealthy for {_n(_f(fig.seconds_unhealthy))} s "
-                f"({_pct(_f(fig.share_time_unhealthy))} of {_span(ctx)}) and traffic flowed only because the proxy "
-                f"failed open; cause: {latent[0].id} (strength {latent[0].strength:.2f}). With another, healthy "
-                "target in the group the proxy stops routing to it, and with none it answers 502/503 - which "
-                "browsers report as CORS errors."
+    if not failing and not cors:
+        latent = _latent(fig, ctx, few)
+        if latent:
+            return Verdict(
+                "proxy", _latent_headline(fig, ctx, latent[0]), latent, cross, sec, missing, fig
             )
-            return Verdict("proxy", head, latent, cross, sec, missing, fig)
     if cors:  # a few app CORS failures, below the noise threshold
         return Verdict("cors-setup", cors.evidence[0] + ".", [cors], cross, sec, missing, fig)
     if alb_only:
@@ -981,6 +992,33 @@ def decide(
 
 
 _LET_IN = ("high", "critical")
+
+
+def _latent(fig: Figures, ctx: Context, few: bool) -> list[Cause]:
+    """Nothing failed, yet the target was unhealthy for >= 10 % of the time and a cause explains
+    it (the proxy failed open): the causes, strongest first; with few requests, only those that
+    independent sources corroborate. Empty when there is no such case."""
+    if _f(fig.share_time_unhealthy) < 0.1:
+        return []
+    latent = sorted(
+        (c for c in (f(fig, ctx) for f in PROXY_CAUSES) if c), key=lambda c: -c.strength
+    )
+    if few:
+        latent = [c for c in latent if _independent(c)]
+    return latent if latent and latent[0].strength >= 0.5 else []
+
+
+def _latent_headline(fig: Figures, ctx: Context, top: Cause) -> str:
+    head = (
+        f"No recorded request failed, but the target was unhealthy for {_n(_f(fig.seconds_unhealthy))} s "
+        f"({_pct(_f(fig.share_time_unhealthy))} of {_span(ctx)}) and traffic reached it only because the proxy "
+        f"failed open; cause: {top.id} (strength {top.strength:.2f}). With another, healthy "
+        "target in the group the proxy stops routing to it, and with none it answers 502/503 - which "
+        "browsers report as CORS errors."
+    )
+    if ctx == "run" and fig.requests < MIN_REQUESTS:
+        head += f" The cause rests on {_from(top, without_requests=True)}. " + _more_requests(fig)
+    return head
 
 
 def _origins_let_in(sec: list[dict[str, Any]]) -> list[dict[str, Any]]:

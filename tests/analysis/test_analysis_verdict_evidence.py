@@ -138,3 +138,24 @@ def test_health_timeouts_in_a_cold_start_before_the_load_are_not_capacity():
     reasons = {r["reason"]: r for r in v.figures.health_reasons}
     assert reasons["L7TOUT"]["samples"] >= 3 and reasons["L7TOUT"]["at_capacity"] == 0
     assert v.at_fault == "none" and not v.causes, v.headline
+
+
+def test_hung_requests_that_never_completed_are_judged_on_health():
+    # Recorded by the verdict sweep (seed 1003, second sweep): `--fault hang@5s-27s` on 3x3 gthread
+    # slots. Every call hung from 7 s on and none completed before the run ended, so only 31
+    # requests were recorded and none failed; health read L7TOUT with every slot busy for 29 s.
+    # It used to end in "Insufficient evidence: only 31 requests recorded".
+    v = pipeline.analyze_run(DATA / "hang-stalled", write=False).verdict
+    assert v.figures.requests < verdict.MIN_REQUESTS and not v.figures.failures
+    assert v.at_fault == "proxy" and v.top is not None and v.top.id == "capacity", v.headline
+    assert "health" in v.top.sources and "run longer" in v.headline
+
+
+def test_capacity_is_not_a_cause_when_no_failure_is_an_overload_failure():
+    # Recorded by the verdict sweep (seed 1007, second sweep): the keep-alive switch restarts
+    # gunicorn under load (10 refused connects) and the race closes 8 connections; 2 sync slots
+    # were briefly full after the restart. Capacity used to tie with target-down at 0.77.
+    v = pipeline.analyze_run(DATA / "ka-restart", write=False).verdict
+    strength = {c.id: c.strength for c in v.causes}
+    assert strength.get("capacity", 0) < 0.35 < strength["keepalive-race"]
+    assert v.at_fault == "proxy"
