@@ -905,7 +905,7 @@ def decide(
         if (proxy_fail or network)
         else []
     )
-    causes.sort(key=lambda c: c.strength, reverse=True)
+    causes = _rank(fig, causes)
     corroborated = any(c.strength >= 0.5 for c in causes)
     # Network-only failures (no HTTP response) are "CORS errors" too, but without proxy-side
     # evidence they could be the client's own network: do not guess.
@@ -992,6 +992,36 @@ def decide(
 
 
 _LET_IN = ("high", "critical")
+
+
+# HAProxy termination classes each cause produces: the failures it explains.
+_EXPLAINS = {
+    "target-down": ("connect-refused", "no-server"),
+    "connectivity": ("connect-timeout",),
+    "keepalive-race": ("server-closed",),
+    "capacity": ("server-timeout",),
+}
+
+
+def _explained(fig: Figures, cause: Cause) -> float | None:
+    """Failures the proxy log attributes to the cause's own failure mode (None: cannot tell)."""
+    if not fig.haproxy_classes or cause.id not in _EXPLAINS:
+        return None
+    n = sum(_hap(fig, k) for k in _EXPLAINS[cause.id])
+    return n + (_f(fig.server_5xx) if cause.id == "capacity" else 0.0)
+
+
+def _rank(fig: Figures, causes: list[Cause]) -> list[Cause]:
+    """Strongest first; but among the well-supported causes (>= 0.5), the one that explains the
+    most failures in the proxy log leads: strength says a cause is present, the count says which
+    one failed most of these requests (a one-second restart vs a race recurring all run)."""
+    by_strength = sorted(causes, key=lambda c: c.strength, reverse=True)
+    strong = [c for c in by_strength if c.strength >= 0.5]
+    counts = [_explained(fig, c) for c in strong]
+    if len(strong) < 2 or any(x is None for x in counts):
+        return by_strength
+    lead = max(zip(strong, counts, strict=True), key=lambda t: (t[1], t[0].strength))[0]
+    return [lead] + [c for c in by_strength if c is not lead]
 
 
 def _latent(fig: Figures, ctx: Context, few: bool) -> list[Cause]:
