@@ -7,6 +7,10 @@ same invocation: the same run with the parts written in the event loop (ALBBENCH
 recorder before the background writer). The bare FastHttpUser is run too, as the floor (the loop's
 own lateness at this load). Rounds alternate; figures are the medians over rounds.
 
+Each wake's lateness is also taken net of the time the OS kept the process's main thread waiting
+for a CPU (its run-queue delay, from /proc/thread-self/schedstat): on a shared machine the raw
+figure is mostly other processes' load. The verdict is on the net figure; both are printed.
+
 Targets (background writer): p99.9 stall < 5 ms and max < 20 ms, at >= 8,000 req/s.
 """
 
@@ -26,11 +30,10 @@ MAX_TARGET_MS = 20.0
 MIN_RPS = 8000.0
 
 
-def _line(label: str, r: LocustRun) -> str:
-    s = r.stall
+def _figs(s: dict[str, float]) -> str:
     return (
-        f"{label:<18} {r.rps:>7,.0f} req/s  stall p50 {s['p50_ms']:5.2f}  p99 {s['p99_ms']:6.2f}  "
-        f"p99.9 {s['p999_ms']:6.2f}  max {s['max_ms']:6.2f} ms  ({s['samples']} samples)"
+        f"p50 {s['p50_ms']:5.2f}  p99 {s['p99_ms']:6.2f}  p99.9 {s['p999_ms']:6.2f}  "
+        f"max {s['max_ms']:6.2f} ms"
     )
 
 
@@ -53,21 +56,29 @@ def main() -> int:
             runs["background"].append(run_locust(browser, fx.url, albprobe=True, **common))
             print(f"round {i + 1}:", flush=True)
             for label, rs in runs.items():
-                print("  " + _line(label, rs[-1]), flush=True)
-    print(f"medians over {a.rounds} rounds:")
+                r = rs[-1]
+                print(
+                    f"  {label:<12} {r.rps:>7,.0f} req/s  raw {_figs(r.stall)}\n"
+                    f"  {'':<12} {r.stall['samples']:>7} samples  net {_figs(r.stall_net)}",
+                    flush=True,
+                )
+    print(f"medians over {a.rounds} rounds (net of the OS run-queue wait; raw in brackets):")
+    verdict = {}
     for label, rs in runs.items():
-        p999 = median([r.stall["p999_ms"] for r in rs])
-        mx = median([r.stall["max_ms"] for r in rs])
-        worst = max(r.stall["max_ms"] for r in rs)
+        fig = {
+            k: (median([r.stall_net[k] for r in rs]), median([r.stall[k] for r in rs]))
+            for k in ("p999_ms", "max_ms")
+        }
+        worst = max(r.stall_net["max_ms"] for r in rs)
         rps = median([r.rps for r in rs])
+        verdict[label] = fig
         print(
-            f"  {label:<12} {rps:>7,.0f} req/s  p99.9 {p999:6.2f} ms  max {mx:6.2f} ms "
-            f"(worst round {worst:.2f} ms)"
+            f"  {label:<12} {rps:>7,.0f} req/s  p99.9 {fig['p999_ms'][0]:6.2f} "
+            f"({fig['p999_ms'][1]:.2f}) ms  max {fig['max_ms'][0]:6.2f} ({fig['max_ms'][1]:.2f}) ms"
+            f"  worst round max {worst:.2f} ms"
         )
-    bg = runs["background"]
-    p999 = median([r.stall["p999_ms"] for r in bg])
-    mx = median([r.stall["max_ms"] for r in bg])
-    rps = median([r.rps for r in bg])
+    p999, mx = verdict["background"]["p999_ms"][0], verdict["background"]["max_ms"][0]
+    rps = median([r.rps for r in runs["background"]])
     ok = p999 < P999_TARGET_MS and mx < MAX_TARGET_MS
     print(
         f"background writer: p99.9 {p999:.2f} ms (target < {P999_TARGET_MS:.0f}), "

@@ -38,6 +38,7 @@ class LocustRun:
     cpu_s: float
     probe_requests: int
     stall: dict[str, float]
+    stall_net: dict[str, float]
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -110,6 +111,7 @@ def run_locust(
         cpu_s=probe.get("cpu_s", 0.0),
         probe_requests=probe.get("requests", 0),
         stall=probe.get("stall", {}),
+        stall_net=probe.get("stall_net", {}),
     )
 
 

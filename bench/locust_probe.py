@@ -6,7 +6,8 @@ so the bare and the albprobe user are measured by the same code. Writes JSON to 
   is counted) and Locust's request count, from `test_start` to `quit`: start-up imports excluded,
   the final flush included;
 * with ALBBENCH_STALL=1, the event loop's stalls: a greenlet sleeps 1 ms in a loop while the users
-  run and records how late it wakes (milliseconds past the 1 ms);
+  run and records how late it wakes (milliseconds past the 1 ms), raw and net of the time the OS
+  kept the process off the CPU;
 * with ALBBENCH_SYNC_WRITE=1, albprobe writes its Parquet parts in the event loop (the behaviour
   before the background writer: the baseline of bench_loop_stall.py).
 """
@@ -26,7 +27,7 @@ if os.environ.get("ALBBENCH_SYNC_WRITE") == "1":
 
     plugin.BACKGROUND_WRITES = False
 
-_STATE: dict = {"late": array("d"), "running": False}
+_STATE: dict = {"late": array("d"), "net": array("d"), "running": False}
 
 
 def _cpu() -> float:
@@ -35,12 +36,28 @@ def _cpu() -> float:
 
 
 def _sample_stalls() -> None:
-    late = _STATE["late"]
+    """Sleep 1 ms in a loop; record how late each wake is, raw and net of the time the OS kept
+    this thread waiting for a CPU (its run-queue delay, /proc/thread-self/schedstat). On a shared
+    machine the raw figure is mostly other processes' load; the net one is the loop's own."""
+    late, net = _STATE["late"], _STATE["net"]
     clock = time.perf_counter
+    try:
+        sched = open("/proc/thread-self/schedstat", "rb")  # noqa: SIM115 (read all along)
+    except OSError:
+        sched = None
+
+    def run_delay_ms() -> float:
+        if sched is None:
+            return 0.0
+        sched.seek(0)
+        return int(sched.read().split()[1]) / 1e6
+
     while _STATE["running"]:
-        t0 = clock()
+        d0, t0 = run_delay_ms(), clock()
         gevent.sleep(0.001)
-        late.append((clock() - t0) * 1000.0 - 1.0)
+        raw = (clock() - t0) * 1000.0 - 1.0
+        late.append(raw)
+        net.append(max(0.0, raw - (run_delay_ms() - d0)))
 
 
 def _on_test_start(environment, **_kw) -> None:
@@ -59,22 +76,26 @@ def _percentile(sorted_xs: list[float], q: float) -> float:
     return sorted_xs[min(len(sorted_xs) - 1, int(q * len(sorted_xs)))] if sorted_xs else 0.0
 
 
+def _stall_figures(xs: list[float]) -> dict[str, float]:
+    return {
+        "samples": len(xs),
+        "p50_ms": _percentile(xs, 0.5),
+        "p99_ms": _percentile(xs, 0.99),
+        "p999_ms": _percentile(xs, 0.999),
+        "max_ms": xs[-1] if xs else 0.0,
+    }
+
+
 def _on_quit(environment, **_kw) -> None:
     out = os.environ.get("ALBBENCH_OUT")
     if not out or "cpu0" not in _STATE:
         return
-    late = sorted(_STATE["late"])
     data = {
         "cpu_s": _cpu() - _STATE["cpu0"],
         "wall_s": time.time() - _STATE["t0"],
         "requests": environment.stats.total.num_requests,
-        "stall": {
-            "samples": len(late),
-            "p50_ms": _percentile(late, 0.5),
-            "p99_ms": _percentile(late, 0.99),
-            "p999_ms": _percentile(late, 0.999),
-            "max_ms": late[-1] if late else 0.0,
-        },
+        "stall": _stall_figures(sorted(_STATE["late"])),
+        "stall_net": _stall_figures(sorted(_STATE["net"])),
     }
     with open(out, "w") as f:
         json.dump(data, f)
