@@ -380,8 +380,12 @@ def _monitor(environment) -> None:
     safety = s.config.safety
     rule = AbortRule(safety.abort_error_rate, safety.abort_after)
     runner = environment.runner
-    while runner.state not in (STATE_STOPPING, STATE_STOPPED) and s.abort_reason is None:
+    while True:
         gevent.sleep(1.0)
+        # Checked after the sleep: workers leave the master once the run stops (the quit
+        # messages follow STOPPING), and a worker that left then is no gap.
+        if runner.state in (STATE_STOPPING, STATE_STOPPED) or s.abort_reason is not None:
+            break
         now = time.time()
         total = environment.stats.total
         if s.role == "master":
