@@ -55,6 +55,7 @@ def run_locust(
     albprobe: bool = False,
     stall: bool = False,
     sync_write: bool = False,
+    env_extra: dict[str, str] | None = None,
 ) -> LocustRun:
     """Run Locust headless with the measuring add-on. The albprobe user is run through its own
     shape (users for ``seconds``); the bare user with -u/-t."""
@@ -79,6 +80,7 @@ def run_locust(
         env = dict(os.environ, PYTHONPATH=str(REPO), ALBBENCH_OUT=str(probe_out))
         env["ALBBENCH_STALL"] = "1" if stall else "0"
         env["ALBBENCH_SYNC_WRITE"] = "1" if sync_write else "0"
+        env.update(env_extra or {})
         if albprobe:
             cfg = Path(tmp) / "bench.toml"
             load = f"think_time = 0.0\nusers = {users}\nspawn_rate = {users}\nduration = {seconds}"

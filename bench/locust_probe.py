@@ -9,7 +9,8 @@ so the bare and the albprobe user are measured by the same code. Writes JSON to 
   run and records how late it wakes (milliseconds past the 1 ms), raw and net of the time the OS
   kept the process off the CPU;
 * with ALBBENCH_SYNC_WRITE=1, albprobe writes its Parquet parts in the event loop (the behaviour
-  before the background writer: the baseline of bench_loop_stall.py).
+  before the background writer: the baseline of bench_loop_stall.py); ALBBENCH_SWITCH_MS sets the
+  GIL switch interval albprobe uses with its writer thread (default 1 ms).
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ if os.environ.get("ALBBENCH_SYNC_WRITE") == "1":
     from probes.loadgen import plugin
 
     plugin.BACKGROUND_WRITES = False
+if os.environ.get("ALBBENCH_SWITCH_MS"):
+    from probes.loadgen import plugin
+
+    plugin.SWITCH_INTERVAL = float(os.environ["ALBBENCH_SWITCH_MS"]) / 1000.0
 
 _STATE: dict = {"late": array("d"), "net": array("d"), "running": False}
 
