@@ -39,6 +39,8 @@ class LocustRun:
     probe_requests: int
     stall: dict[str, float]
     stall_net: dict[str, float]
+    gc: dict[str, dict[str, float]]
+    flush_ms: list[float]
 
     @property
     def cpu_us_per_request(self) -> float:
@@ -114,6 +116,8 @@ def run_locust(
         probe_requests=probe.get("requests", 0),
         stall=probe.get("stall", {}),
         stall_net=probe.get("stall_net", {}),
+        gc=probe.get("gc", {}),
+        flush_ms=probe.get("flush_ms", []),
     )
 
 

@@ -8,6 +8,7 @@ so the bare and the albprobe user are measured by the same code. Writes JSON to 
 * with ALBBENCH_STALL=1, the event loop's stalls: a greenlet sleeps 1 ms in a loop while the users
   run and records how late it wakes (milliseconds past the 1 ms), raw and net of the time the OS
   kept the process off the CPU;
+* the time each flush of albprobe's requests writer keeps the event loop (flush_ms);
 * with ALBBENCH_SYNC_WRITE=1, albprobe writes its Parquet parts in the event loop (the behaviour
   before the background writer: the baseline of bench_loop_stall.py); ALBBENCH_SWITCH_MS sets the
   GIL switch interval albprobe uses with its writer thread (default 1 ms).
@@ -15,8 +16,10 @@ so the bare and the albprobe user are measured by the same code. Writes JSON to 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import sys
 import time
 from array import array
 
@@ -65,7 +68,46 @@ def _sample_stalls() -> None:
         net.append(max(0.0, raw - (run_delay_ms() - d0)))
 
 
+def _on_gc(phase: str, info: dict) -> None:
+    """Time the interpreter's garbage collections per generation (a full one walks the whole
+    heap in one go: a stall of its own, with or without albprobe)."""
+    if phase == "start":
+        _STATE["gc_t0"] = time.perf_counter()
+    elif "gc_t0" in _STATE:
+        ms = (time.perf_counter() - _STATE.pop("gc_t0")) * 1000.0
+        gen = _STATE.setdefault("gc", {}).setdefault(
+            str(info["generation"]), {"count": 0, "max_ms": 0.0, "total_ms": 0.0}
+        )
+        gen["count"] += 1
+        gen["max_ms"] = max(gen["max_ms"], ms)
+        gen["total_ms"] += ms
+
+
+def _time_flushes() -> None:
+    """Time each flush of albprobe's requests writer where it runs, in the event loop: the
+    whole Parquet write when written in the loop, the hand-over (and any back-pressure wait)
+    with the background writer. Independent of the machine's other load, unlike the stalls."""
+    try:
+        from probes.loadgen import plugin
+    except ImportError:
+        return
+    writer = plugin.SESSION.writer if plugin.SESSION is not None else None
+    if writer is None:
+        return
+    flush, times = writer.flush, _STATE.setdefault("flush_ms", array("d"))
+
+    def timed() -> None:
+        t0 = time.perf_counter()
+        flush()
+        times.append((time.perf_counter() - t0) * 1000.0)
+
+    writer.flush = timed
+
+
 def _on_test_start(environment, **_kw) -> None:
+    gc.callbacks.append(_on_gc)
+    if "probes.loadgen.plugin" in sys.modules:
+        _time_flushes()
     _STATE["cpu0"] = _cpu()
     _STATE["t0"] = time.time()
     if os.environ.get("ALBBENCH_STALL") == "1":
@@ -75,6 +117,8 @@ def _on_test_start(environment, **_kw) -> None:
 
 def _on_test_stopping(environment, **_kw) -> None:
     _STATE["running"] = False
+    if _on_gc in gc.callbacks:
+        gc.callbacks.remove(_on_gc)
 
 
 def _percentile(sorted_xs: list[float], q: float) -> float:
@@ -101,6 +145,8 @@ def _on_quit(environment, **_kw) -> None:
         "requests": environment.stats.total.num_requests,
         "stall": _stall_figures(sorted(_STATE["late"])),
         "stall_net": _stall_figures(sorted(_STATE["net"])),
+        "gc": _STATE.get("gc", {}),
+        "flush_ms": list(_STATE.get("flush_ms", ())),
     }
     with open(out, "w") as f:
         json.dump(data, f)
