@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -20,13 +21,16 @@ TARGET_MB = 50.0
 
 
 def record(n: int, out: Path) -> dict:
-    """Child: push n request events through the plugin's row builder into a TableWriter."""
+    """Child: push n request events through the plugin's row builder into a TableWriter that
+    writes its parts on a background thread (as the Locust plugin does)."""
     sys.path.insert(0, str(REPO))
     from core.rundir import RunDir, TableWriter
     from probes.loadgen.plugin import request_row
 
     rd = RunDir.create(out, "mem")
-    w = TableWriter(rd, "requests")
+    # As in a Locust process: parts written on one background thread, at most 2 waiting for it.
+    ex = ThreadPoolExecutor(max_workers=1)
+    w = TableWriter(rd, "requests", executor=ex)
     t0 = time.time()
     statuses = (200, 200, 200, 201, 502, 500, 0)
     for i in range(n):
@@ -52,6 +56,7 @@ def record(n: int, out: Path) -> dict:
             request_row("GET", "fast", 12.5 + (i % 100), 25, ctx, None, t0 + i * 1e-4, "local")
         )
     w.close()
+    ex.shutdown()
     return {
         "rows": w.rows_written,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

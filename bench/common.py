@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: run Locust headless for a while, read its request rate."""
+"""Shared helpers of the benchmarks: run Locust headless for a while, read its request rate, CPU time
+and event-loop stalls."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,7 +25,29 @@ path = "/api/fast"
 """
 
 
-def locust_rps(
+PROBE = str(REPO / "bench" / "locust_probe.py")
+
+
+@dataclass(frozen=True)
+class LocustRun:
+    """One headless Locust run: its request rate and, from bench/locust_probe.py, its CPU time and
+    event-loop stalls between `test_start` and `quit`."""
+
+    rps: float
+    requests: int
+    cpu_s: float
+    probe_requests: int
+    stall: dict[str, float]
+    stall_net: dict[str, float]
+    gc: dict[str, dict[str, float]]
+    flush_ms: list[float]
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return self.cpu_s / max(self.probe_requests, 1) * 1e6
+
+
+def run_locust(
     locustfile: str,
     host: str,
     *,
@@ -31,17 +55,21 @@ def locust_rps(
     seconds: int,
     processes: int = 0,
     albprobe: bool = False,
-) -> tuple[float, int]:
-    """Run Locust headless; return (requests/s over the run, requests). The albprobe user is run
-    through its own shape (users for ``seconds``); the bare user with -u/-t."""
+    stall: bool = False,
+    sync_write: bool = False,
+    env_extra: dict[str, str] | None = None,
+) -> LocustRun:
+    """Run Locust headless with the measuring add-on. The albprobe user is run through its own
+    shape (users for ``seconds``); the bare user with -u/-t."""
     with tempfile.TemporaryDirectory(prefix="albbench-") as tmp:
         stats = Path(tmp) / "stats.json"
+        probe_out = Path(tmp) / "probe.json"
         cmd = [
             sys.executable,
             "-m",
             "locust",
             "-f",
-            locustfile,
+            f"{locustfile},{PROBE}",
             "--headless",
             "--host",
             host,
@@ -51,7 +79,10 @@ def locust_rps(
             "--loglevel",
             "WARNING",
         ]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
+        env = dict(os.environ, PYTHONPATH=str(REPO), ALBBENCH_OUT=str(probe_out))
+        env["ALBBENCH_STALL"] = "1" if stall else "0"
+        env["ALBBENCH_SYNC_WRITE"] = "1" if sync_write else "0"
+        env.update(env_extra or {})
         if albprobe:
             cfg = Path(tmp) / "bench.toml"
             load = f"think_time = 0.0\nusers = {users}\nspawn_rate = {users}\nduration = {seconds}"
@@ -74,10 +105,26 @@ def locust_rps(
             cmd, cwd=str(REPO), env=env, timeout=seconds + 120, capture_output=True, check=False
         )
         data = json.loads(stats.read_text())
+        probe = json.loads(probe_out.read_text()) if probe_out.exists() else {}
     total = sum(s["num_requests"] for s in data)
     start = min(s["start_time"] for s in data)
     end = max(s["last_request_timestamp"] for s in data)
-    return total / max(end - start, 1e-9), total
+    return LocustRun(
+        rps=total / max(end - start, 1e-9),
+        requests=total,
+        cpu_s=probe.get("cpu_s", 0.0),
+        probe_requests=probe.get("requests", 0),
+        stall=probe.get("stall", {}),
+        stall_net=probe.get("stall_net", {}),
+        gc=probe.get("gc", {}),
+        flush_ms=probe.get("flush_ms", []),
+    )
+
+
+def locust_rps(locustfile: str, host: str, **kw) -> tuple[float, int]:
+    """(requests/s over the run, requests) of ``run_locust``."""
+    r = run_locust(locustfile, host, **kw)
+    return r.rps, r.requests
 
 
 def median(xs: list[float]) -> float:

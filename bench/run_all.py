@@ -11,6 +11,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHES = [
     "bench_instrumented_user.py",
+    "bench_loop_stall.py",
     "bench_distributed.py",
     "bench_recorder_memory.py",
     "bench_analyze_10m.py",

@@ -1,8 +1,9 @@
 """The run directory (docs/run-directory.md): table schemas, run.json, and bounded-memory writers.
 
-Every collector writes through ``TableWriter``: rows are buffered in columnar lists and flushed as a
-new Parquet part when the buffer reaches ``flush_rows`` or ``flush_seconds``, so memory stays
-bounded however long the run, and a crash loses at most one unflushed buffer.
+Every collector writes through ``TableWriter``: rows are buffered and flushed as a new Parquet part
+when the buffer reaches ``flush_rows`` or ``flush_seconds``, so memory stays bounded however long
+the run, and a crash loses at most one unflushed buffer (plus, with a background executor, the
+parts still being written).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import json
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,6 +146,14 @@ class TableWriter:
     """Append rows (dicts) to one table of a run directory as numbered Parquet parts.
 
     Thread-safe; ``prefix`` keeps parts of concurrent writers apart (e.g. one per Locust worker).
+
+    With ``executor`` (a ``concurrent.futures.Executor`` with one worker, so parts are written in
+    order), a flush only hands the full buffer over: turning rows into columns, Parquet encoding and
+    the disk happen on the executor's thread, and the caller (a Locust process's event loop) goes
+    on at once. At most ``max_pending`` buffers wait for the executor; a flush beyond that waits for
+    the oldest (back-pressure keeps memory bounded when the disk is slower than the load). In this
+    mode one thread appends and flushes (a Locust process's greenlets); ``close()`` waits for
+    every part, and ``rows_written`` counts the rows whose part is on disk.
     """
 
     def __init__(
@@ -154,11 +165,14 @@ class TableWriter:
         flush_rows: int = 50_000,
         flush_seconds: float = 2.0,
         threadsafe: bool = True,
+        executor: Executor | None = None,
+        max_pending: int = 2,
     ) -> None:
         self.rundir = rundir
         self.table = table
         self.schema = SCHEMAS[table]
         self._names = self.schema.names
+        self._types = [self.schema.field(n).type for n in self._names]
         self._prefix = prefix
         self._flush_rows = flush_rows
         self._flush_seconds = flush_seconds
@@ -169,13 +183,23 @@ class TableWriter:
         self._last_flush = time.monotonic()
         # A Locust process appends from greenlets that never switch inside append(): no lock needed.
         self._lock = threading.Lock() if threadsafe else contextlib.nullcontext()
-        self.rows_written = 0
+        self._executor = executor
+        self._max_pending = max(1, max_pending)
+        self._pending: deque[tuple[Future, int]] = deque()
+        self._written = 0
         self.table_dir = rundir.table_dir(table)
         self.table_dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def rows_written(self) -> int:
+        """Rows whose part is on disk (a part still being written is not counted yet)."""
+        while self._pending and self._pending[0][0].done():
+            self._settle_oldest()
+        return self._written
+
     def append(self, row: Mapping[str, Any]) -> None:
         # Hot path (once per request under load): rows are kept as they come and turned into
-        # columns at flush time; past 256 buffered rows the clock is read every 256th row only.
+        # columns at write time; past 256 buffered rows the clock is read every 256th row only.
         with self._lock:
             self._rows.append(row)
             self._n += 1
@@ -206,30 +230,64 @@ class TableWriter:
             self.flush()
 
     def flush(self) -> None:
+        if self._executor is None:
+            with self._lock:
+                batch = self._take()
+                if batch is not None:
+                    self._write(*batch)
+                    self._written += batch[2]
+            return
+        # Back-pressure first, so the buffer handed over below is the freshest one.
+        while len(self._pending) >= self._max_pending:
+            self._settle_oldest()
         with self._lock:
-            if not self._n:
-                self._last_flush = time.monotonic()
-                return
-            cols, rows, n = self._cols, self._rows, self._n
-            self._cols = {name: [] for name in self._names}
-            self._rows = []
-            self._n = 0
-            if rows:  # rows appended one by one go after the column batches (arrival order kept
-                # within each kind of input; a writer is fed one way in practice)
-                for name in self._names:
-                    cols[name].extend([r.get(name) for r in rows])
-            part = self._part
-            self._part += 1
-            self._last_flush = time.monotonic()
-            table = pa.table(
-                {k: pa.array(cols[k], type=self.schema.field(k).type) for k in self._names}
-            )
-            final = self.table_dir / f"{self._prefix}-{part:05d}.parquet"
-            tmp = final.with_suffix(".tmp")
-            # Write-then-rename: a reader (or a crash) never sees a half-written part.
-            pq.write_table(table, tmp, compression="zstd")
-            os.replace(tmp, final)
-            self.rows_written += n
+            batch = self._take()
+        if batch is not None:
+            self._pending.append((self._executor.submit(self._write, *batch), batch[2]))
 
     def close(self) -> None:
+        """Flush the buffer and wait until every part is on disk."""
         self.flush()
+        while self._pending:
+            self._settle_oldest()
+
+    def _take(self) -> tuple[dict[str, list[Any]], list[Mapping[str, Any]], int, int] | None:
+        """Swap out the buffer (under the lock): (columns, rows, row count, part number)."""
+        self._last_flush = time.monotonic()
+        if not self._n:
+            return None
+        batch = (self._cols, self._rows, self._n, self._part)
+        self._cols = {name: [] for name in self._names}
+        self._rows = []
+        self._n = 0
+        self._part += 1
+        return batch
+
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest pending part (cooperatively under gevent); count its rows. Another
+        greenlet may settle it meanwhile: only the one that finds it still first pops it."""
+        fut, n = self._pending[0]
+        ok = False
+        try:
+            fut.result()  # a failed write raises here, in the caller's thread
+            ok = True
+        finally:
+            if self._pending and self._pending[0][0] is fut:
+                self._pending.popleft()
+                self._written += n if ok else 0
+
+    def _write(
+        self, cols: dict[str, list[Any]], rows: list[Mapping[str, Any]], n: int, part: int
+    ) -> None:
+        if rows:  # rows appended one by one go after the column batches (arrival order kept
+            # within each kind of input; a writer is fed one way in practice)
+            for name in self._names:
+                cols[name].extend([r.get(name) for r in rows])
+        table = pa.table(
+            {k: pa.array(cols[k], type=t) for k, t in zip(self._names, self._types, strict=True)}
+        )
+        final = self.table_dir / f"{self._prefix}-{part:05d}.parquet"
+        tmp = final.with_suffix(".tmp")
+        # Write-then-rename: a reader (or a crash) never sees a half-written part.
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)

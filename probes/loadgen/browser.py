@@ -168,13 +168,17 @@ class BrowserCaller:
         self.fingerprints = tuple(fingerprints)
         self.acquire = acquire or (lambda: None)
         self._idle_queues: dict[str, Any] = {}
+        # Keyed by the request's identity, not its value (hashing a CorsRequest re-hashes every
+        # field): a caller's requests are its prepared endpoints', alive as long as it is.
+        self._needs_preflight: dict[int, bool] = {}
 
     def call(self, ep: PreparedEndpoint, intended_ts: float | None = None) -> bool:
         """Send what the browser sends for one fetch(); True when the script would get a response."""
         req = ep.request
-        preflight = needs_preflight(req, self.mode) and (
-            req.force_preflight or not self.cache.allows(req, time.time())
-        )
+        needed = self._needs_preflight.get(id(req))
+        if needed is None:  # a pure function of the request: once per endpoint
+            needed = self._needs_preflight[id(req)] = needs_preflight(req, self.mode)
+        preflight = needed and (req.force_preflight or not self.cache.allows(req, time.time()))
         if preflight and not self._send(ep, "preflight", intended_ts):
             return False  # the browser never sends the actual request
         return self._send(ep, "actual", intended_ts)
@@ -271,12 +275,13 @@ class BrowserCaller:
         ids) change neither, so they are left out of the key. Under load most responses repeat
         one of a few shapes, and a lookup is far cheaper than a header scan.
         """
-        raw_key = (kind, req, status, items, body)
+        rid = id(req)  # see _needs_preflight
+        raw_key = (kind, rid, status, items, body)
         hit = self._memo_raw.get(raw_key)  # identical bytes (same Date second): no scan at all
         if hit is not None:
             return hit
         stable = tuple(h for h in items if h[0].lower() not in self._volatile)
-        key = (kind, req, status, stable, body if (status >= 300 or self._body_fps) else b"")
+        key = (kind, rid, status, stable, body if (status >= 300 or self._body_fps) else b"")
         hit = self._memo.get(key)
         if hit is None:
             hr = HttpResponse(status, items, body)

@@ -4,7 +4,10 @@ Installed by importing it from a locustfile (locustfiles/browser.py). It works t
 `albprobe run` and under plain `locust -f locustfiles/browser.py`:
 
 * every request event becomes one row of the run directory's `requests` table (so the row count is
-  Locust's own request count);
+  Locust's own request count). Parquet parts are written on a native thread, never in the event
+  loop, so a flush does not stall the simulated users (nor add to their measured latencies);
+* Ctrl-C and SIGTERM stop the run in order (probes/loadgen/signals.py), and the final flush at
+  `quit` lands every row Locust counted;
 * on workers, rows ride in the periodic stats report (`report_to_master`), the same message as the
   stats they belong to; the master writes them. A worker that dies loses at most one report
   interval (3 s), and the master records the gap;
@@ -29,10 +32,15 @@ from core.rundir import SCHEMAS, RunDir, TableWriter
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.plans import OPEN_MODEL, rates
 from probes.loadgen.ratelimit import TokenBucket
+from probes.loadgen.signals import OrderlyStop
 
 _REQ_COLUMNS = SCHEMAS["requests"].names
 REPORT_KEY = "albprobe_rows"
 SCHED_KEY = "albprobe_schedule"
+# Parquet parts are written on a native thread (False: in the event loop, as before; the
+# baseline of bench/bench_loop_stall.py).
+BACKGROUND_WRITES = True
+SWITCH_INTERVAL = 0.001  # seconds; see _open_rundir
 
 
 def new_run_id(shape: str) -> str:
@@ -124,6 +132,8 @@ class LoadSession:
     started_at: float | None = None
     standalone: bool = False  # no --albprobe-run-dir: this process owns run.json too
     environment: Any = None
+    write_executor: Any = None  # the native thread the Parquet parts are written on
+    orderly_stop: OrderlyStop | None = None
     _weights: list[float] | None = None
 
     @property
@@ -212,6 +222,7 @@ def _on_init(environment, **_kw) -> None:
     s = LoadSession(config=cfg, shape=shape, role=role, processes=processes)
     s._worker_id = "local" if role == "local" else "master" if role == "master" else "w?"
     s.environment = environment
+    s.orderly_stop = OrderlyStop(environment)
     SESSION = s
     ev = environment.events
     if role in ("local", "worker"):
@@ -255,8 +266,20 @@ def _open_rundir(s: LoadSession, environment) -> None:
 
         s.rundir.write_meta(standalone_meta(s, environment, status="running"))
     (s.rundir.path / "locust").mkdir(exist_ok=True)
-    s.writer = TableWriter(s.rundir, "requests", prefix="part", threadsafe=False)
-    s.sched_writer = TableWriter(s.rundir, "schedule", prefix="part", flush_seconds=10)
+    if BACKGROUND_WRITES:
+        from gevent.threadpool import ThreadPoolExecutor  # a native thread despite monkey-patching
+
+        s.write_executor = ThreadPoolExecutor(max_workers=1)
+        # The writer thread still holds the GIL while it turns rows into columns; the event loop
+        # then waits for it at most one switch interval (5 ms by default, 1 ms here). Only the
+        # two threads' turns change: with one thread running the interval does nothing.
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+    s.writer = TableWriter(
+        s.rundir, "requests", prefix="part", threadsafe=False, executor=s.write_executor
+    )
+    s.sched_writer = TableWriter(
+        s.rundir, "schedule", prefix="part", flush_seconds=10, executor=s.write_executor
+    )
 
 
 def _on_request(
@@ -362,8 +385,12 @@ def _monitor(environment) -> None:
     safety = s.config.safety
     rule = AbortRule(safety.abort_error_rate, safety.abort_after)
     runner = environment.runner
-    while runner.state not in (STATE_STOPPING, STATE_STOPPED) and s.abort_reason is None:
+    while True:
         gevent.sleep(1.0)
+        # Checked after the sleep: workers leave the master once the run stops (the quit
+        # messages follow STOPPING), and a worker that left then is no gap.
+        if runner.state in (STATE_STOPPING, STATE_STOPPED) or s.abort_reason is not None:
+            break
         now = time.time()
         total = environment.stats.total
         if s.role == "master":
@@ -439,10 +466,13 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
     if s.scheduler is not None:
         for ts, scheduled, dropped in s.scheduler.drain_seconds(now + 2):
             s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
+    # close() waits for the parts still being written on the writer thread.
     if s.writer:
         s.writer.close()
     if s.sched_writer:
         s.sched_writer.close()
+    if s.write_executor is not None:
+        s.write_executor.shutdown()
     total = environment.stats.total
     dropped = scheduled = 0
     if s.rundir and s.rundir.parts("schedule"):

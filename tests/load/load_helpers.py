@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 
 def stop_gently(p: subprocess.Popen, timeout: float = 45) -> None:
@@ -18,3 +21,28 @@ def stop_gently(p: subprocess.Popen, timeout: float = 45) -> None:
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(10)
+
+
+def wait_for_requests(
+    where: Path,
+    requests: int,
+    proc: subprocess.Popen,
+    *,
+    pattern: str = "progress.json",
+    budget: float = 180,
+) -> float:
+    """Wait until the run's progress.json (``where/pattern``, rewritten every second by the Locust
+    process) counts ``requests``; return the seconds it took, a measure of this machine's pace right now. Fails at
+    once if the process ended; ``budget`` only guards against a hang."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < budget:
+        if proc.poll() is not None:
+            raise AssertionError(f"the Locust process ended early (exit code {proc.returncode})")
+        for progress in where.glob(pattern):
+            try:
+                if json.loads(progress.read_text()).get("requests", 0) >= requests:
+                    return time.monotonic() - t0
+            except (OSError, ValueError):
+                pass  # rewritten right now (atomically, but the file may be between replaces)
+        time.sleep(0.1)
+    raise AssertionError(f"no {requests} requests in {budget:.0f} s")
