@@ -685,7 +685,8 @@ class Testbed:
         """A rolling replacement of every target, one at a time, in the background.
 
         ``correct``: deregister, drain, SIGTERM within the graceful timeout, start, register,
-        wait until healthy. ``stop-first``: the container stops before it is deregistered.
+        wait until healthy. ``stop-first``: the container stops (SIGTERM) first and the target
+        is deregistered once its health checks have failed.
         ``early-register``: the new target's health check passes before its app listens."""
         if order not in DEPLOY_ORDERS:
             raise TestbedError(
@@ -703,7 +704,11 @@ class Testbed:
                 return
             i = slot.index
             if order == "stop-first":
+                # The container goes first; the target is deregistered only once the ALB has
+                # noticed (its checks fail), the usual tail of a stop-before-deregister deploy.
                 self.stop_target(i)
+                with contextlib.suppress(TimeoutError):
+                    self.wait_for_health("DOWN", target=i)
                 self.deregister(i)
             else:
                 self.deregister(i)
