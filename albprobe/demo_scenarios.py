@@ -171,9 +171,12 @@ SCENARIOS: dict[str, DemoScenario] = {
             causes=("deploy",),
             shape="users",
             duration=30,
-            load=_DEPLOY_LOAD,
+            load={"users": 10, "think_time": 0.1},
             endpoints=(FAST, LONG),
-            testbed=_TWO | {"deregistration_delay": 1.0},
+            # gthread 2 x 4 per target: the long calls never queue (no capacity story), and
+            # several are in flight on each target when its drain ends
+            testbed=_TWO
+            | {"deregistration_delay": 1.0, "worker_class": "gthread", "workers": 2, "threads": 4},
             faults=("deploy@4s",),
         ),
         DemoScenario(
