@@ -209,8 +209,10 @@ SCENARIOS: dict[str, DemoScenario] = {
             causes=("worker-kill",),
             shape="users",
             duration=20,
-            load={"users": 4, "think_time": 0.1},
+            # 3 workers for 3 users: no queueing, so the only 502s are the killed requests
+            load={"users": 3, "think_time": 0.2},
             endpoints=(FAST, SLOW),
+            testbed={"workers": 3},
             faults=("worker-kill@6s", "worker-kill@12s"),
         ),
         DemoScenario(

@@ -57,9 +57,27 @@ def handle_command(tb: Testbed, line: str) -> dict[str, Any]:
             "target": targets[0],
             "targets": targets,
         }
+    actions = {
+        "register": tb.register,
+        "deregister": tb.deregister,
+        "worker-kill": tb.kill_worker_soon,
+    }
+    if len(parts) == 2 and parts[0] in actions and parts[1].isdigit():
+        try:
+            actions[parts[0]](int(parts[1]))
+        except AlbprobeError as exc:
+            return {"ok": False, "error": exc.one_line()}
+        return {"ok": True}
+    if len(parts) == 2 and parts[0] == "deploy":
+        try:
+            tb.deploy(parts[1])
+        except AlbprobeError as exc:
+            return {"ok": False, "error": exc.one_line()}
+        return {"ok": True}
     return {
         "ok": False,
-        "error": f"unknown command {line!r}; use 'fault NAME[:N] on|off' or 'status'",
+        "error": f"unknown command {line!r}; use 'fault NAME[:N] on|off', 'register N', "
+        "'deregister N', 'worker-kill N', 'deploy ORDER' or 'status'",
     }
 
 

@@ -165,3 +165,44 @@ def status_cmd() -> None:
             f"  target {t['target']} {t['status']} ({t['check']} {t['code']} {t['last_check']})"
         )
     typer.echo(f"faults: {', '.join(reply['faults']) or 'none'}")
+
+
+def _send_ok(command: str) -> None:
+    from core.errors import AlbprobeError
+    from testbed.control import send
+
+    reply = send(command)
+    if not reply.get("ok"):
+        raise AlbprobeError(reply.get("error", "the testbed refused the command"))
+
+
+@testbed_app.command("register")
+def register_cmd(target: int = typer.Argument(..., help="Target number (1-based).")) -> None:
+    """Register a target: it gets traffic once it passes its health checks."""
+    _send_ok(f"register {target}")
+    typer.echo(f"target {target} registered (initial until healthy)")
+
+
+@testbed_app.command("deregister")
+def deregister_cmd(target: int = typer.Argument(..., help="Target number (1-based).")) -> None:
+    """Deregister a target: it drains for deregistration_delay, then its connections close."""
+    _send_ok(f"deregister {target}")
+    typer.echo(f"target {target} draining")
+
+
+@testbed_app.command("worker-kill")
+def worker_kill_cmd(target: int = typer.Argument(1, help="Target number (1-based).")) -> None:
+    """SIGKILL one gunicorn worker of a target while it serves a request (the OOM pattern)."""
+    _send_ok(f"worker-kill {target}")
+    typer.echo(f"killing a busy worker of target {target}")
+
+
+@testbed_app.command("deploy")
+def deploy_cmd(
+    order: str = typer.Option(
+        "correct", help="correct, stop-first or early-register (see docs/testbed.md)."
+    ),
+) -> None:
+    """Start a rolling deploy of every target on the running testbed."""
+    _send_ok(f"deploy {order}")
+    typer.echo(f"deploy ({order}) started; watch the health lines of `albprobe testbed up`")

@@ -257,3 +257,27 @@ def test_bad_target_group_input_is_a_one_line_error(tmp_path):
         parse_fault_schedule(["blocked-port:2@5s"], FAULTS)
     with pytest.raises(ConfigError, match="happens once"):
         parse_fault_schedule(["deploy@5s-9s"], FAULTS)
+
+
+def test_max_requests_recycles_workers_without_failing_requests(make_testbed):
+    """worker-recycle, measured: gunicorn lets the recycled worker finish its request, so through
+    the proxy on loopback every request still succeeds (docs/testbed.md)."""
+    from analysis.parsers.gunicorn import load
+
+    tb = make_testbed(worker_class="gthread", workers=1, threads=2, keepalive=5, max_requests=5)
+    all_up(tb)
+    with httpx.Client() as client:  # one keep-alive client connection through the proxy
+        statuses = Counter(
+            client.get(tb.url + "/api/fast", headers={"Origin": ORIGIN}, timeout=30).status_code
+            for _ in range(30)
+        )
+    assert statuses == Counter({200: 30})
+    wait_until(
+        lambda: "Autorestarting worker after current request." in tb.gunicorn_log.read_text(),
+        15,
+        "gunicorn's recycle line",
+    )
+    events, _ = load([tb.gunicorn_log])
+    recycled = [e for e in events if e.kind == "worker_recycled"]
+    boots = {e.pid for e in events if e.kind == "worker_boot"}
+    assert recycled and all(e.pid in boots for e in recycled)  # the worker's pid, not the master's
