@@ -106,7 +106,10 @@ def target_view(slot: TargetSlot, rows: list[ServerStat]) -> ServerStat:
     check = by.get((check_backend(slot.index), slot.name), route)
     backup = by.get((BACKEND, failopen_name(slot.index)))
     status = route.status
-    if slot.initial and status.startswith("DOWN"):
+    if not slot.registered:
+        # the ALB's words whatever the checks say: a deregistered target drains, then is unused
+        status = "MAINT" if slot.drained.is_set() else "DRAIN"
+    elif slot.initial and status.startswith("DOWN"):
         status = "INITIAL"
     return dataclasses.replace(
         route,
