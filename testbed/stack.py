@@ -44,9 +44,20 @@ from testbed.haproxy import (
     runtime_command,
 )
 from testbed.ports import free_port, port_bindable, port_open
+from testbed.procstat import ProcUsage, workers_usage
 from testbed.sidecar import HealthSidecar
 
 EventListener = Callable[[dict[str, Any]], None]
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return lines[-1] if lines else "(empty log)"
+
+
 _BOOT = re.compile(r"Booting worker with pid")
 # Settings-level faults take effect when gunicorn's workers re-import the settings (SIGHUP).
 _RELOAD_FAULTS = {"cors-misconfig", "health-host"}
@@ -443,6 +454,50 @@ class Testbed:
         while time.monotonic() < deadline and self._boot_count(slot) < before + self.config.workers:
             time.sleep(0.05)
         time.sleep(0.3)  # the old workers finish their graceful exit
+
+    # ---- capacity ----------------------------------------------------------------------------
+    def reconfigure(
+        self, *, worker_class: str, workers: int, threads: int, keepalive: float | None = None
+    ) -> None:
+        """Restart gunicorn with another capacity model (what `albprobe tune` proves), and
+        wait until the proxy's health check has it UP again."""
+        from dataclasses import replace
+
+        try:
+            new = replace(
+                self.config,
+                worker_class=worker_class,
+                workers=workers,
+                threads=threads,
+                keepalive=self.config.keepalive if keepalive is None else keepalive,
+            )
+        except ValueError as exc:
+            raise TestbedError(f"testbed: {exc}") from None
+        with self._lock:
+            self.config = new
+            for slot in self.slots:
+                if self._is_down(slot):
+                    continue
+                booted = self._boot_count(slot)
+                self._restart_gunicorn(slot)
+                # The port opens with the master; the workers boot after it. Measurements and
+                # load must see every worker of the new setting.
+                deadline = time.monotonic() + 30
+                while self._boot_count(slot) < booted + workers:
+                    if time.monotonic() > deadline:
+                        raise TestbedError(
+                            f"gunicorn on {slot.label} booted {self._boot_count(slot) - booted} "
+                            f"of {workers} workers in 30 s: {_last_line(self.gunicorn_log_of(slot.index))}"
+                        )
+                    time.sleep(0.05)
+            self._emit("target_reconfigured", json.dumps(self.capacity()))
+        for i in range(1, self.config.targets + 1):
+            self.wait_for_health("UP", target=i)
+
+    def worker_usage(self, target: int = 1) -> list[ProcUsage]:
+        """Memory and CPU time of each gunicorn worker of a target now (empty when it is down)."""
+        g = self.slot(target).gunicorn if self.slots else None
+        return workers_usage(g.pid) if g is not None and g.pid and g.alive() else []
 
     # ---- faults ------------------------------------------------------------------------------
     def set_fault(self, name: str, on: bool, target: int | None = None) -> None:

@@ -68,6 +68,14 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--profile", help="With s3://: AWS profile of the shared config."),
         ] = None,
+        gunicorn_timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--gunicorn-timeout",
+                help="With --alb-logs: gunicorn's --timeout in seconds (default: [capacity] timeout, "
+                "else 30), to tell a worker killed at the timeout from a keep-alive race.",
+            ),
+        ] = None,
     ) -> None:
         """Correlate failures with health and capacity; say whether the proxy or CORS is at fault."""
         from analysis import pipeline
@@ -89,6 +97,7 @@ def register(app: typer.Typer) -> None:
                 out=out,
                 fail_on=fail_on,
                 s3_fetch=_s3_fetcher(config, region, profile),
+                gunicorn_timeout=_gunicorn_timeout(config, gunicorn_timeout),
             )
         else:
             assert run_dir is not None
@@ -132,3 +141,17 @@ def _s3_fetcher(config: Path | None, region: str | None, profile: str | None):
         return download_access_logs(clients, source, since, until, dest)
 
     return fetch
+
+
+def _gunicorn_timeout(config: Path | None, flag: float | None) -> float | None:
+    """The flag, else the config's [capacity] timeout when a config file names one."""
+    from core.config import load_config
+
+    if flag is not None:
+        if flag <= 0:
+            raise AlbprobeError(
+                f"--gunicorn-timeout {flag:g}: must be a positive number of seconds"
+            )
+        return flag
+    cfg = load_config(config)
+    return cfg.capacity.timeout if cfg.source_path else None

@@ -165,3 +165,27 @@ def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
     assert dest == out / "alb-logs"
     data = json.loads((out / "summary.json").read_text())
     assert data["figures"]["alb_entries"] == 3000 and data["figures"]["alb_elb_502"] == 6
+
+
+def test_alb_logs_gunicorn_timeout_flag_reaches_the_close_kinds(tmp_path, capsys):
+    """--gunicorn-timeout 5: closes after 5 s are worker kills, not late closes."""
+    synth.write_alb_logs(
+        tmp_path / "logs", 3000, files=1, keepalive_every=0, kill_every=100, kill_after_s=5.0
+    )
+    out = tmp_path / "rep"
+    rc = main(
+        [
+            "analyze",
+            "--alb-logs",
+            str(tmp_path / "logs"),
+            "--gunicorn-timeout",
+            "5",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    fig = json.loads((out / "summary.json").read_text())["figures"]
+    assert fig["alb_timeout_kill"] == 30 and fig["alb_kill_timeout_s"] == 5.0
+    assert main(["analyze", "--alb-logs", str(tmp_path / "logs"), "--gunicorn-timeout", "0"]) == 2
+    assert "--gunicorn-timeout 0" in capsys.readouterr().err
