@@ -94,10 +94,8 @@ def _haproxy_health(setup: RunSetup) -> list[Collector]:
     if tb is None:
         return []
     from probes.health_poller import HaproxyHealthCollector
-    from testbed.haproxy import FAILOPEN, PRIMARY
 
-    target = f"{tb.config.target_ip}:{tb.app_port}"
-    return [HaproxyHealthCollector(tb.stats, target, PRIMARY, (FAILOPEN,), interval=0.5)]
+    return [HaproxyHealthCollector(tb.target_stats, interval=0.5)]
 
 
 def _alb(setup: RunSetup):

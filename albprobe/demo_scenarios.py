@@ -44,6 +44,12 @@ class DemoScenario:
 # Capacity: 2 sync workers (2 slots), a 2 s gunicorn timeout, a 4 s proxy idle timeout, a step
 # ramp to 16 users over a mix with slow calls: queueing past the idle timeout (504s), a call that
 # outlives the gunicorn timeout (WORKER TIMEOUT -> gunicorn's own 500).
+# Production-shaped failures among several targets (issue #10): two targets, short drains so each
+# scenario stays under 40 s (the ALB's default deregistration_delay is 300 s).
+_TWO = {"targets": 2, "deregistration_delay": 3.0, "graceful_timeout": 5.0}
+_DEPLOY_LOAD = {"users": 5, "think_time": 0.1}
+LONG = Endpoint(name="long", path="/api/slow?ms=2500", weight=2)  # outlives a 1 s drain
+
 _CAPACITY_TESTBED = {"workers": 2, "worker_class": "sync", "timeout": 2.0, "idle_timeout": 4.0}
 _CAPACITY_LOAD = {"step_users": 4, "step_every": 6.0, "users": 16, "think_time": 0.2}
 
@@ -133,6 +139,99 @@ SCENARIOS: dict[str, DemoScenario] = {
             duration=12,
             load={"users": 4, "think_time": 0.1},
             testbed={"faults": frozenset({"cors-misconfig"})},
+        ),
+        DemoScenario(
+            mode="deploy",
+            title="a correct rolling deploy: deregister, drain, SIGTERM, start, register, healthy (control)",
+            at_fault="none",
+            causes=(),
+            shape="users",
+            duration=34,
+            load=_DEPLOY_LOAD,
+            endpoints=(FAST, WRITE, SLOW),
+            testbed=_TWO,
+            faults=("deploy@4s",),
+        ),
+        DemoScenario(
+            mode="deploy-stop-first",
+            title="a deploy that stops each container before deregistering it",
+            at_fault="proxy",
+            causes=("deploy",),
+            shape="users",
+            duration=34,
+            load=_DEPLOY_LOAD,
+            endpoints=(FAST, WRITE, SLOW),
+            testbed=_TWO,
+            faults=("deploy-stop-first@4s",),
+        ),
+        DemoScenario(
+            mode="deploy-short-drain",
+            title="a deploy whose drain (1 s) is shorter than the requests in flight (2.5 s)",
+            at_fault="proxy",
+            causes=("deploy",),
+            shape="users",
+            duration=30,
+            load={"users": 10, "think_time": 0.1},
+            endpoints=(FAST, LONG),
+            # gthread 2 x 4 per target: the long calls never queue (no capacity story), and
+            # several are in flight on each target when its drain ends
+            testbed=_TWO
+            | {"deregistration_delay": 1.0, "worker_class": "gthread", "workers": 2, "threads": 4},
+            faults=("deploy@4s",),
+        ),
+        DemoScenario(
+            mode="deploy-early-register",
+            title="a deploy that registers each new target before its app listens (health check on a sidecar)",
+            at_fault="proxy",
+            causes=("deploy",),
+            shape="users",
+            duration=38,
+            load=_DEPLOY_LOAD,
+            endpoints=(FAST, WRITE),
+            testbed=_TWO | {"app_boot_seconds": 5.0},
+            faults=("deploy-early-register@4s",),
+        ),
+        DemoScenario(
+            mode="one-target-bad",
+            title="one target of two dies while the other serves: 502s at its share until health checks remove it",
+            at_fault="proxy",
+            causes=("target-down",),
+            shape="users",
+            duration=20,
+            load={"users": 5, "think_time": 0.05},
+            testbed=_TWO,
+            faults=("target-down:2@6s",),
+        ),
+        DemoScenario(
+            mode="worker-kill",
+            title="the OOM killer's pattern: SIGKILL a gunicorn worker in the middle of a request",
+            at_fault="proxy",
+            causes=("worker-kill",),
+            shape="users",
+            duration=20,
+            # 3 workers for 3 users: no queueing, so the only 502s are the killed requests
+            load={"users": 3, "think_time": 0.2},
+            endpoints=(FAST, SLOW),
+            testbed={"workers": 3},
+            faults=("worker-kill@6s", "worker-kill@12s"),
+        ),
+        DemoScenario(
+            mode="worker-recycle",
+            title="gunicorn --max-requests with jitter under keep-alive (gthread)",
+            at_fault="none",
+            causes=(),
+            shape="users",
+            duration=25,
+            load={"users": 6, "think_time": 0.05},
+            endpoints=(FAST, SLOW),
+            testbed={
+                "worker_class": "gthread",
+                "workers": 2,
+                "threads": 4,
+                "keepalive": 5.0,
+                "max_requests": 40,
+                "max_requests_jitter": 10,
+            },
         ),
     )
 }

@@ -20,7 +20,18 @@ if TYPE_CHECKING:
     from testbed import Testbed, TestbedConfig
 
 Log = Callable[[str], None]
-_FAULT_SPEC = re.compile(r"^(?P<name>[a-z-]+)@(?P<on>[\d.]+)s?(?:-(?P<off>[\d.]+)s?)?$")
+_FAULT_SPEC = re.compile(
+    r"^(?P<name>[a-z-]+)(?::(?P<target>\d+))?@(?P<on>[\d.]+)s?(?:-(?P<off>[\d.]+)s?)?$"
+)
+# One-off actions in the schedule (no END): a rolling deploy in one of its orders, a worker kill.
+DEPLOYS = {
+    "deploy": "correct",
+    "deploy-stop-first": "stop-first",
+    "deploy-early-register": "early-register",
+}
+ACTIONS = (*DEPLOYS, "worker-kill")
+# Faults that can name one target (testbed.config.TARGET_FAULTS), and worker-kill.
+TARGETED = ("target-down", "hang", "health-host", "worker-kill")
 
 
 @dataclass(frozen=True)
@@ -28,30 +39,62 @@ class FaultStep:
     at: float
     fault: str
     on: bool
+    target: int | None = None  # 1-based target index; None = the whole target group
 
 
 def parse_fault_schedule(specs: list[str], known: tuple[str, ...]) -> list[FaultStep]:
-    """'target-down@20s' (on at 20 s) or 'target-down@20s-35s' (on at 20 s, off at 35 s)."""
+    """'target-down@20s' (on at 20 s), 'target-down@20s-35s' (on at 20 s, off at 35 s),
+    'target-down:2@20s-35s' (target 2 only), 'deploy@10s' and 'worker-kill:1@8s' (one-off actions)."""
     steps: list[FaultStep] = []
     for spec in specs:
         m = _FAULT_SPEC.match(spec.strip())
         if not m:
             raise ConfigError(
-                f"--fault {spec!r}: expected NAME@START[-END], e.g. target-down@20s-35s"
+                f"--fault {spec!r}: expected NAME@START[-END] or NAME:TARGET@START[-END], e.g. target-down:2@20s-35s"
             )
         name = m["name"]
-        if name not in known:
+        if name not in known and name not in ACTIONS:
             raise ConfigError(
-                f"--fault {spec!r}: unknown fault {name!r}", hint=f"one of: {', '.join(known)}"
+                f"--fault {spec!r}: unknown fault {name!r}",
+                hint=f"one of: {', '.join((*known, *ACTIONS))}",
+            )
+        target = int(m["target"]) if m["target"] else None
+        if target is not None and (name not in TARGETED or target < 1):
+            raise ConfigError(
+                f"--fault {spec!r}: {name} cannot name a target"
+                if name not in TARGETED
+                else f"--fault {spec!r}: targets are numbered from 1",
+                hint=f"faults that name a target: {', '.join(TARGETED)}",
+            )
+        if name in ACTIONS and m["off"]:
+            raise ConfigError(
+                f"--fault {spec!r}: {name} happens once; give a start only, e.g. {name}@10s"
             )
         on = float(m["on"])
-        steps.append(FaultStep(on, name, True))
+        steps.append(FaultStep(on, name, True, target))
         if m["off"]:
             off = float(m["off"])
             if off <= on:
                 raise ConfigError(f"--fault {spec!r}: the end must come after the start")
-            steps.append(FaultStep(off, name, False))
+            steps.append(FaultStep(off, name, False, target))
     return sorted(steps, key=lambda s: s.at)
+
+
+def check_schedule(steps: list[FaultStep], targets: int, delay: float, duration: float) -> None:
+    """Refuse a schedule the testbed cannot play: a target that does not exist, a deploy whose
+    drains (one deregistration_delay per target) outlast the run."""
+    for step in steps:
+        if step.target is not None and step.target > targets:
+            raise ConfigError(
+                f"--fault {step.fault}:{step.target}: target {step.target} does not exist",
+                hint=f"the testbed has {targets} target(s); set [testbed] targets or name 1..{targets}",
+            )
+        if step.fault in DEPLOYS and step.at + targets * delay >= duration:
+            raise ConfigError(
+                f"--fault {step.fault}@{step.at:g}s: {targets} target(s) x deregistration_delay "
+                f"{delay:g}s drain past the end of the {duration:g}s run",
+                hint="shorten [testbed] deregistration_delay, start the deploy earlier or run longer",
+            )
 
 
 class UrlTarget:
@@ -95,6 +138,12 @@ def testbed_config(cfg: Config, rundir: RunDir, overrides: dict[str, Any]) -> Te
         threads=cap.threads,
         timeout=cap.timeout,
         keepalive=cap.keepalive,
+        graceful_timeout=cap.graceful_timeout,
+        max_requests=cap.max_requests,
+        max_requests_jitter=cap.max_requests_jitter,
+        targets=cfg.testbed.targets,
+        load_balancing=cfg.testbed.load_balancing,
+        deregistration_delay=cfg.testbed.deregistration_delay,
         idle_timeout=cfg.proxy.idle_timeout,
         health_interval=1.0,
         health_timeout=0.5,
@@ -126,7 +175,9 @@ class TestbedTarget:
     ) -> None:
         from testbed import Testbed
 
-        self.testbed: Testbed | None = Testbed(testbed_config(cfg, rundir, overrides))
+        tb_cfg = testbed_config(cfg, rundir, overrides)
+        check_schedule(faults, tb_cfg.targets, tb_cfg.deregistration_delay, cfg.load.duration)
+        self.testbed: Testbed | None = Testbed(tb_cfg)
         self.testbed.add_listener(on_event)
         self.pending = list(faults)
         self.url = ""
@@ -142,10 +193,18 @@ class TestbedTarget:
             target={"kind": "testbed", "url": tb.url, "host": "127.0.0.1"},
             capacity=d["capacity"],
             proxy=d["proxy"],
-            testbed={"faults": d["faults"], "fault_timeline": [], "app_url": tb.app_url},
+            testbed={
+                "faults": d["faults"],
+                "fault_timeline": [],
+                "app_url": tb.app_url,
+                "targets": d["targets"],
+                "load_balancing": d["load_balancing"],
+                "deregistration_delay": d["deregistration_delay"],
+            },
         )
         with contextlib.suppress(TimeoutError):
-            tb.wait_for_health("UP")
+            for i in range(1, len(d["targets"]) + 1):
+                tb.wait_for_health("UP", target=i)
 
     def advance(self, elapsed: float, meta: dict[str, Any], log: Log) -> None:
         """Apply the fault steps due at ``elapsed`` s into the load, recording them in run.json."""
@@ -153,21 +212,30 @@ class TestbedTarget:
         assert tb is not None
         while self.pending and self.pending[0].at <= elapsed:
             step = self.pending.pop(0)
-            tb.set_fault(step.fault, step.on)
-            meta["testbed"]["fault_timeline"].append([time.time(), step.fault, step.on])
+            if step.fault in DEPLOYS:
+                tb.deploy(DEPLOYS[step.fault])  # in the background: the load goes on
+            elif step.fault == "worker-kill":
+                tb.kill_worker_soon(step.target or 1)
+            else:
+                tb.set_fault(step.fault, step.on, step.target)
+            name = step.fault if step.target is None else f"{step.fault}:{step.target}"
+            meta["testbed"]["fault_timeline"].append([time.time(), name, step.on])
             if tb.capacity() != meta["capacity"]:  # keepalive-race swaps the worker class
                 meta["capacity"] = tb.capacity()
                 meta["testbed"].setdefault("capacity_changes", []).append(
                     [time.time(), tb.capacity()]
                 )
-            log(f"{elapsed:5.1f}s fault {step.fault} {'on' if step.on else 'off'}")
+            log(f"{elapsed:5.1f}s fault {name} {'on' if step.on else 'off'}")
 
     def status(self) -> str | None:
         """The proxy's view of the target, for the progress line."""
         if self.testbed is None:
             return None
-        st = self.testbed.server_status()
-        return f"{st.status} ({st.check_status})"
+        views = self.testbed.target_stats()
+        if len(views) == 1:
+            st = views[0][1]
+            return f"{st.status} ({st.check_status})"
+        return " ".join(f"{label.split(':')[0]} {st.status.split()[0]}" for label, st in views)
 
     def stop(self) -> None:
         if self.testbed is not None:

@@ -124,6 +124,9 @@ class Capacity:
     threads: int = 1
     timeout: float = 30.0
     keepalive: float = 2.0
+    graceful_timeout: float = 5.0  # gunicorn --graceful-timeout: SIGTERM lets requests finish
+    max_requests: int = 0  # gunicorn --max-requests (0 = workers are never recycled)
+    max_requests_jitter: int = 0
 
     @property
     def slots(self) -> int:
@@ -145,6 +148,19 @@ class HealthCheck:
 @dataclass(frozen=True)
 class Proxy:
     idle_timeout: float = 60.0
+
+
+LOAD_BALANCING = ("round_robin", "least_outstanding_requests")
+
+
+@dataclass(frozen=True)
+class TestbedGroup:
+    """[testbed]: the local target group (used when the target is the testbed)."""
+
+    __test__ = False
+    targets: int = 1
+    load_balancing: str = "round_robin"  # the target group's load_balancing.algorithm.type
+    deregistration_delay: float = 300.0  # the ALB's default
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,7 @@ class Config:
     load: Load = field(default_factory=Load)
     capacity: Capacity = field(default_factory=Capacity)
     proxy: Proxy = field(default_factory=Proxy)
+    testbed: TestbedGroup = field(default_factory=TestbedGroup)
     aws: Aws = field(default_factory=Aws)
     fingerprints: tuple[Fingerprint, ...] = ()
     source_path: str | None = None
@@ -258,6 +275,8 @@ _DURATION_KEYS = {
     "poll_interval",
     "interval",
     "think_time",
+    "graceful_timeout",
+    "deregistration_delay",
 }
 
 
@@ -487,6 +506,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         "load",
         "capacity",
         "proxy",
+        "testbed",
         "aws",
         "fingerprints",
     }
@@ -544,6 +564,19 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         )
     _positive("capacity", "workers", capacity.workers)
     _positive("capacity", "threads", capacity.threads)
+    _positive("capacity", "max_requests", capacity.max_requests, allow_zero=True)
+    _positive("capacity", "max_requests_jitter", capacity.max_requests_jitter, allow_zero=True)
+    testbed = _build("testbed", TestbedGroup, raw.get("testbed"))
+    if not 1 <= testbed.targets <= 50:
+        raise ConfigError(
+            f"testbed.targets: must be between 1 and 50, got {testbed.targets}",
+            hint="the testbed runs each target as its own gunicorn; 2 or 3 show the patterns",
+        )
+    if testbed.load_balancing not in LOAD_BALANCING:
+        raise ConfigError(
+            f"testbed.load_balancing: must be one of {', '.join(LOAD_BALANCING)}, "
+            f"got {testbed.load_balancing!r}"
+        )
     proxy = _build("proxy", Proxy, raw.get("proxy"))
     _positive("proxy", "idle_timeout", proxy.idle_timeout)
     aws = _build("aws", Aws, raw.get("aws"))
@@ -577,6 +610,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         load=load,
         capacity=capacity,
         proxy=proxy,
+        testbed=testbed,
         aws=aws,
         fingerprints=fingerprints,
         source_path=source_path,

@@ -47,6 +47,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("conn_reused", pa.bool_()),
             ("worker_id", pa.string()),
             ("user_id", pa.int32()),
+            # ip:port from the app's X-Albprobe-Target header; null on proxy pages and errors
+            ("target", pa.string()),
         ]
     ),
     "health": pa.schema(
@@ -78,6 +80,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("kind", pa.string()),
             ("detail", pa.string()),
             ("pid", pa.int64()),
+            ("target", pa.string()),  # ip:port the event is about (testbed target events)
         ]
     ),
     "schedule": pa.schema(

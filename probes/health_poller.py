@@ -27,6 +27,7 @@ _HAPROXY_STATE = {
     "NOLB": "draining",
     "MAINT": "unused",
     "DRAIN": "draining",
+    "INITIAL": "initial",  # registered, not yet through its health checks
     "no": "unavailable",
 }
 
@@ -195,35 +196,27 @@ class ServerRow(Protocol):
 
 
 class HaproxyHealthCollector(PollingCollector):
-    """The testbed's target health from HAProxy's stats every ``interval`` s. ``stats`` reads the
-    server rows; health is the ``primary`` server's checks, load the sum over ``same_target``
-    (with the primary DOWN, the fail-open backup on the same address takes the traffic)."""
+    """The testbed's target health from HAProxy's stats every ``interval`` s: one row per target
+    per sample. ``targets`` returns (ip:port, server row) per target, the row already merged by
+    the testbed (the routing server's state, its health-check server's last check, and the load
+    on it and its fail-open backup)."""
 
     kind = "haproxy"
 
     def __init__(
-        self,
-        stats: Callable[[], Iterable[ServerRow]],
-        target: str,
-        primary: str,
-        same_target: Iterable[str],
-        interval: float = 0.5,
+        self, targets: Callable[[], Iterable[tuple[str, ServerRow]]], interval: float = 0.5
     ) -> None:
         super().__init__()
-        self.stats, self.target, self.primary = stats, target, primary
-        self.same_target = frozenset(same_target) | {primary}
+        self.targets = targets
         self.interval = interval
 
     def sample(self) -> list[dict[str, Any]]:
         now = time.time()
-        rows = {s.name: s for s in self.stats()}
-        st = rows[self.primary]
-        both = [r for name, r in rows.items() if name in self.same_target]
-        scur, qcur = sum(r.scur for r in both), sum(r.qcur for r in both)
         return [
             haproxy_health_row(
-                now, self.target, st.status, st.check_status, st.check_code, st.last_chk, scur, qcur
+                now, label, st.status, st.check_status, st.check_code, st.last_chk, st.scur, st.qcur
             )
+            for label, st in self.targets()
         ]
 
     def make_poller(self, run: RunContext) -> HealthPoller:

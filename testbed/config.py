@@ -14,6 +14,10 @@ FAULTS: tuple[str, ...] = (
     "keepalive-race",  # backend keep-alive < proxy idle reuse, behind a latency relay
 )
 WORKER_CLASSES = ("sync", "gthread")
+# Faults that can name one target (NAME:INDEX); the others switch the whole target group.
+TARGET_FAULTS: tuple[str, ...] = ("target-down", "hang", "health-host")
+# The target group's load_balancing.algorithm.type, and HAProxy's name for it.
+ALGORITHMS = {"round_robin": "roundrobin", "least_outstanding_requests": "leastconn"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,14 @@ class TestbedConfig:
     healthy_threshold: int = 2
     unhealthy_threshold: int = 2
     fail_open: bool = True  # all targets unhealthy -> the ALB still routes to them
+    # the target group: N targets on 127.0.0.2, 127.0.0.3, ... (each its own gunicorn)
+    targets: int = 1
+    load_balancing: str = "round_robin"  # or least_outstanding_requests
+    deregistration_delay: float = 300.0  # the ALB's default drain
+    graceful_timeout: float = 5.0  # gunicorn --graceful-timeout
+    max_requests: int = 0  # gunicorn --max-requests (0 = never recycle a worker)
+    max_requests_jitter: int = 0
+    app_boot_seconds: float = 5.0  # deploy-early-register: how long the new app takes to listen
     # faults
     faults: frozenset[str] = field(default_factory=frozenset)
     hang_seconds: float | None = None  # default: gunicorn timeout + 30 s
@@ -65,9 +77,25 @@ class TestbedConfig:
             )
         if self.workers < 1 or self.threads < 1:
             raise ValueError("workers and threads must be >= 1")
+        if not 1 <= self.targets <= 50:
+            raise ValueError(f"targets must be between 1 and 50, got {self.targets}")
+        if self.load_balancing not in ALGORITHMS:
+            raise ValueError(
+                f"load_balancing must be one of {', '.join(ALGORITHMS)}, got {self.load_balancing!r}"
+            )
+        if self.deregistration_delay < 0 or self.graceful_timeout < 0:
+            raise ValueError("deregistration_delay and graceful_timeout must be >= 0")
+        if self.max_requests < 0 or self.max_requests_jitter < 0:
+            raise ValueError("max_requests and max_requests_jitter must be >= 0")
 
     def with_faults(self, *faults: str) -> TestbedConfig:
         return replace(self, faults=frozenset(faults))
+
+    @property
+    def target_ips(self) -> tuple[str, ...]:
+        """The targets' "private IPs": target_ip, then the next loopback addresses."""
+        head, last = self.target_ip.rsplit(".", 1)
+        return tuple(f"{head}.{int(last) + i}" for i in range(self.targets))
 
     @property
     def effective_hang_seconds(self) -> float:

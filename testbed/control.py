@@ -29,26 +29,56 @@ def handle_command(tb: Testbed, line: str) -> dict[str, Any]:
     """Execute one control command; pure dispatch over the Testbed API."""
     parts = line.split()
     if parts[:1] == ["fault"] and len(parts) == 3 and parts[2] in ("on", "off"):
+        name, _, index = parts[1].partition(":")
         try:
-            tb.set_fault(parts[1], parts[2] == "on")
+            if index and not index.isdigit():
+                raise TestbedError(f"fault {parts[1]!r}: the target is a number, e.g. {name}:2")
+            tb.set_fault(name, parts[2] == "on", int(index) if index else None)
         except AlbprobeError as exc:  # TestbedError, or a child that would not start
             return {"ok": False, "error": exc.one_line()}
-        return {"ok": True, "faults": sorted(tb.faults)}
+        faults = sorted(tb.faults) + [f"{f}:{s.index}" for s in tb.slots for f in sorted(s.faults)]
+        return {"ok": True, "faults": faults}
     if parts == ["status"]:
-        st = tb.server_status()
-        return {
-            "ok": True,
-            "faults": sorted(tb.faults),
-            "urls": tb.describe()["urls"],
-            "target": {
+        targets = [
+            {
+                "target": label,
                 "status": st.status,
                 "check": st.check_status,
                 "code": st.check_code,
                 "last_check": st.last_chk,
                 "in_flight": st.scur,
-            },
+            }
+            for label, st in tb.target_stats()
+        ]
+        return {
+            "ok": True,
+            "faults": sorted(tb.faults),
+            "urls": tb.describe()["urls"],
+            "target": targets[0],
+            "targets": targets,
         }
-    return {"ok": False, "error": f"unknown command {line!r}; use 'fault NAME on|off' or 'status'"}
+    actions = {
+        "register": tb.register,
+        "deregister": tb.deregister,
+        "worker-kill": tb.kill_worker_soon,
+    }
+    if len(parts) == 2 and parts[0] in actions and parts[1].isdigit():
+        try:
+            actions[parts[0]](int(parts[1]))
+        except AlbprobeError as exc:
+            return {"ok": False, "error": exc.one_line()}
+        return {"ok": True}
+    if len(parts) == 2 and parts[0] == "deploy":
+        try:
+            tb.deploy(parts[1])
+        except AlbprobeError as exc:
+            return {"ok": False, "error": exc.one_line()}
+        return {"ok": True}
+    return {
+        "ok": False,
+        "error": f"unknown command {line!r}; use 'fault NAME[:N] on|off', 'register N', "
+        "'deregister N', 'worker-kill N', 'deploy ORDER' or 'status'",
+    }
 
 
 class ControlServer:

@@ -24,6 +24,11 @@ class GunicornSpec:
     keepalive: float
     error_log: Path
     state_file: Path
+    label: str = ""  # ip:port, the X-Albprobe-Target header
+    busy_dir: Path | None = None  # where workers mark themselves busy (worker-kill)
+    graceful_timeout: float = 5.0
+    max_requests: int = 0
+    max_requests_jitter: int = 0
 
     def argv(self) -> list[str]:
         args = [
@@ -42,7 +47,7 @@ class GunicornSpec:
             "--keep-alive",
             f"{self.keepalive:g}",
             "--graceful-timeout",
-            "5",
+            f"{self.graceful_timeout:g}",
             "--error-logfile",
             str(self.error_log),
             "--log-level",
@@ -51,6 +56,9 @@ class GunicornSpec:
         ]
         if self.worker_class == "gthread":
             args += ["--threads", str(self.threads)]
+        if self.max_requests:
+            args += ["--max-requests", str(self.max_requests)]
+            args += ["--max-requests-jitter", str(self.max_requests_jitter)]
         return args
 
 
@@ -70,6 +78,9 @@ class GunicornProcess:
         env = dict(os.environ)
         env["DJANGO_SETTINGS_MODULE"] = "testbed.app.settings"
         env["ALBPROBE_TESTBED_STATE"] = str(self.spec.state_file)
+        env["ALBPROBE_TARGET"] = self.spec.label
+        if self.spec.busy_dir is not None:
+            env["ALBPROBE_BUSY_DIR"] = str(self.spec.busy_dir)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
         )
@@ -80,7 +91,7 @@ class GunicornProcess:
                 env=env,
                 cwd=REPO_ROOT,
                 log=self.spec.error_log,
-                stop_timeout=8.0,
+                stop_timeout=self.spec.graceful_timeout + 3.0,
             )
         )
         return self.proc.pid
@@ -102,9 +113,24 @@ class GunicornProcess:
         self.proc = None
         return pid
 
-    def stop(self, timeout: float = 8.0) -> None:
-        """SIGTERM (graceful), then SIGKILL to the group: no worker is left behind."""
+    def stop(self, timeout: float | None = None) -> None:
+        """SIGTERM (graceful: workers finish their requests within --graceful-timeout), then
+        SIGKILL to the group: no worker is left behind."""
         if self.proc is None:
             return
-        self.proc.stop(timeout)
+        self.proc.stop(self.spec.graceful_timeout + 3.0 if timeout is None else timeout)
         self.proc = None
+
+    def worker_pids(self) -> list[int]:
+        """The master's children (its workers), from /proc."""
+        if self.proc is None:
+            return []
+        master, pids = self.proc.pid, []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[1]) == master:
+                pids.append(int(stat.parent.name))
+        return sorted(pids)

@@ -10,13 +10,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.supervisor import Child, ChildSpec, run_to_end, spawn
-from testbed.config import TestbedConfig
+from testbed.config import ALGORITHMS, TestbedConfig
 
 ERRORPAGES = Path(__file__).parent / "errorpages"
 BACKEND = "be_targets"
 BLOCKED = "be_blocked"
 PRIMARY = "target"
 FAILOPEN = "target-failopen"
+
+
+def server_name(index: int) -> str:
+    """HAProxy's name of target ``index`` (1-based) in the routing backend: target, target-2, ..."""
+    return PRIMARY if index == 1 else f"{PRIMARY}-{index}"
+
+
+def failopen_name(index: int) -> str:
+    return f"{server_name(index)}-failopen"
+
+
+def check_backend(index: int) -> str:
+    """The backend whose one server runs target ``index``'s health checks (its own Host header);
+    the routing server tracks it."""
+    return f"be_check_{index}"
+
 
 # HAProxy lower-cases header names; the ALB (HTTP/1.1) does not. Restore the ones people read.
 _CASE_ADJUST = (
@@ -56,24 +72,49 @@ class HaproxyLayout:
     core_socket: Path
     route_map: Path | None = None  # runtime switch between the normal and the blocked backend
     blocked_addr: tuple[str, int] | None = None  # the SYN-dropping socket of `blocked-port`
+    more_servers: tuple[tuple[str, int], ...] = ()  # targets 2..N (where traffic to them goes)
+
+    @property
+    def servers(self) -> tuple[tuple[str, int], ...]:
+        return ((self.server_host, self.server_port), *self.more_servers)
+
+
+def _targets_config(cfg: TestbedConfig, layout: HaproxyLayout) -> str:
+    """The target group: one routing server per target tracking its own health-check server, and
+    (fail open) one check-less backup per target, used only when every routing server is down."""
+    purge = f"pool-purge-delay {_ms(cfg.idle_timeout)}"
+    routing, checks = [], []
+    for i, ((host, port), ip) in enumerate(zip(layout.servers, cfg.target_ips, strict=False), 1):
+        name = server_name(i)
+        routing.append(f"    server {name} {host}:{port} track {check_backend(i)}/{name} {purge}")
+        if cfg.fail_open:
+            # The ALB fails open: with every target unhealthy it still routes to them. A
+            # check-less backup per target is exactly that (allbackups spreads over all).
+            routing.append(f"    server {failopen_name(i)} {host}:{port} backup {purge}")
+        checks.append(f"""
+backend {check_backend(i)}
+    # The ALB's health checker: GET /health, Host = target private IP:port, its User-Agent, matcher 200.
+    option httpchk
+    http-check send meth GET uri /health ver HTTP/1.1 hdr Host {ip}:{cfg.app_port} hdr User-Agent ELB-HealthChecker/2.0
+    http-check expect status 200
+    server {name} {host}:{port} check inter {_ms(cfg.health_interval)} rise {cfg.healthy_threshold} fall {cfg.unhealthy_threshold}
+""")
+    return (
+        f"""
+backend {BACKEND}
+    balance {ALGORITHMS[cfg.load_balancing]}
+{"    option allbackups" + chr(10) if cfg.fail_open else ""}    # The ALB keeps idle backend connections for reuse up to its idle timeout.
+    http-reuse always
+"""
+        + "\n".join(routing)
+        + "\n"
+        + "".join(checks)
+    )
 
 
 def render_config(cfg: TestbedConfig, layout: HaproxyLayout) -> str:
     """The haproxy.cfg text. Pure, so the ALB semantics it encodes are unit-testable."""
-    hc_host = f"{cfg.target_ip}:{cfg.app_port}"
-    server_common = (
-        f"check inter {_ms(cfg.health_interval)} rise {cfg.healthy_threshold} "
-        f"fall {cfg.unhealthy_threshold} pool-purge-delay {_ms(cfg.idle_timeout)}"
-    )
     case_adjust = "\n".join(f"    h1-case-adjust {h.lower()} {h}" for h in _CASE_ADJUST)
-    failopen = (
-        # The ALB fails open: with every target unhealthy it still routes to them. A check-less
-        # backup server on the same address is exactly that in HAProxy terms.
-        f"    server {FAILOPEN} {layout.server_host}:{layout.server_port} backup "
-        f"pool-purge-delay {_ms(cfg.idle_timeout)}\n"
-        if cfg.fail_open
-        else ""
-    )
     route = blocked = ""
     if layout.route_map and layout.blocked_addr:
         # `set map` on the runtime API flips the route: the blocked backend's connect failures
@@ -139,18 +180,10 @@ backend be_core
 
 frontend fe_core
     bind unix@{layout.core_socket}
+    # No registered target, or none routable (all draining / deregistered): the ALB's own 503.
+    http-request return status 503 errorfile {ERRORPAGES / "alb-503.http"} if {{ nbsrv({BACKEND}) eq 0 }}
 {route}    default_backend {BACKEND}
-
-backend {BACKEND}
-    balance roundrobin
-    # The ALB's health checker: GET /health, Host = target private IP:port, its User-Agent, matcher 200.
-    option httpchk
-    http-check send meth GET uri /health ver HTTP/1.1 hdr Host {hc_host} hdr User-Agent ELB-HealthChecker/2.0
-    http-check expect status 200
-    # The ALB keeps idle backend connections for reuse up to its idle timeout.
-    http-reuse always
-    server {PRIMARY} {layout.server_host}:{layout.server_port} {server_common}
-{failopen}{blocked}{stats}"""
+{_targets_config(cfg, layout)}{blocked}{stats}"""
 
 
 @dataclass(frozen=True)
@@ -168,6 +201,7 @@ class ServerStat:
     econ: int
     eresp: int
     stot: int
+    backend: str = BACKEND  # pxname: the routing backend, or a target's health-check backend
 
     @property
     def is_up(self) -> bool:
@@ -202,6 +236,7 @@ def parse_show_stat(text: str) -> list[ServerStat]:
                 econ=_int(row.get("econ", "")),
                 eresp=_int(row.get("eresp", "")),
                 stot=_int(row.get("stot", "")),
+                backend=row.get("pxname", ""),
             )
         )
     return rows

@@ -43,7 +43,7 @@ def scenario_config(sc):
     recovery: the demo exists to show that outage, and how long it lasts in failures depends on
     how fast this machine restarts the target, not on the target's health.
     """
-    from core.config import Capacity, config_from_dict
+    from core.config import Capacity, TestbedGroup, config_from_dict
 
     cfg = config_from_dict({})
     tb = sc.testbed
@@ -53,6 +53,12 @@ def scenario_config(sc):
         threads=tb.get("threads", 4),
         timeout=tb.get("timeout", 30.0),
         keepalive=tb.get("keepalive", 2.0),
+        graceful_timeout=tb.get("graceful_timeout", 5.0),
+        max_requests=tb.get("max_requests", 0),
+        max_requests_jitter=tb.get("max_requests_jitter", 0),
+    )
+    group = TestbedGroup(
+        **{k: tb[k] for k in ("targets", "load_balancing", "deregistration_delay") if k in tb}
     )
     load = dataclasses.replace(cfg.load, shape=sc.shape, duration=float(sc.duration), **sc.load)
     proxy = dataclasses.replace(
@@ -65,7 +71,13 @@ def scenario_config(sc):
             safety, abort_after=max(safety.abort_after, outage + RECOVERY_S)
         )
     return dataclasses.replace(
-        cfg, load=load, endpoints=sc.endpoints, capacity=capacity, proxy=proxy, safety=safety
+        cfg,
+        load=load,
+        endpoints=sc.endpoints,
+        capacity=capacity,
+        proxy=proxy,
+        safety=safety,
+        testbed=group,
     )
 
 
@@ -77,7 +89,11 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     from testbed.config import FAULTS
 
     cfg = scenario_config(sc)
-    overrides = {k: v for k, v in sc.testbed.items() if k in ("faults", "connect_timeout")}
+    overrides = {
+        k: v
+        for k, v in sc.testbed.items()
+        if k in ("faults", "connect_timeout", "app_boot_seconds")
+    }
     opts = RunOptions(
         config=cfg,
         shape=sc.shape,
@@ -97,7 +113,9 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
 def demo(
     mode: str = typer.Option(
         "default",
-        help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, blocked-port, cors-misconfig.",
+        help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, "
+        "blocked-port, cors-misconfig, deploy, deploy-stop-first, deploy-short-drain, "
+        "deploy-early-register, one-target-bad, worker-kill, worker-recycle.",
     ),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the demo's run directory goes."),
 ) -> None:

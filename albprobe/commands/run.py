@@ -73,7 +73,9 @@ def run(
     fault: list[str] = typer.Option(
         [],
         "--fault",
-        help="Testbed fault schedule, e.g. target-down@20s or hang@10s-30s (repeatable).",
+        help="Testbed fault schedule (repeatable), e.g. target-down@20s, hang@10s-30s, "
+        "target-down:2@5s (target 2 only), deploy@10s, deploy-stop-first@10s, "
+        "deploy-early-register@10s, worker-kill@8s.",
     ),
     web_ui: bool = typer.Option(
         False, "--web-ui", help="Run with Locust's web UI (starts automatically)."

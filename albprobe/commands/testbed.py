@@ -25,6 +25,11 @@ def build_config(**options):
 
     options["front_port"] = options.pop("port")
     options["faults"] = frozenset(options.pop("fault"))
+    if options.get("targets", 1) < 1:
+        raise ConfigError(
+            f"--targets {options['targets']}: a target group needs at least one target",
+            hint="pass --targets 1 or more",
+        )
     try:
         return TestbedConfig(**options)
     except ValueError as exc:
@@ -60,6 +65,17 @@ def up(
     ),
     healthy_threshold: int = typer.Option(2, help="Consecutive passes to become healthy."),
     unhealthy_threshold: int = typer.Option(2, help="Consecutive failures to become unhealthy."),
+    targets: int = typer.Option(
+        1, help="Targets in the group: each its own gunicorn on 127.0.0.2, 127.0.0.3, ..."
+    ),
+    load_balancing: str = typer.Option(
+        "round_robin",
+        help="round_robin or least_outstanding_requests (the target group's algorithm).",
+    ),
+    deregistration_delay: float = typer.Option(
+        300.0, help="Seconds a deregistered target drains (the ALB's default is 300)."
+    ),
+    graceful_timeout: float = typer.Option(5.0, help="gunicorn --graceful-timeout (s)."),
     log_dir: Path | None = typer.Option(
         None, help="Where HAProxy and gunicorn logs go (default: a temp folder)."
     ),
@@ -88,25 +104,26 @@ def up(
             f"[bold]albprobe testbed[/bold] up (faults: {', '.join(d['faults']) or 'none'})"
         )
         console.print(f"  proxy (ALB)  {tb.url}        <- point browsers / albprobe here")
-        console.print(
-            f"  target       {tb.app_url}  gunicorn {d['capacity']['worker_class']} x{d['capacity']['workers']}"
-        )
+        for label in d["targets"]:
+            console.print(
+                f"  target       http://{label}  gunicorn {d['capacity']['worker_class']} x{d['capacity']['workers']}"
+            )
         if tb.stats_url:
             console.print(f"  stats        {tb.stats_url}")
         console.print(f"  logs         {tb.log_dir}")
         console.print(
             "  toggle faults from another terminal: albprobe testbed fault NAME on|off; Ctrl-C stops"
         )
-        last = None
+        last: dict[str, tuple[str, str]] = {}
         while not stop["now"]:
-            st = tb.server_status()
-            now = (st.status.split()[0], st.check_status)
-            if now != last:
-                stamp = time.strftime("%H:%M:%S")
-                console.print(
-                    f"  {stamp} target {st.status} ({st.check_status} {st.check_code} {st.last_chk})".rstrip()
-                )
-                last = now
+            for label, st in tb.target_stats():
+                now = (st.status.split()[0], st.check_status)
+                if now != last.get(label):
+                    stamp = time.strftime("%H:%M:%S")
+                    console.print(
+                        f"  {stamp} target {label} {st.status} ({st.check_status} {st.check_code} {st.last_chk})".rstrip()
+                    )
+                    last[label] = now
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
@@ -118,7 +135,7 @@ def up(
 
 @testbed_app.command("fault")
 def fault_cmd(
-    name: str = typer.Argument(..., help="Fault switch name."),
+    name: str = typer.Argument(..., help="Fault switch name; NAME:N for target N only."),
     state: str = typer.Argument(..., help="on or off"),
 ) -> None:
     """Toggle a fault on the running testbed."""
@@ -142,8 +159,50 @@ def status_cmd() -> None:
     reply = send("status")
     if not reply.get("ok"):
         raise AlbprobeError(reply.get("error", "status failed"))
-    t = reply["target"]
-    typer.echo(
-        f"proxy {reply['urls']['proxy']}  target {t['status']} ({t['check']} {t['code']} {t['last_check']})"
-    )
+    typer.echo(f"proxy {reply['urls']['proxy']}")
+    for t in reply["targets"]:
+        typer.echo(
+            f"  target {t['target']} {t['status']} ({t['check']} {t['code']} {t['last_check']})"
+        )
     typer.echo(f"faults: {', '.join(reply['faults']) or 'none'}")
+
+
+def _send_ok(command: str) -> None:
+    from core.errors import AlbprobeError
+    from testbed.control import send
+
+    reply = send(command)
+    if not reply.get("ok"):
+        raise AlbprobeError(reply.get("error", "the testbed refused the command"))
+
+
+@testbed_app.command("register")
+def register_cmd(target: int = typer.Argument(..., help="Target number (1-based).")) -> None:
+    """Register a target: it gets traffic once it passes its health checks."""
+    _send_ok(f"register {target}")
+    typer.echo(f"target {target} registered (initial until healthy)")
+
+
+@testbed_app.command("deregister")
+def deregister_cmd(target: int = typer.Argument(..., help="Target number (1-based).")) -> None:
+    """Deregister a target: it drains for deregistration_delay, then its connections close."""
+    _send_ok(f"deregister {target}")
+    typer.echo(f"target {target} draining")
+
+
+@testbed_app.command("worker-kill")
+def worker_kill_cmd(target: int = typer.Argument(1, help="Target number (1-based).")) -> None:
+    """SIGKILL one gunicorn worker of a target while it serves a request (the OOM pattern)."""
+    _send_ok(f"worker-kill {target}")
+    typer.echo(f"killing a busy worker of target {target}")
+
+
+@testbed_app.command("deploy")
+def deploy_cmd(
+    order: str = typer.Option(
+        "correct", help="correct, stop-first or early-register (see docs/testbed.md)."
+    ),
+) -> None:
+    """Start a rolling deploy of every target on the running testbed."""
+    _send_ok(f"deploy {order}")
+    typer.echo(f"deploy ({order}) started; watch the health lines of `albprobe testbed up`")

@@ -3,7 +3,8 @@
 Exact strings (gunicorn/arbiter.py and glogging.py, 21.x-27.x):
 ``[CRITICAL] WORKER TIMEOUT (pid:N)``, ``[ERROR] Worker (pid:N) was sent SIGKILL! Perhaps out of
 memory?``, ``Worker (pid:N) exited with code N``, ``Booting worker with pid: N``,
-``Starting gunicorn X``, ``Shutting down: Master``. Timestamps look like
+``Starting gunicorn X``, ``Shutting down: Master``, ``Autorestarting worker after current request.``
+(--max-requests; logged by the worker, so its pid is the worker's). Timestamps look like
 ``[2026-11-26 13:00:00 +0000]``. The file is small (events, not requests): a streaming Python
 parser is enough. Tracebacks and other lines are counted as "other", never fatal.
 """
@@ -27,6 +28,8 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("worker_killed", re.compile(r"Worker \(pid:(\d+)\) was sent (SIG\w+)")),
     ("worker_exit", re.compile(r"Worker \(pid:(\d+)\) exited with code:? ?(-?\d+)")),
     ("worker_boot", re.compile(r"Booting worker with pid: (\d+)")),
+    # max-requests recycling; logged by the worker itself, so the line's pid is the worker's
+    ("worker_recycled", re.compile(r"Autorestarting worker after current request")),
     ("master_start", re.compile(r"Starting gunicorn")),
     ("master_stop", re.compile(r"Shutting down: Master")),
     # Not an event of the contract: the worker class gunicorn really ran (the testbed switches it).

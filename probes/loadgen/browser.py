@@ -51,6 +51,7 @@ _MEMO_SIZE = 4096
 _VOLATILE = frozenset(
     {
         "date",
+        "x-albprobe-target",
         "content-length",
         "etag",
         "last-modified",
@@ -88,6 +89,14 @@ class PreparedEndpoint:
     path: str
     body: str | None
     request: CorsRequest
+
+
+def _target_of(items: tuple) -> str | None:
+    """The target that answered: the testbed app's X-Albprobe-Target header (null on proxy pages)."""
+    for k, v in items:
+        if k.lower() == "x-albprobe-target":
+            return v
+    return None
 
 
 def prepare_endpoints(
@@ -223,8 +232,10 @@ class BrowserCaller:
                 resp, error = None, exc
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         status = resp.status_code if resp is not None else 0
+        target = None
         if status:
             items = tuple(resp.headers.items()) if resp.headers else ()
+            target = _target_of(items)
             verdict, att = self._judge(kind, req, status, items, content[:_BODY_SNIFF])
         else:
             att = attribute(0, (), None, error)
@@ -263,6 +274,7 @@ class BrowserCaller:
                 "conn_reused": reused,
                 "worker_id": self.worker_id,
                 "user_id": self.user_id,
+                "target": target,
             },
         )
         return status != 0 and verdict.ok

@@ -72,6 +72,7 @@ def test_example_documents_every_key_of_the_schema():
         "load": cfg.load,
         "capacity": cfg.capacity,
         "proxy": cfg.proxy,
+        "testbed": cfg.testbed,
         "aws": cfg.aws,
         "aws.health_check": cfg.aws.health_check,
     }
@@ -86,7 +87,16 @@ def test_example_documents_every_key_of_the_schema():
 def test_every_config_key_is_documented():
     doc = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
     cfg = Config()
-    for obj in (cfg.browser, cfg.safety, cfg.load, cfg.capacity, cfg.proxy, cfg.aws, HealthCheck()):
+    for obj in (
+        cfg.browser,
+        cfg.safety,
+        cfg.load,
+        cfg.capacity,
+        cfg.proxy,
+        cfg.testbed,
+        cfg.aws,
+        HealthCheck(),
+    ):
         for f in dataclasses.fields(obj):
             assert f"| `{f.name}` |" in doc, f"{type(obj).__name__}.{f.name} not in docs/config.md"
 

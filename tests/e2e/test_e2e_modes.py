@@ -44,10 +44,62 @@ def test_each_mode_is_diagnosed(mode, tmp_path):
         assert not any(row["source"] == "proxy" for row in verdict["cross_table"])
     if mode == "healthy":
         assert ids == [] and all(row["cors"] == "pass" for row in verdict["cross_table"])
+    if mode in ("deploy", "worker-recycle"):  # controls: no failures, no cause
+        assert ids == [] and all(row["source"] == "app" for row in verdict["cross_table"])
     meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == "complete"
     assert (run / "report" / "report.html").stat().st_size > 10_000
     assert f"at fault: {sc.at_fault}" in r.stdout
+    if mode in TARGET_GROUP_MODES:
+        assert_target_group_recorded(mode, run, meta)
+
+
+# The production patterns among targets (issue #10): what the testbed must have recorded.
+TARGET_GROUP_MODES = (
+    "deploy",
+    "deploy-stop-first",
+    "deploy-short-drain",
+    "deploy-early-register",
+    "one-target-bad",
+    "worker-kill",
+    "worker-recycle",
+)
+
+
+def assert_target_group_recorded(mode: str, run: Path, meta: dict) -> None:
+    from core.rundir import RunDir
+
+    rd = RunDir(run)
+    targets = meta["testbed"]["targets"]
+    assert len(targets) == SCENARIOS[mode].testbed.get("targets", 1)
+    requests = rd.read_table("requests").to_pylist()
+    app = [q for q in requests if q["source"] == "app"]
+    # every app response names its target, and every target served
+    assert app and all(q["target"] in targets for q in app)
+    assert {q["target"] for q in app} == set(targets)
+    assert all(q["target"] is None for q in requests if q["source"] == "proxy")
+    health = rd.read_table("health").to_pylist()
+    assert {h["target"] for h in health} == set(targets)
+    events = rd.read_table("events").to_pylist()
+    kinds = [e["kind"] for e in events if e["source"] == "testbed"]
+    assert "testbed_error" not in kinds
+    if mode.startswith("deploy"):
+        assert kinds.count("deploy_finished") == 1
+        assert kinds.count("target_healthy") == len(targets)
+        assert {h["state"] for h in health} >= {"draining", "initial", "healthy"}
+    if mode != "deploy" and mode != "worker-recycle":
+        assert any(q["status"] in (502, 503) for q in requests)
+    if mode == "worker-kill":
+        pids = [
+            e["pid"] for e in events if e["kind"] == "worker_killed" and e["source"] == "testbed"
+        ]
+        log = (run / "logs" / "gunicorn.log").read_text()
+        assert pids and all(
+            f"Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?" in log for pid in pids
+        )
+    if mode == "worker-recycle":
+        log = (run / "logs" / "gunicorn.log").read_text()
+        assert "Autorestarting worker after current request." in log  # it did recycle
 
 
 def test_default_demo_blames_the_proxy_for_target_down_and_capacity(tmp_path):

@@ -196,7 +196,7 @@ def test_keepalive_race_gives_sporadic_502_and_none_when_switched_off(make_testb
 
 def test_stop_leaves_nothing_listening_and_no_children(make_testbed):
     tb = make_testbed(faults={"keepalive-race"})
-    procs = [tb._gunicorn.proc, tb._haproxy.proc, tb._relay]
+    procs = [tb.slots[0].gunicorn.proc, tb._haproxy.proc, tb._relay]
     tb.stop()
     assert tb.listening_ports() == []
     assert all(p.poll() is not None for p in procs)
