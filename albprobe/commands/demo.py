@@ -77,7 +77,9 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     from testbed.config import FAULTS
 
     cfg = scenario_config(sc)
-    overrides = {k: v for k, v in sc.testbed.items() if k in ("faults", "connect_timeout")}
+    overrides = {
+        k: v for k, v in sc.testbed.items() if k in ("faults", "connect_timeout", "listener")
+    }
     opts = RunOptions(
         config=cfg,
         shape=sc.shape,
