@@ -110,9 +110,7 @@ def run(
     from albprobe.progress import ProgressView
     from albprobe.runner import RunOptions, execute, parse_fault_schedule
     from core.config import load_config
-    from testbed.config import FAULTS
-
-    from testbed.config import LISTENERS
+    from testbed.config import FAULTS, LISTENERS
 
     if listener not in LISTENERS:
         raise ConfigError(
