@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench setup setup-test testbed clean
+.PHONY: demo tune-demo test lint bench setup setup-test testbed clean
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -12,6 +12,14 @@ setup-test:
 
 demo: setup
 	@.venv/bin/albprobe demo
+
+# Capacity tuning end to end on the testbed (about two minutes): 2 sync workers behind a 100 ms
+# endpoint, sized for 30 req/s, proven at the recommended setting. Report: runs/tune-demo-<time>/.
+TUNE_DEMO_OUT ?= runs/tune-demo-$(shell date +%Y%m%d-%H%M%S)
+tune-demo: setup
+	@.venv/bin/albprobe tune --endpoint '/api/slow?ms=100' --worker-class sync --gunicorn-workers 2 \
+		--slo 'p99<500ms' --slo '5xx_rate<0.01' --target-rps 30 \
+		--start-rate 10 --growth 1.5 --resolution 0.15 --step 4s --steps 6 --out $(TUNE_DEMO_OUT)
 
 testbed: setup
 	@.venv/bin/albprobe testbed up

@@ -593,7 +593,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         svc = float(np.nanmedian(p50[calm])) if calm.any() else fig.get("target_p50_ms")
         # Little's law needs the *mean* service time; a median of medians sees only the fast
         # endpoints of a mix. Weight each endpoint's unqueued latency by its share.
-        mix = _mix_service_ms(ds)
+        mix = mix_service_ms(ds)
         if mix is not None:
             svc = mix
         # Demand on the app: requests minus those that never could reach it (failed connects).
@@ -611,7 +611,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
             fig["recommended_workers"] = max(1, math.ceil(need / max(1, targets) / threads))
 
 
-def _mix_service_ms(ds: Dataset) -> float | None:
+def mix_service_ms(ds: Dataset) -> float | None:
     """Mean service time of the request mix: sum over endpoints of share x the endpoint's 10th
     percentile latency at the target. Under saturation even medians carry queueing delay; the
     low percentile is the latency of a request that did not wait, i.e. the service time."""

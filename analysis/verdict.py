@@ -16,6 +16,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from analysis.capacity.recommend import safe_keepalive
+
 AT_FAULT = ("proxy", "cors-setup", "none", "insufficient-evidence")
 CAUSE_IDS = (
     "target-down",
@@ -473,7 +475,7 @@ def _keepalive(fig: dict[str, Any]) -> Cause | None:
         )
     if sc.strength < MIN_STRENGTH:
         return None
-    new_ka = int((idle or 60) + 5)
+    new_ka = safe_keepalive(idle)
     return Cause(
         "keepalive-race",
         sc.strength,

@@ -64,11 +64,16 @@ class Endpoint:
     weight: int = 1
 
 
+CORS_MODES = ("chrome", "firefox", "webkit", "spec")  # probes.cors.evaluate.MODES
+
+
 @dataclass(frozen=True)
 class Browser:
     origin: str = DEFAULT_ORIGIN
     credentials: bool = True
-    cors_mode: str = "chrome"  # "chrome" (today's Chromium) or "spec" (the Fetch standard)
+    # whose CORS verdict and console words: "chrome" (today's Chromium), "firefox", "webkit"
+    # (Safari) or "spec" (the Fetch standard); `albprobe cors --browser` overrides it
+    cors_mode: str = "chrome"
     force_preflight: bool = False
     # Secrets come from the environment only and are never written to a run directory.
     auth_header_env: str = "ALBPROBE_AUTHORIZATION"
@@ -535,9 +540,9 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         origin=validate_origin(browser.origin),
         ca_bundle=_ca_bundle(browser.ca_bundle, source_path),
     )
-    if browser.cors_mode not in ("chrome", "spec"):
+    if browser.cors_mode not in CORS_MODES:
         raise ConfigError(
-            f"browser.cors_mode: must be 'chrome' or 'spec', got {browser.cors_mode!r}"
+            f"browser.cors_mode: must be one of {', '.join(CORS_MODES)}, got {browser.cors_mode!r}"
         )
     safety = _build("safety", Safety, raw.get("safety"))
     safety = replace(

@@ -1,5 +1,5 @@
 """One-shot, browser-faithful CORS probe with httpx: for each endpoint, the OPTIONS preflight
-(when Chromium would send one, with Chromium's headers and no cookies), then the actual request
+(when the browser would send one, with Chromium's headers and no cookies), then the actual request
 (only if the preflight passed, as in the browser), following redirects hop by hop. Every
 response gets the browser's verdict and a source attribution. Endpoints run concurrently.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -108,7 +108,7 @@ class ProbeResult:
 @dataclass(frozen=True)
 class ProbeOptions:
     origin: str
-    mode: str = "chrome"
+    mode: str = "chrome"  # whose verdict and words: chrome | firefox | webkit | spec
     credentials: str = "include"
     initiator: str = "fetch"
     timeout: float = 10.0
@@ -152,6 +152,7 @@ async def probe_endpoint(
     req = CorsRequest(ep.url, opts.origin, ep.method, headers, opts.credentials, opts.initiator)
     preflight_ex = None
     warnings: tuple[str, ...] = ()
+    pre_console: tuple[str, ...] = ()  # e.g. Firefox's warning on a passed preflight
     if needs_preflight(req, opts.mode):
         hdrs = preflight_headers(req, opts.mode, user_agent=opts.user_agent)
         preflight_ex, resp, err = await _send(
@@ -160,7 +161,7 @@ async def probe_endpoint(
         v = evaluate_preflight(req, resp, opts.mode, error=err)
         if not v.ok:  # the browser stops here: the actual request is never sent
             return ProbeResult(ep.name, ep.url, req.method, opts.origin, v, preflight_ex)
-        warnings = v.warnings
+        warnings, pre_console = v.warnings, v.console
     hops: list[Exchange] = []
     hop_req, body = req, ep.body
     while True:
@@ -174,14 +175,11 @@ async def probe_endpoint(
         if nxt.method != hop_req.method:
             body = None
         hop_req = nxt
-    verdict = CorsVerdict(
-        v.ok,
-        v.step,
-        v.message,
-        warnings + v.warnings,
-        preflight_ex is not None,
-        v.phase,
-        v.net_error,
+    verdict = replace(
+        v,
+        warnings=warnings + v.warnings,
+        preflight_sent=preflight_ex is not None,
+        console=pre_console + v.console,
     )
     return ProbeResult(
         ep.name, ep.url, req.method, opts.origin, verdict, preflight_ex, hops[-1], tuple(hops)

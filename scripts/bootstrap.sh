@@ -9,6 +9,11 @@ need_apt=()
 command -v haproxy >/dev/null 2>&1 || need_apt+=(haproxy)
 if [ "$profile" = "test" ]; then
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # Firefox (driven over its own WebDriver BiDi) and WebKitGTK's MiniBrowser under Xvfb:
+  # the real engines the CORS console-message tests run against.
+  command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)
+  dpkg -s libwebkit2gtk-4.1-0 >/dev/null 2>&1 || need_apt+=(libwebkit2gtk-4.1-0)
+  command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb xauth)
   command -v goaccess >/dev/null 2>&1 || need_apt+=(goaccess)
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then

@@ -43,6 +43,7 @@ from testbed.haproxy import (
     runtime_command,
 )
 from testbed.ports import free_port, port_bindable, port_open
+from testbed.procstat import ProcUsage, workers_usage
 from testbed.tls import TlsFiles
 
 EventListener = Callable[[dict[str, Any]], None]
@@ -398,6 +399,47 @@ class Testbed:
         while time.monotonic() < deadline and self._boot_count() < before + self.config.workers:
             time.sleep(0.05)
         time.sleep(0.3)  # the old workers finish their graceful exit
+
+    # ---- capacity ----------------------------------------------------------------------------
+    def reconfigure(
+        self, *, worker_class: str, workers: int, threads: int, keepalive: float | None = None
+    ) -> None:
+        """Restart gunicorn with another capacity model (what `albprobe tune` proves), and
+        wait until the proxy's health check has it UP again."""
+        from dataclasses import replace
+
+        try:
+            new = replace(
+                self.config,
+                worker_class=worker_class,
+                workers=workers,
+                threads=threads,
+                keepalive=self.config.keepalive if keepalive is None else keepalive,
+            )
+        except ValueError as exc:
+            raise TestbedError(f"testbed: {exc}") from None
+        with self._lock:
+            self.config = new
+            if "target-down" not in self.faults:
+                booted = self._boot_count()
+                self._restart_gunicorn()
+                # The port opens with the master; the workers boot after it. Measurements and
+                # load must see every worker of the new setting.
+                deadline = time.monotonic() + 30
+                while self._boot_count() < booted + workers:
+                    if time.monotonic() > deadline:
+                        raise TestbedError(
+                            f"gunicorn booted {self._boot_count() - booted} of {workers} workers "
+                            f"in 30 s: {self._log_tail(self.gunicorn_log)}"
+                        )
+                    time.sleep(0.05)
+            self._emit("target_reconfigured", json.dumps(self.capacity()))
+        self.wait_for_health("UP")
+
+    def worker_usage(self) -> list[ProcUsage]:
+        """Memory and CPU time of each gunicorn worker now (empty when gunicorn is down)."""
+        g = self._gunicorn
+        return workers_usage(g.pid) if g is not None and g.pid and g.alive() else []
 
     # ---- faults ------------------------------------------------------------------------------
     def set_fault(self, name: str, on: bool) -> None:

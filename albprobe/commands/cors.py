@@ -58,9 +58,14 @@ def _resolve(
     creds = credentials or ("include" if cfg.browser.credentials else "omit")
     if creds not in _CREDENTIALS:
         raise ConfigError(f"--credentials {creds!r}: must be one of {', '.join(_CREDENTIALS)}")
+    from core.config import CORS_MODES
+
     cmode = mode or cfg.browser.cors_mode
-    if cmode not in ("chrome", "spec"):
-        raise ConfigError(f"--mode {cmode!r}: must be 'chrome' or 'spec'")
+    if cmode not in CORS_MODES:
+        raise ConfigError(
+            f"--browser {cmode!r}: must be one of {', '.join(CORS_MODES)}",
+            hint="chrome (default), firefox, webkit (Safari) or spec (the Fetch standard)",
+        )
     # A script-set Authorization header is part of what the browser sends (it triggers a
     # preflight); its value comes only from the environment and is never printed.
     auth = os.environ.get(cfg.browser.auth_header_env) if cfg.browser.auth_header_env else None
@@ -123,13 +128,16 @@ def _print_results(results: list[Any], origin: str, mode: str) -> None:
     from rich.table import Table
 
     console = _console()
-    table = Table(title=_esc(f"CORS as Chromium sees it, from origin {origin} (mode: {mode})")[0])
+    from probes.cors.messages import ENGINE_NAMES
+
+    who = ENGINE_NAMES.get(mode, "the Fetch standard")
+    table = Table(title=_esc(f"CORS as {who} sees it, from origin {origin} (browser: {mode})")[0])
     for col in ("endpoint", "preflight", "actual", "verdict", "browser message"):
         table.add_column(col, overflow="fold")
     for r in results:
         v = r.verdict
         verdict = "PASS" if v.ok else f"FAIL {v.step} ({v.phase})"
-        msg = v.message or ""
+        msg = "\n".join(v.console) if len(v.console) > 1 else (v.message or "")
         if v.net_error:
             msg = f"{msg} [{v.net_error}]"
         if v.warnings:
@@ -195,7 +203,12 @@ def register(app: typer.Typer) -> None:
         credentials: str = typer.Option(
             None, "--credentials", help="fetch credentials mode: include | omit | same-origin."
         ),
-        mode: str = typer.Option(None, "--mode", help="chrome (default) or spec."),
+        mode: str = typer.Option(
+            None,
+            "--browser",
+            "--mode",
+            help="Whose verdict and console words: chrome (default), firefox, webkit, spec.",
+        ),
         xhr: bool = typer.Option(False, "--xhr", help="Word messages as XMLHttpRequest does."),
         target: str = typer.Option(None, "--target", help="Base URL for config endpoints."),
         config: Path = typer.Option(None, "--config", "-c", help="albprobe.toml"),
@@ -209,8 +222,9 @@ def register(app: typer.Typer) -> None:
             help="PEM file of the CAs to trust for https:// (default: [browser] ca_bundle, else the system's).",
         ),
     ) -> None:
-        """Send the preflight and the actual request exactly as Chromium would; print the
-        browser's verdict and who produced each response. Exit 1 when any endpoint fails."""
+        """Send the preflight and the actual request exactly as the browser would; print its
+        verdict, its console lines and who produced each response. Exit 1 when any endpoint
+        fails."""
         endpoints, opts, cfg = _resolve(
             urls,
             config=config,

@@ -1,4 +1,8 @@
-"""`--fail-on` thresholds for a pre-release gate: `5xx_rate>0.01`, `p99>800`, `proxy_502>=1`."""
+"""`--fail-on` thresholds for a pre-release gate: `5xx_rate>0.01`, `p99>800`, `proxy_502>=1`.
+
+The same grammar states an SLO for `albprobe tune` (`--slo 'p99<800ms'`): one parser, where a
+gate is breached when its expression is true and an SLO holds when its expression is true.
+"""
 
 from __future__ import annotations
 
@@ -48,28 +52,49 @@ class Threshold:
     op: str
     value: float
     text: str
+    key: str = ""  # the figure key the metric names (METRICS[metric] when not given)
+
+    def measured(self, figures: dict[str, Any]) -> float | None:
+        v = figures.get(self.key or METRICS[self.metric])
+        return None if v is None else float(v)
+
+    def true_of(self, figures: dict[str, Any]) -> tuple[bool | None, float | None]:
+        """Whether the expression is true of the figures (None when the metric is unmeasured)."""
+        v = self.measured(figures)
+        return (None, None) if v is None else (_OPS[self.op](v, self.value), v)
 
     def breached(self, figures: dict[str, Any]) -> tuple[bool, float | None]:
-        v = figures.get(METRICS[self.metric])
-        if v is None:
-            return False, None
-        return _OPS[self.op](float(v), self.value), float(v)
+        hit, v = self.true_of(figures)
+        return bool(hit), v
 
 
-def parse(expr: str) -> Threshold:
+def parse(
+    expr: str,
+    *,
+    flag: str = "--fail-on",
+    metrics: dict[str, str] | None = None,
+    example: str = "'5xx_rate>0.01' or 'p99>800'",
+) -> Threshold:
+    """METRIC OP VALUE[unit]: units %, ms, s (latencies are kept in ms, rates as fractions)."""
+    names = METRICS if metrics is None else metrics
     m = _EXPR.match(expr)
-    if not m or m.group(1) not in METRICS:
+    if not m or m.group(1) not in names:
         raise AlbprobeError(
-            f"--fail-on {expr!r}: cannot read this threshold",
-            hint=f"write METRIC OP VALUE, e.g. '5xx_rate>0.01' or 'p99>800'; metrics: {', '.join(METRICS)}",
+            f"{flag} {expr!r}: cannot read this {'SLO' if flag == '--slo' else 'threshold'}",
+            hint=f"write METRIC OP VALUE, e.g. {example}; metrics: {', '.join(names)}",
         )
     name, op, num, unit = m.groups()
-    value = float(num)
+    try:
+        value = float(num)
+    except ValueError:
+        raise AlbprobeError(
+            f"{flag} {expr!r}: {num!r} is not a number", hint=f"e.g. {example}"
+        ) from None
     if unit == "%":
         value /= 100
     elif unit == "s":
         value *= 1000
-    return Threshold(name, op, value, expr.strip())
+    return Threshold(name, op, value, expr.strip(), names[name])
 
 
 def evaluate(thresholds: list[Threshold], figures: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -410,22 +411,7 @@ SSM_OUTPUT_LIMIT = 24_000  # characters of StandardOutputContent that SSM return
 _TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable", "Terminated"}
 
 
-def fetch_gunicorn_logs_via_ssm(
-    session: Any,
-    instance_id: str,
-    since: float,
-    dest: Path,
-    container: str = "academy-api",
-    *,
-    timeout: float = 120.0,
-    poll: float = 1.0,
-) -> Path:
-    """`docker logs <container> --since <since>` on the instance via SSM -> a log file.
-
-    ``dest`` is a file, or a directory (then ``gunicorn-ssm.log`` inside it, as the run directory
-    expects). A sidecar ``<file>.meta.json`` records the command id and whether SSM truncated the
-    output (it returns at most 24,000 characters inline).
-    """
+def _check_ssm_target(instance_id: str, container: str) -> None:
     if not _CONTAINER.match(container):
         raise AlbprobeError(
             f"container name {container!r} is not a Docker container name",
@@ -433,17 +419,28 @@ def fetch_gunicorn_logs_via_ssm(
         )
     if not re.match(r"^i-[0-9a-f]{8,17}$", instance_id):
         raise AlbprobeError(f"{instance_id!r} is not an EC2 instance id", hint="e.g. i-0abc1234")
+
+
+def _run_via_ssm(
+    session: Any,
+    instance_id: str,
+    command: str,
+    *,
+    container: str,
+    comment: str,
+    timeout: float,
+    poll: float,
+) -> tuple[str, dict[str, Any]]:
+    """One read-only shell command on the instance through SSM Run Command, waited for.
+    Returns (command id, the invocation); a failed command is one AlbprobeError line."""
     clients = AwsClients.of(session)
-    dest = Path(dest)
-    target = dest / "gunicorn-ssm.log" if dest.is_dir() else dest
-    command = f"docker logs {container} --since {int(since)} 2>&1"
     try:
         resp = clients.ssm.send_command(
             InstanceIds=[instance_id],
             DocumentName="AWS-RunShellScript",
             Parameters={"commands": [command]},
             TimeoutSeconds=max(30, int(timeout)),
-            Comment="albprobe: read the API container's logs (read-only)",
+            Comment=comment,
         )
     except Exception as exc:
         if error_code(exc) in ("InvalidInstanceId", "InvalidInstanceInformationFilterValue"):
@@ -452,7 +449,7 @@ def fetch_gunicorn_logs_via_ssm(
                 hint="run amazon-ssm-agent on it and attach AmazonSSMManagedInstanceCore to its "
                 "instance profile, or fetch logs with `sudo docker logs` over SSH",
             ) from None
-        raise translate(exc, what="sending the docker logs command through SSM") from None
+        raise translate(exc, what=f"sending `{command}` through SSM") from None
     command_id = resp["Command"]["CommandId"]
     deadline = time.monotonic() + timeout
     inv: dict[str, Any] = {}
@@ -482,6 +479,38 @@ def fetch_gunicorn_logs_via_ssm(
             f"{err.splitlines()[0] if err else inv.get('StatusDetails', '')}",
             hint=f"is the container named {container!r}? (sudo docker ps on the instance)",
         )
+    return command_id, inv
+
+
+def fetch_gunicorn_logs_via_ssm(
+    session: Any,
+    instance_id: str,
+    since: float,
+    dest: Path,
+    container: str = "academy-api",
+    *,
+    timeout: float = 120.0,
+    poll: float = 1.0,
+) -> Path:
+    """`docker logs <container> --since <since>` on the instance via SSM -> a log file.
+
+    ``dest`` is a file, or a directory (then ``gunicorn-ssm.log`` inside it, as the run directory
+    expects). A sidecar ``<file>.meta.json`` records the command id and whether SSM truncated the
+    output (it returns at most 24,000 characters inline).
+    """
+    _check_ssm_target(instance_id, container)
+    dest = Path(dest)
+    target = dest / "gunicorn-ssm.log" if dest.is_dir() else dest
+    command = f"docker logs {container} --since {int(since)} 2>&1"
+    command_id, inv = _run_via_ssm(
+        session,
+        instance_id,
+        command,
+        container=container,
+        comment="albprobe: read the API container's logs (read-only)",
+        timeout=timeout,
+        poll=poll,
+    )
     out = inv.get("StandardOutputContent") or ""
     truncated = len(out) >= SSM_OUTPUT_LIMIT
     if truncated:
@@ -503,3 +532,86 @@ def fetch_gunicorn_logs_via_ssm(
     }
     target.with_name(target.name + ".meta.json").write_text(json.dumps(meta, indent=2))
     return target
+
+
+# ---------------------------------------------------------------------------------------------
+# opt-in: gunicorn worker memory through SSM Run Command (`docker stats` + `docker top`)
+
+_SIZE = re.compile(r"^\s*([\d.]+)\s*([KMGT]?i?B)\s*$", re.IGNORECASE)
+_UNITS = {"b": 1 / 2**20, "kb": 1e3 / 2**20, "kib": 1 / 1024, "mb": 1e6 / 2**20, "mib": 1.0}
+_UNITS |= {"gb": 1e9 / 2**20, "gib": 1024.0, "tb": 1e12 / 2**20, "tib": 1024.0**2}
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerMemory:
+    """The API container's memory: per gunicorn worker (RSS, from `docker top`), the container's
+    total and its limit (from `docker stats`)."""
+
+    instance_id: str
+    workers: int
+    per_worker_mb: float | None
+    total_mb: float | None
+    limit_mb: float | None
+
+
+def _mib(text: str) -> float | None:
+    m = _SIZE.match(text)
+    if not m:
+        return None
+    return float(m.group(1)) * _UNITS.get(m.group(2).lower(), float("nan"))
+
+
+def parse_container_memory(instance_id: str, output: str) -> ContainerMemory:
+    """Parse `docker stats --no-stream --format '{{json .}}' C; echo ---; docker top C -o
+    pid,ppid,rss,args`. Workers are the gunicorn processes whose parent is the gunicorn master."""
+    stats_part, _, top_part = output.partition("---")
+    total = limit = None
+    for line in stats_part.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                usage = json.loads(line).get("MemUsage", "")
+            except ValueError:
+                continue
+            used, _, lim = usage.partition("/")
+            total, limit = _mib(used), _mib(lim)
+    procs: list[tuple[int, int, float, str]] = []
+    for line in top_part.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[0].isdigit() and parts[1].isdigit() and parts[2].isdigit():
+            procs.append((int(parts[0]), int(parts[1]), int(parts[2]) / 1024, parts[3]))
+    guni = {pid for pid, _, _, args in procs if "gunicorn" in args}
+    workers = [rss for pid, ppid, rss, args in procs if "gunicorn" in args and ppid in guni]
+    return ContainerMemory(
+        instance_id=instance_id,
+        workers=len(workers),
+        per_worker_mb=sum(workers) / len(workers) if workers else None,
+        total_mb=total,
+        limit_mb=limit,
+    )
+
+
+def container_memory_via_ssm(
+    session: Any,
+    instance_id: str,
+    container: str = "academy-api",
+    *,
+    timeout: float = 60.0,
+    poll: float = 1.0,
+) -> ContainerMemory:
+    """Read-only: `docker stats --no-stream` and `docker top` of the container via SSM."""
+    _check_ssm_target(instance_id, container)
+    command = (
+        f"docker stats --no-stream --format '{{{{json .}}}}' {container}; echo ---; "
+        f"docker top {container} -o pid,ppid,rss,args"
+    )
+    _, inv = _run_via_ssm(
+        session,
+        instance_id,
+        command,
+        container=container,
+        comment="albprobe: read the API container's memory (read-only)",
+        timeout=timeout,
+        poll=poll,
+    )
+    return parse_container_memory(instance_id, inv.get("StandardOutputContent") or "")

@@ -1,5 +1,6 @@
 """The CORS-preflight cache, with Chromium's semantics (services/network/cors/preflight_cache.cc
-and preflight_result.cc) or the Fetch standard's (``mode="spec"``).
+and preflight_result.cc) or the Fetch standard's (``mode="spec"``; Firefox and WebKit use it too,
+with their own handling of fetch cache modes).
 
 chrome: one entry per (origin, URL); a new preflight replaces it; Max-Age absent -> 5 s,
         negative -> 0 (not cached), capped at 2 h; an entry made without credentials does not
@@ -15,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from probes.cors.evaluate import (
+    MODES,
     SAFELISTED_METHODS,
     CorsRequest,
     HttpResponse,
@@ -37,13 +39,23 @@ class _Entry:
 # no-store; a no-store (DISABLE_CACHE) request's preflight result is not stored either.
 BYPASS_LOOKUP = frozenset({"no-store", "reload", "no-cache"})
 BYPASS_STORE = frozenset({"no-store"})
+# Observed on the real engines (tests/cors/test_cors_firefox.py, test_cors_webkit.py): Firefox
+# skips the lookup for no-store and reload only and stores every result; WebKit's preflight
+# cache ignores the fetch cache mode altogether.
+_BYPASS = {
+    "chrome": (BYPASS_LOOKUP, BYPASS_STORE),
+    "spec": (BYPASS_LOOKUP, BYPASS_STORE),
+    "firefox": (frozenset({"no-store", "reload"}), frozenset()),
+    "webkit": (frozenset(), frozenset()),
+}
 
 
 class PreflightCache:
     def __init__(self, mode: str = "chrome", max_entries: int = 1024) -> None:
-        if mode not in ("chrome", "spec"):
-            raise ValueError(f"mode must be 'chrome' or 'spec', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
+        self._bypass_lookup, self._bypass_store = _BYPASS[mode]
         self.max_entries = max_entries
         # chrome: key -> _Entry;  spec: key -> {(credentials, kind, name): expiry}
         self._entries: OrderedDict[tuple[str, str], object] = OrderedDict()
@@ -53,7 +65,7 @@ class PreflightCache:
 
     def allows(self, req: CorsRequest, now: float) -> bool:
         """True when a cached preflight result lets ``req`` go without a new preflight."""
-        if req.cache in BYPASS_LOOKUP:
+        if req.cache in self._bypass_lookup:
             return False
         d = _derive(req, self.mode)
         key = (d.origin, d.cache_url)
@@ -109,7 +121,7 @@ class PreflightCache:
     def store(self, req: CorsRequest, resp: HttpResponse, now: float) -> None:
         """Record a *successful* preflight response for ``req`` (call after
         evaluate_preflight(...).ok)."""
-        if req.cache in BYPASS_STORE:
+        if req.cache in self._bypass_store:
             return
         d = _derive(req, self.mode)
         h = resp.cors

@@ -1,5 +1,7 @@
-"""The browser's CORS verdict for one request, as Chromium makes it (or as the Fetch standard
-says, in ``spec`` mode). Pure: no network, no clock.
+"""The browser's CORS verdict for one request, as Chromium makes it (``chrome``), as Firefox or
+WebKit make it (``firefox``, ``webkit``), or as the Fetch standard says (``spec``). Pure: no
+network, no clock. The verdict names an engine-neutral failed check (``step``); each engine then
+renders its own console lines (probes.cors.messages*).
 
 Chromium's check order (services/network/cors/preflight_controller.cc, cors.cc), confirmed
 against headless Chromium 156 by tests/cors/test_cors_browser.py:
@@ -7,6 +9,10 @@ against headless Chromium 156 by tests/cors/test_cors_browser.py:
 preflight: redirect (3xx + Location) -> Allow-Origin / Allow-Credentials (with the *actual*
 request's credentials mode) -> HTTP ok status -> parse Allow-Methods / Allow-Headers ->
 method -> headers.   actual: Allow-Origin / Allow-Credentials (any status) -> redirect rules.
+Firefox 153 (tests/cors/test_cors_firefox.py) makes the same decisions, except that on a
+redirected preflight it checks Allow-Origin / Allow-Credentials before the redirect. WebKit 2.50
+(test_cors_webkit.py) checks the preflight's status first (a redirect is just a non-ok status)
+and lets `*` in Allow-Headers cover Authorization without a word.
 
 The Locust user calls these on every request, so derived request facts are memoised per
 (request, mode) and response header lookups are done once per response object.
@@ -33,7 +39,7 @@ from probes.cors.requestside import (
     url_origin,
 )
 
-MODES = ("chrome", "spec")
+MODES = ("chrome", "firefox", "webkit", "spec")
 CREDENTIALS_MODES = ("omit", "same-origin", "include")
 REQUEST_MODES = ("cors", "same-origin", "no-cors")
 CACHE_MODES = ("default", "no-store", "reload", "no-cache", "force-cache", "only-if-cached")
@@ -90,6 +96,7 @@ class _CorsHeaders:
     location: str | None
     vary: str | None
     pna: str | None
+    acao_repeated: bool = False  # Access-Control-Allow-Origin came on several header lines
 
 
 _WANTED = {
@@ -124,14 +131,30 @@ class HttpResponse:
     @cached_property
     def cors(self) -> _CorsHeaders:
         found: dict[str, str] = {}
+        repeated = False
         for name, value in _items(self.headers):
             key = _WANTED.get(name.lower())
             if key is not None:
                 v = value.strip(_OWS)
-                found[key] = f"{found[key]}, {v}" if key in found else v
+                if key in found:
+                    found[key] = f"{found[key]}, {v}"
+                    repeated = repeated or key == "acao"
+                else:
+                    found[key] = v
         if self.redirect_location is not None:
             found["location"] = self.redirect_location
-        return _CorsHeaders(**{k: found.get(k) for k in _WANTED.values()})
+        get = found.get
+        return _CorsHeaders(
+            get("acao"),
+            get("acac"),
+            get("acam"),
+            get("acah"),
+            get("max_age"),
+            get("location"),
+            get("vary"),
+            get("pna"),
+            repeated,
+        )
 
     @property
     def is_redirect(self) -> bool:
@@ -142,11 +165,13 @@ class HttpResponse:
 class CorsVerdict:
     ok: bool
     step: str | None  # stable id, see probes.cors.messages.STEPS
-    message: str | None  # exact Chromium console text (or the JS error for network failures)
+    message: str | None  # the engine's reason line (or the JS error for network failures)
     warnings: tuple[str, ...] = ()
     preflight_sent: bool = False
     phase: str | None = None  # "preflight" | "actual" | None (passed)
     net_error: str | None = None  # e.g. "net::ERR_CONNECTION_REFUSED" for step "network"
+    console: tuple[str, ...] = ()  # every console line the engine prints, in its order
+    js_error: str | None = None  # what the page's script gets (None when it passed)
 
 
 _OK = CorsVerdict(True, None, None)
@@ -166,12 +191,15 @@ class _Derived:
     needs_preflight: bool
     invalid: str | None  # "forbidden-method" | "no-cors-method" | "mode" | "scheme" | None
     redirected_from: str | None = field(default=None)
+    engine: str = "chrome"  # whose words: "spec" is worded as Chromium
+    host: str = ""
+    scheme: str = ""
 
 
 @lru_cache(maxsize=4096)
 def _derive(req: CorsRequest, mode: str) -> _Derived:
     if mode not in MODES:
-        raise ValueError(f"mode must be 'chrome' or 'spec', got {mode!r}")
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     method = normalize_method(req.method)
     origin = serialize_origin(req.origin)
     same_origin = origin != "null" and url_origin(req.url) == origin
@@ -204,6 +232,9 @@ def _derive(req: CorsRequest, mode: str) -> _Derived:
         needs_preflight=needs,
         invalid=invalid,
         redirected_from=display_url(req.redirected_from) if req.redirected_from else None,
+        engine=mode if mode in M.ENGINES else "chrome",
+        host=urlsplit(req.url).hostname or "",
+        scheme=scheme,
     )
 
 
@@ -267,6 +298,15 @@ def parse_allow_list(value: str | None, lower: bool) -> frozenset[str] | None:
     return frozenset(out)
 
 
+def first_bad_token(value: str) -> str:
+    """The first list item that is not a token (what Firefox quotes in its message)."""
+    for item in value.split(","):
+        item = item.strip(_OWS)
+        if item and not _TOKEN.match(item):
+            return item
+    return ""
+
+
 @lru_cache(maxsize=256)
 def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     """Seconds a preflight result may be cached: 5 when absent or unparsable; Chromium turns a
@@ -284,61 +324,105 @@ def parse_max_age(value: str | None, mode: str = "chrome") -> float:
     return min(float(seconds), CHROME_MAX_AGE_CAP)
 
 
-def _fail(d: _Derived, req: CorsRequest, step: str, param: str, *, preflight: bool) -> CorsVerdict:
-    msg = M.cors_message(
+def _script_header(req: CorsRequest, name: str) -> str:
+    """``name`` (lower case) as the script spelled it."""
+    return next((k for k, _ in req.headers if k.lower() == name), name)
+
+
+def _failure(
+    d: _Derived,
+    req: CorsRequest,
+    step: str,
+    param: str = "",
+    *,
+    preflight: bool = False,
+    resp: HttpResponse | None = None,
+    **extra: Any,
+) -> M.Failure:
+    if resp is not None and resp.is_redirect:
+        raw = urljoin(req.url, resp.cors.location or "")
+        extra.setdefault("redirect_raw", raw)  # as WebKit prints it, credentials and all
+        parts = urlsplit(raw)
+        bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+        extra.setdefault("redirect_to", display_url(bare))
+    return M.Failure(
         step,
-        param,
-        url=d.url,
-        origin=d.origin,
+        d.url,
+        d.origin,
         initiator=req.initiator,
         preflight=preflight,
+        param=param,
+        status=resp.status if resp is not None else None,
         redirected_from=d.redirected_from,
+        method=d.method,
+        host=d.host,
+        scheme=d.scheme,
+        **extra,
     )
+
+
+@lru_cache(maxsize=4096)  # verdicts are frozen: the same failure repeats under load
+def _verdict(engine: str, f: M.Failure, phase: str, script_message: bool = False) -> CorsVerdict:
+    """``message`` is the reason line, or the script's error when nothing is printed (or when
+    ``script_message``: network failures and refused requests are reported by the script)."""
+    lines, js = M.render(engine, f)
+    message = js if script_message or not lines else lines[0]
     return CorsVerdict(
         False,
-        step,
-        msg,
-        preflight_sent=preflight,
-        phase="preflight" if preflight else "actual",
+        f.step,
+        message,
+        preflight_sent=phase == "preflight",
+        phase=phase,
+        net_error=f.net_error,
+        console=lines,
+        js_error=js,
     )
+
+
+def _fail(
+    d: _Derived,
+    req: CorsRequest,
+    step: str,
+    param: str,
+    *,
+    preflight: bool,
+    resp: HttpResponse | None = None,
+) -> CorsVerdict:
+    extra: dict[str, Any] = {}
+    if resp is not None:
+        h = resp.cors
+        extra["repeated"] = h.acao_repeated
+        if step == M.ALLOW_METHODS_INVALID:
+            extra.update(value=h.acam or "", token=first_bad_token(h.acam or ""))
+        elif step == M.ALLOW_HEADERS_INVALID:
+            extra.update(value=h.acah or "", token=first_bad_token(h.acah or ""))
+        elif step == M.ALLOW_HEADERS:
+            extra["header"] = _script_header(req, param)
+    f = _failure(d, req, step, param, preflight=preflight, resp=resp, **extra)
+    return _verdict(d.engine, f, "preflight" if preflight else "actual")
 
 
 def network_verdict(
-    req: CorsRequest, error: BaseException | str | None = None, *, phase: str = "actual"
+    req: CorsRequest,
+    error: BaseException | str | None = None,
+    *,
+    phase: str = "actual",
+    mode: str = "chrome",
 ) -> CorsVerdict:
-    """No HTTP response (refused, reset, timeout): what the script sees."""
-    return CorsVerdict(
-        False,
-        M.NETWORK,
-        M.JS_XHR_ERROR if req.initiator == "xhr" else M.JS_FETCH_ERROR,
-        preflight_sent=phase == "preflight",
-        phase=phase,
-        net_error=net_error(error),
-    )
+    """No HTTP response (refused, reset, timeout): what the script sees (``message``) and what
+    the engine prints (``console``)."""
+    d = _derive(req, mode)
+    f = _failure(d, req, M.NETWORK, preflight=phase == "preflight", net_error=net_error(error))
+    return _verdict(d.engine, f, phase, script_message=True)
 
 
 def _invalid_request(req: CorsRequest, d: _Derived) -> CorsVerdict:
     if d.invalid == "mode":
-        return CorsVerdict(
-            False,
-            M.DISALLOWED_BY_MODE,
-            M.disallowed_by_mode_message(d.url, d.origin),
-            phase="actual",
-        )
+        return _verdict(d.engine, _failure(d, req, M.DISALLOWED_BY_MODE), "actual")
     if d.invalid == "scheme":
-        scheme = urlsplit(req.url).scheme.lower()
-        return CorsVerdict(
-            False,
-            M.DISABLED_SCHEME,
-            M.disabled_scheme_message(d.url, scheme, req.initiator),
-            phase="actual",
-        )
-    return CorsVerdict(
-        False,
-        M.REQUEST_INVALID,
-        M.request_invalid_message(d.invalid or "", d.method, req.initiator),
-        phase="actual",
-    )
+        return _verdict(d.engine, _failure(d, req, M.DISABLED_SCHEME), "actual")
+    f = _failure(d, req, M.REQUEST_INVALID, d.invalid or "")
+    return _verdict(d.engine, f, "actual", script_message=True)
 
 
 _OPAQUE_WARNING = (
@@ -361,22 +445,29 @@ def evaluate_preflight(
     if d.same_origin:
         return _OK
     if resp is None:
-        return network_verdict(req, error, phase="preflight")
+        return network_verdict(req, error, phase="preflight", mode=mode)
     h = resp.cors
-    if mode == "chrome" and resp.status in REDIRECT_STATUSES and h.location:
+    status_ok = 200 <= resp.status <= 299
+    if mode == "webkit" and not status_ok:
+        # WebKit looks at the status before any header (a redirect is one more non-ok status).
+        return _fail(d, req, M.PREFLIGHT_STATUS, "", preflight=True, resp=resp)
+    redirect = resp.status in REDIRECT_STATUSES and bool(h.location)
+    if mode == "chrome" and redirect:
         # Chromium aborts on the redirect itself (before looking at any header).
-        return _fail(d, req, M.PREFLIGHT_REDIRECT, "", preflight=True)
+        return _fail(d, req, M.PREFLIGHT_REDIRECT, "", preflight=True, resp=resp)
     failed = _check_access(h, d)
     if failed is not None:
-        return _fail(d, req, failed[0], failed[1], preflight=True)
-    if not 200 <= resp.status <= 299:
-        return _fail(d, req, M.PREFLIGHT_STATUS, "", preflight=True)
+        return _fail(d, req, failed[0], failed[1], preflight=True, resp=resp)
+    if mode == "firefox" and redirect:  # Firefox checks the redirect's CORS headers first
+        return _fail(d, req, M.PREFLIGHT_REDIRECT, "", preflight=True, resp=resp)
+    if not status_ok:
+        return _fail(d, req, M.PREFLIGHT_STATUS, "", preflight=True, resp=resp)
     methods = parse_allow_list(h.acam, lower=False)
     if methods is None:
-        return _fail(d, req, M.ALLOW_METHODS_INVALID, "", preflight=True)
+        return _fail(d, req, M.ALLOW_METHODS_INVALID, "", preflight=True, resp=resp)
     allowed = parse_allow_list(h.acah, lower=True)
     if allowed is None:
-        return _fail(d, req, M.ALLOW_HEADERS_INVALID, "", preflight=True)
+        return _fail(d, req, M.ALLOW_HEADERS_INVALID, "", preflight=True, resp=resp)
     if mode == "spec" and h.acam is None and req.force_preflight:
         methods = frozenset({d.method})
     method = d.method
@@ -385,22 +476,27 @@ def evaluate_preflight(
         and method not in methods
         and (d.include or "*" not in methods)
     ):
-        return _fail(d, req, M.ALLOW_METHODS, method, preflight=True)
+        return _fail(d, req, M.ALLOW_METHODS, method, preflight=True, resp=resp)
     wildcard = not d.include and "*" in allowed
     auth_uncovered = d.has_authorization and "authorization" not in allowed
     if mode == "spec":
         # Fetch: `*` never covers Authorization (CORS non-wildcard request-header name).
         if auth_uncovered:
-            return _fail(d, req, M.ALLOW_HEADERS, "authorization", preflight=True)
+            return _fail(d, req, M.ALLOW_HEADERS, "authorization", preflight=True, resp=resp)
     elif wildcard and auth_uncovered:
-        # Chromium still lets `*` cover Authorization, with a deprecation issue.
+        # Chromium and Firefox still let `*` cover Authorization, with a deprecation notice
+        # (Chromium a DevTools issue, Firefox a console warning); WebKit says nothing.
+        warning = M.authorization_wildcard_warning(d.engine, d.url)
+        if warning is None:
+            return _OK_PREFLIGHT
+        console = (warning,) if d.engine == "firefox" else ()
         return CorsVerdict(
-            True, None, None, warnings=(M.AUTHORIZATION_WILDCARD_WARNING,), preflight_sent=True
+            True, None, None, warnings=(warning,), preflight_sent=True, console=console
         )
     if not wildcard:
         for name in d.unsafe:  # Chromium names one missing header; we name the first sorted
             if name not in allowed:
-                return _fail(d, req, M.ALLOW_HEADERS, name, preflight=True)
+                return _fail(d, req, M.ALLOW_HEADERS, name, preflight=True, resp=resp)
     return _OK_PREFLIGHT
 
 
@@ -416,7 +512,7 @@ def evaluate_actual(
     if d.invalid is not None:
         return _invalid_request(req, d)
     if resp is None:
-        return network_verdict(req, error, phase="actual")
+        return network_verdict(req, error, phase="actual", mode=mode)
     if d.same_origin:
         return _OK
     if req.mode == "no-cors":
@@ -424,12 +520,12 @@ def evaluate_actual(
     h = resp.cors
     failed = _check_access(h, d)
     if failed is not None:
-        return _fail(d, req, failed[0], failed[1], preflight=False)
+        return _fail(d, req, failed[0], failed[1], preflight=False, resp=resp)
     if resp.status in REDIRECT_STATUSES and h.location:
         target = urlsplit(urljoin(req.url, h.location))
         if target.username is not None or target.password is not None:
             # Chromium passes no parameter here: the message really says ''.
-            return _fail(d, req, M.REDIRECT_CREDENTIALS, "", preflight=False)
+            return _fail(d, req, M.REDIRECT_CREDENTIALS, "", preflight=False, resp=resp)
     return _OK
 
 
@@ -456,7 +552,8 @@ def evaluate(
     av = evaluate_actual(req, actual, mode, error=actual_error)
     if not sent and not warnings:
         return av
-    return replace(av, preflight_sent=sent, warnings=warnings + av.warnings)
+    console = pv.console + av.console if sent else av.console
+    return replace(av, preflight_sent=sent, warnings=warnings + av.warnings, console=console)
 
 
 def redirected_request(req: CorsRequest, resp: HttpResponse) -> CorsRequest | None:

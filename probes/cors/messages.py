@@ -1,10 +1,16 @@
-"""Chromium's CORS console messages, verbatim (cors_error_string.cc), as printed by
-Chromium 156 (checked by tests/cors/test_cors_browser.py against a real headless Chromium).
+"""The stable short ``step`` ids (the engine-neutral failed check the evaluator reports and the
+analyzer groups by), the :class:`Failure` record each engine renders, and Chromium's CORS
+console messages, verbatim (cors_error_string.cc), as printed by Chromium 156 (checked by
+tests/cors/test_cors_browser.py against a real headless Chromium).
 
-Also the stable short ``step`` ids the analyzer groups by.
+Firefox's and WebKit's wording live in messages_firefox.py and messages_webkit.py;
+:func:`console_lines` / :func:`js_error` pick the engine. probes/cors/recognize.py builds the
+`albprobe explain` recognizer by rendering these same functions, so there is one source of text.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 # Stable step ids (docs/cors.md). Never rename: run directories store them.
 NETWORK = "network"
@@ -44,6 +50,38 @@ STEPS: tuple[str, ...] = (
     DISALLOWED_BY_MODE,
     DISABLED_SCHEME,
 )
+
+ENGINES = ("chrome", "firefox", "webkit")
+ENGINE_NAMES = {
+    "chrome": "Chromium (Chrome, Edge)",
+    "firefox": "Firefox",
+    "webkit": "WebKit (Safari)",
+}
+
+
+class Failure(NamedTuple):
+    """One failed check, engine-neutral: what every engine's renderer needs. (A NamedTuple:
+    the load user builds one per failed request, and verdicts are memoised on it.)"""
+
+    step: str
+    url: str  # as printed (the hop's URL after a redirect)
+    origin: str
+    initiator: str = "fetch"
+    preflight: bool = False
+    param: str = ""  # Chromium's failed_parameter (ACAO/ACAC value, method, lower-case header)
+    status: int | None = None  # status of the response that failed the check
+    redirected_from: str | None = None  # the first URL, when this hop followed a redirect
+    redirect_to: str | None = None  # the failing response redirects here (credentials removed)
+    redirect_raw: str | None = None  # ... and here as sent, credentials and all
+    header: str = ""  # the failing request header as the script spelled it
+    value: str = ""  # the whole header value that failed to parse
+    token: str = ""  # the first token in it that is not a token
+    repeated: bool = False  # Access-Control-Allow-Origin came on more than one header line
+    method: str = ""  # the request method as sent (normalised)
+    host: str = ""  # the URL's host (network errors)
+    net_error: str | None = None
+    scheme: str = ""
+
 
 PREFLIGHT_PREFIX = "Response to preflight request doesn't pass access control check: "
 _XHR_CREDENTIALS = (
@@ -232,3 +270,76 @@ def forbidden_method_message(method: str, initiator: str = "fetch") -> str:
     return (
         f"TypeError: Failed to execute 'fetch' on 'Window': '{method}' HTTP method is unsupported."
     )
+
+
+def chrome_lines(f: Failure) -> list[str]:
+    """Chromium's console lines for a failure (network errors and refused requests print no
+    CORS line: the script gets only its TypeError)."""
+    if f.step in (NETWORK, REQUEST_INVALID):
+        return []
+    if f.step == DISALLOWED_BY_MODE:
+        return [disallowed_by_mode_message(f.url, f.origin)]
+    if f.step == DISABLED_SCHEME:
+        return [disabled_scheme_message(f.url, f.scheme, f.initiator)]
+    return [
+        cors_message(
+            f.step,
+            f.param,
+            url=f.url,
+            origin=f.origin,
+            initiator=f.initiator,
+            preflight=f.preflight,
+            redirected_from=f.redirected_from,
+        )
+    ]
+
+
+def chrome_js_error(f: Failure) -> str:
+    if f.step == REQUEST_INVALID:
+        problem = "no-cors-method" if f.param == "no-cors-method" else "forbidden-method"
+        return request_invalid_message(problem, f.method, f.initiator)
+    return JS_XHR_ERROR if f.initiator == "xhr" else JS_FETCH_ERROR
+
+
+def console_lines(engine: str, f: Failure) -> list[str]:
+    """The console lines ``engine`` prints for ``f``, in its order (``spec`` words as Chromium)."""
+    if engine == "firefox":
+        from probes.cors import messages_firefox
+
+        return messages_firefox.lines(f)
+    if engine == "webkit":
+        from probes.cors import messages_webkit
+
+        return messages_webkit.lines(f)
+    return chrome_lines(f)
+
+
+def js_error(engine: str, f: Failure) -> str:
+    """What the page's script gets: the rejected fetch's error (or the XHR error event)."""
+    if engine == "firefox":
+        from probes.cors import messages_firefox
+
+        return messages_firefox.js_error(f)
+    if engine == "webkit":
+        from probes.cors import messages_webkit
+
+        return messages_webkit.js_error(f)
+    return chrome_js_error(f)
+
+
+def render(engine: str, f: Failure) -> tuple[tuple[str, ...], str]:
+    """(console lines, script error) for ``f`` in ``engine``'s words."""
+    return tuple(console_lines(engine, f)), js_error(engine, f)
+
+
+def authorization_wildcard_warning(engine: str, url: str) -> str | None:
+    """What each engine says when `Access-Control-Allow-Headers: *` covers Authorization on a
+    request without credentials: Chromium a DevTools issue (this text), Firefox a console
+    warning, WebKit nothing (it lets `*` cover Authorization silently)."""
+    if engine == "firefox":
+        from probes.cors import messages_firefox
+
+        return messages_firefox.authorization_wildcard_warning(url)
+    if engine == "webkit":
+        return None
+    return AUTHORIZATION_WILDCARD_WARNING

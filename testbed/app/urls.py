@@ -6,5 +6,6 @@ urlpatterns = [
     path("health", views.health),
     path("api/fast", views.fast),
     path("api/slow", views.slow),
+    path("api/cpu", views.cpu),
     path("api/items", views.items),
 ]

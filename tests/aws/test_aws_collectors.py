@@ -19,9 +19,11 @@ from probes.aws.collectors import (
     SSM_OUTPUT_LIMIT,
     TargetHealthPoller,
     collect_cloudwatch,
+    container_memory_via_ssm,
     download_access_logs,
     fetch_gunicorn_logs_via_ssm,
     metric_queries,
+    parse_container_memory,
 )
 from tests.aws.aws_topology import ACCOUNT, REGION, build_prod
 
@@ -442,3 +444,41 @@ def test_collect_cloudwatch_twice_replaces_its_rows(clients, prod, rundir):
         collect_cloudwatch(clients, prod.lb_arn, None, t0, t0 + 60, rundir, percentiles=False)
     rows = rundir.read_table("metrics").to_pylist()
     assert [(r["metric"], r["value"]) for r in rows] == [("RequestCount", 10.0)]
+
+
+# --- gunicorn worker memory through SSM (opt-in, `albprobe tune --ssm-stats`) ------------------
+
+DOCKER_MEMORY = """{"BlockIO":"0B / 0B","CPUPerc":"1.02%","Container":"academy-api","ID":"3f2a","MemPerc":"32.10%","MemUsage":"642.5MiB / 1.953GiB","Name":"academy-api","NetIO":"1MB / 2MB","PIDs":"23"}
+---
+PID                 PPID                RSS                 COMMAND
+4121                4101                40960               /usr/local/bin/python /usr/local/bin/gunicorn config.wsgi -w 3
+4180                4121                153600              /usr/local/bin/python /usr/local/bin/gunicorn config.wsgi -w 3
+4181                4121                163840              /usr/local/bin/python /usr/local/bin/gunicorn config.wsgi -w 3
+4182                4121                174080              /usr/local/bin/python /usr/local/bin/gunicorn config.wsgi -w 3
+4200                4101                2048                /bin/sh -c sleep infinity
+"""
+
+
+def test_container_memory_parses_docker_stats_and_top():
+    m = parse_container_memory("i-0123456789abcdef0", DOCKER_MEMORY)
+    assert m.workers == 3  # the master (parent 4101) is not a worker
+    assert m.per_worker_mb == pytest.approx((150 + 160 + 170) / 3)
+    assert m.total_mb == pytest.approx(642.5) and m.limit_mb == pytest.approx(1.953 * 1024)
+    empty = parse_container_memory("i-0123456789abcdef0", "")
+    assert empty.workers == 0 and empty.per_worker_mb is None and empty.limit_mb is None
+
+
+def test_container_memory_via_ssm_sends_one_read_only_command(clients, prod):
+    m = container_memory_via_ssm(clients, prod.instance, poll=0.01)
+    assert m.workers == 0  # moto runs nothing; the call sequence is what is tested here
+    cmd = clients.ssm.list_commands(InstanceId=prod.instance)["Commands"][-1]
+    (line,) = cmd["Parameters"]["commands"]
+    assert line.startswith("docker stats --no-stream --format '{{json .}}' academy-api;")
+    assert line.endswith("docker top academy-api -o pid,ppid,rss,args")
+    stub = _ssm_stub(clients, [{"Status": "Success", "StandardOutputContent": DOCKER_MEMORY}])
+    m = container_memory_via_ssm(clients, "i-0123456789abcdef0", poll=0.01)
+    stub.assert_no_pending_responses()
+    assert m.workers == 3 and m.per_worker_mb == pytest.approx(160)
+    with pytest.raises(AlbprobeError) as e:
+        container_memory_via_ssm(clients, "i-0123456789abcdef0", "api; rm -rf /")
+    assert "not a Docker container name" in e.value.message

@@ -120,3 +120,44 @@ load_balancer = "no-such-alb"
     meta = json.loads((tmp_path / "runs" / "nolb" / "run.json").read_text())
     assert "no-such-alb" in meta["aws"]["error"] and meta["status"] == "complete"
     assert "ALB target-health poller not started" in r.stdout
+
+
+def test_tune_against_a_url_reads_worker_memory_through_ssm_when_asked(
+    moto, clients, prod, tmp_path
+):
+    with Testbed(TestbedConfig()) as tb:  # stands in for the API behind the ALB
+        cfg = tmp_path / "albprobe.toml"
+        cfg.write_text(f"""
+target = "{tb.url}"
+[safety]
+allowed_hosts = ["127.0.0.1"]
+[aws]
+region = "{clients.region}"
+endpoint_url = "{moto}"
+load_balancer = "{prod.lb_name}"
+""")
+        env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200")
+        r = subprocess.run(
+            [
+                *("nice", "-n", "10", sys.executable, "-m", "albprobe", "tune"),
+                *("--config", str(cfg), "--endpoint", "/api/fast", "--start-rate", "5"),
+                *("--step", "3s", "--steps", "1", "--ssm-stats", "--out", str(tmp_path / "t")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=str(tmp_path),
+        )
+    assert "Traceback" not in r.stderr, r.stderr[-2000:]
+    doc = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert (
+        doc["figures"]["knee_rps"] is not None and doc["after"] is None
+    )  # no proof off the testbed
+    assert any("not proven" in s for s in doc["statements"])
+    sent = [c["Parameters"]["commands"][0] for c in clients.ssm.list_commands()["Commands"]]
+    assert any(c.startswith("docker stats --no-stream") for c in sent), sent
+    # moto runs nothing, so no worker was found: the recommendation says memory is unknown
+    assert "no gunicorn worker found" in r.stdout
+    assert doc["measurements"]["memory"] is None
+    assert any("memory per worker unknown" in n for n in doc["recommendation"]["notes"])

@@ -171,7 +171,7 @@ def test_unreachable_host_is_a_network_row_not_a_crash(capsys) -> None:
         (["cors", "ftp://x/y"], "is not an http(s) URL"),
         (["cors", "http://127.0.0.1:9/x", "-H", "NoColon"], "expected 'Name: value'"),
         (["cors", "http://127.0.0.1:9/x", "--credentials", "yes"], "--credentials"),
-        (["cors", "http://127.0.0.1:9/x", "--mode", "firefox"], "--mode"),
+        (["cors", "http://127.0.0.1:9/x", "--browser", "lynx"], "--browser"),
         (["cors", "http://127.0.0.1:9/x", "--origin", "hakwonplus.com"], "is not an origin"),
         (["cors", "http://127.0.0.1:9/x", "-c", "/nonexistent/albprobe.toml"], "not found"),
         (["cors"], "no URL to probe"),
@@ -181,3 +181,41 @@ def test_bad_input_exits_2_with_one_line(args, needle, capsys) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "browser,reason",
+    [
+        ("chrome", "has been blocked by CORS policy: No 'Access-Control-Allow-Origin' header"),
+        (
+            "firefox",
+            "(Reason: CORS header ‘Access-Control-Allow-Origin’ missing). Status code: 201.",
+        ),
+        ("webkit", "is not allowed by Access-Control-Allow-Origin. Status code: 201"),
+    ],
+)
+def test_browser_option_words_the_failure_as_that_engine(api, browser, reason, capsys) -> None:
+    base, _ = api
+    rc = main(
+        ["cors", f"{base}/x", "--origin", "https://evil.example", "--browser", browser, "--json"]
+    )
+    assert rc == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == browser
+    (res,) = doc["results"]
+    assert res["verdict"]["step"] == "allow-origin-missing"
+    assert reason in res["verdict"]["message"]
+    if browser == "webkit":  # the reason line names no URL; the second line does
+        assert res["verdict"]["console"][1] == (
+            f"Fetch API cannot load {base}/x due to access control checks."
+        )
+
+
+def test_browser_from_config(api, tmp_path, capsys) -> None:
+    base, _ = api
+    cfg = tmp_path / "albprobe.toml"
+    cfg.write_text('[browser]\norigin = "https://evil.example"\ncors_mode = "webkit"\n')
+    assert main(["cors", f"{base}/x", "-c", str(cfg), "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mode"] == "webkit"
+    assert doc["results"][0]["verdict"]["js_error"] == "TypeError: Load failed"

@@ -1069,4 +1069,4 @@ def test_bad_request_fields_are_rejected() -> None:
     with pytest.raises(ValueError):
         CorsRequest(URL, ORIGIN, initiator="img")
     with pytest.raises(ValueError):
-        evaluate(CorsRequest(URL, ORIGIN), None, OK_ACT, mode="firefox")
+        evaluate(CorsRequest(URL, ORIGIN), None, OK_ACT, mode="lynx")

@@ -1,0 +1,419 @@
+"""`albprobe tune` orchestration: open-model steps until the SLO breaks, then the fit, the
+recommendation and, on the testbed, the proof at the recommended setting.
+
+Each step is one ordinary `albprobe run` (constant-rate shape, through the runner's public entry
+point) into <tune dir>/steps/. On the testbed the tuner owns the testbed for the whole session, so
+that it can read the gunicorn workers' memory and CPU time around each step and restart gunicorn
+with the recommended setting; the steps then target its proxy URL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.capacity import (
+    Memory,
+    PassResult,
+    StepFigures,
+    TuneResult,
+    check_slo,
+    next_rate,
+    recommend,
+    step_figures,
+    summarise_pass,
+)
+from analysis.reports.thresholds import Threshold
+from core.config import Capacity, Config
+from core.errors import AlbprobeError, ConfigError
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class TuneOptions:
+    config: Config
+    slo: list[Threshold]
+    out: Path
+    start_rate: float = 5.0
+    growth: float = 1.5
+    max_rate: float | None = None  # default: [safety] max_rps
+    resolution: float = 0.1
+    step_duration: float = 10.0
+    budget: int = 8  # steps per pass
+    target_rps: float | None = None  # default: the lowest offered rate that broke the SLO
+    headroom: float = 0.3
+    cpu_share: float | None = None
+    worker_memory_mb: float | None = None
+    memory_limit_mb: float | None = None
+    ssm_stats: bool = False
+    prove: bool = True
+    max_threads: int = 8
+
+
+@dataclass
+class _Session:
+    opts: TuneOptions
+    log: Log
+    url: str
+    tb: Any = None  # the Testbed, when it is the target
+    interrupted: str | None = None
+    pss_mb: list[float] = field(default_factory=list)  # mean worker PSS after each step
+
+    @property
+    def cfg(self) -> Config:
+        return self.opts.config
+
+
+def validate(opts: TuneOptions) -> None:
+    """Bad tuning arguments get one line naming the option and the fix."""
+    safety = opts.config.safety
+    max_rate = opts.max_rate if opts.max_rate is not None else safety.max_rps
+    checks = [
+        (opts.start_rate > 0, "--start-rate must be > 0"),
+        (opts.growth > 1, "--growth must be > 1 (e.g. 1.5)"),
+        (0 < opts.resolution < 1, "--resolution must be between 0 and 1 (e.g. 0.1)"),
+        (opts.step_duration >= 2, "--step must be at least 2s"),
+        (opts.budget >= 1, "--steps must be >= 1"),
+        (opts.headroom >= 0, "--headroom must be >= 0"),
+        (opts.target_rps is None or opts.target_rps > 0, "--target-rps must be > 0"),
+        (opts.cpu_share is None or 0 < opts.cpu_share <= 1, "--cpu-share must be in (0, 1]"),
+        (opts.worker_memory_mb is None or opts.worker_memory_mb > 0, "--worker-memory must be > 0"),
+        (opts.memory_limit_mb is None or opts.memory_limit_mb > 0, "--memory-limit must be > 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+    if max_rate > safety.max_rps:
+        raise ConfigError(
+            f"--max-rate {max_rate:g} is above safety.max_rps = {safety.max_rps:g}",
+            hint="lower --max-rate or raise [safety] max_rps deliberately",
+        )
+    if opts.target_rps is not None and opts.prove and opts.target_rps > safety.max_rps:
+        raise ConfigError(
+            f"--target-rps {opts.target_rps:g} is above safety.max_rps = {safety.max_rps:g}, "
+            "so the proof could not run it",
+            hint="lower --target-rps, pass --no-prove, or raise [safety] max_rps deliberately",
+        )
+    if opts.start_rate > max_rate:
+        raise ConfigError(f"--start-rate {opts.start_rate:g} is above the max rate {max_rate:g}")
+    if opts.ssm_stats and opts.config.is_testbed:
+        raise ConfigError(
+            "--ssm-stats reads a real target's containers", hint="drop it for the testbed"
+        )
+
+
+def _capacity_dict(cap: Capacity) -> dict[str, Any]:
+    return {
+        "worker_class": cap.worker_class,
+        "workers": cap.workers,
+        "threads": cap.threads if cap.worker_class == "gthread" else 1,
+        "slots": cap.slots,
+        "keepalive": cap.keepalive,
+    }
+
+
+def _run_step(s: _Session, pass_name: str, index: int, rate: float, cap: Capacity) -> StepFigures:
+    from albprobe.runner import RunOptions, execute
+
+    cfg = s.cfg
+    load = dataclasses.replace(
+        cfg.load,
+        shape="constant-rate",
+        rate=rate,
+        start_rate=rate,
+        end_rate=rate,
+        duration=s.opts.step_duration,
+        max_vus=min(cfg.load.max_vus, cfg.safety.max_users),
+        workers=0,
+    )
+    step_cfg = dataclasses.replace(cfg, target=s.url, load=load, capacity=cap)
+    cpu0 = _cpu(s)
+    result = execute(
+        RunOptions(
+            config=step_cfg,
+            shape="constant-rate",
+            runs_root=s.opts.out / "steps",
+            run_id=f"{pass_name}-{index:02d}-{rate:g}rps",
+        )
+    )
+    cpu1 = _cpu(s)
+    if s.tb is not None:
+        pss = [u.pss_mb if u.pss_mb is not None else u.rss_mb for u in s.tb.worker_usage()]
+        if pss:
+            s.pss_mb.append(sum(pss) / len(pss))
+    if (
+        result.status == "partial"
+        and result.status_reason
+        and ("Ctrl-C" in result.status_reason or "SIGTERM" in result.status_reason)
+    ):
+        s.interrupted = result.status_reason
+    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None and cpu1 >= cpu0 else None
+    return step_figures(result.rundir.path, rate, cpu_seconds=cpu)
+
+
+def _cpu(s: _Session) -> float | None:
+    """CPU seconds of the current workers; a worker replaced mid-step makes the delta unusable,
+    which the caller sees as a decrease and drops."""
+    if s.tb is None:
+        return None
+    usage = s.tb.worker_usage()
+    return sum(u.cpu_seconds for u in usage) if usage else None
+
+
+def _describe(step: StepFigures, holds: bool, failed: tuple[str, ...]) -> str:
+    x = f"{step.throughput_rps:.1f}" if step.throughput_rps is not None else "-"
+    p99 = f"{step.p99_ms:.0f} ms" if step.p99_ms is not None else "-"
+    verdict = "holds" if holds else "BROKEN: " + "; ".join(failed)
+    return (
+        f"  {step.offered_rps:7.2f} req/s offered -> {x} req/s done, p99 {p99}, "
+        f"5xx {step.rate_5xx or 0:.1%}  SLO {verdict}"
+    )
+
+
+def _search(s: _Session, pass_name: str, cap: Capacity) -> tuple[list[StepFigures], list[str]]:
+    """Grow, then bisect, until the planner is done or the budget is spent."""
+    o = s.opts
+    max_rate = o.max_rate if o.max_rate is not None else s.cfg.safety.max_rps
+    steps: list[StepFigures] = []
+    tried: list[tuple[float, bool]] = []
+    notes: list[str] = []
+    while s.interrupted is None:
+        rate = next_rate(
+            tried,
+            start=o.start_rate,
+            growth=o.growth,
+            max_rate=max_rate,
+            resolution=o.resolution,
+            budget=o.budget,
+        )
+        if rate is None:
+            break
+        step = _run_step(s, pass_name, len(steps) + 1, rate, cap)
+        check = check_slo(step, o.slo)
+        s.log(_describe(step, check.holds, check.failed))
+        steps.append(step)
+        tried.append((rate, check.holds))
+        if step.status == "aborted":
+            notes.append(
+                f"the step at {rate:g} req/s was cut short by the abort rule "
+                f"({step.status_reason}); it counts as a broken SLO and no higher rate was tried"
+            )
+    if s.interrupted:
+        notes.append(f"tuning stopped early: {s.interrupted}")
+    return steps, notes
+
+
+def _fixed(s: _Session, pass_name: str, rates: list[float], cap: Capacity) -> list[StepFigures]:
+    steps = []
+    for i, rate in enumerate(rates, 1):
+        if s.interrupted:
+            break
+        step = _run_step(s, pass_name, i, rate, cap)
+        check = check_slo(step, s.opts.slo)
+        s.log(_describe(step, check.holds, check.failed))
+        steps.append(step)
+    return steps
+
+
+def _measurements(s: _Session, before: PassResult) -> tuple[dict[str, Any], Memory | None]:
+    """Service time (the lowest step's mean time in system), CPU share, memory per worker."""
+    o = s.opts
+    complete = [st for st in before.steps if st.status == "complete" and st.mean_ms]
+    lowest = min(complete, key=lambda st: st.offered_rps) if complete else None
+    m: dict[str, Any] = {"service_ms": lowest.mean_ms if lowest else None}
+    m["service_source"] = (
+        f"mean time in system at the lowest step ({lowest.offered_rps:g} req/s)" if lowest else None
+    )
+    cpu_share, cpu_source = o.cpu_share, "--cpu-share" if o.cpu_share else None
+    if cpu_share is None and s.tb is not None and lowest is not None:
+        cpu = [(st.cpu_seconds, st.ok) for st in before.steps if st.cpu_seconds is not None]
+        busy = sum(ok for _, ok in cpu) * (lowest.mean_ms or 0) / 1000.0
+        if cpu and busy > 0:
+            cpu_share = min(1.0, sum(c for c, _ in cpu) / busy)
+            cpu_source = "testbed: gunicorn workers' CPU time / (requests x service time)"
+    m["cpu_share"], m["cpu_source"] = cpu_share, cpu_source
+    m["cores"] = os.cpu_count() if s.tb is not None else None
+    memory = None
+    if o.worker_memory_mb is not None:
+        memory = Memory(
+            per_worker_mb=o.worker_memory_mb, source="--worker-memory", limit_mb=o.memory_limit_mb
+        )
+    elif s.pss_mb:
+        memory = Memory(
+            per_worker_mb=max(s.pss_mb),
+            source="testbed: peak mean PSS of the gunicorn workers",
+            limit_mb=o.memory_limit_mb,
+        )
+    elif o.ssm_stats:
+        memory = _ssm_memory(s)
+    m["memory"] = dataclasses.asdict(memory) if memory else None
+    return m, memory
+
+
+def _ssm_memory(s: _Session) -> Memory | None:
+    """Opt-in, read-only: `docker stats` + `docker top` of the API container on each instance
+    target, through SSM Run Command. Trouble is logged; the recommendation then says memory is
+    unknown."""
+    from probes.aws.collectors import container_memory_via_ssm
+    from probes.aws.gather import resolve_target_group
+    from probes.aws.session import AwsClients
+
+    aws = s.cfg.aws
+    if not (aws.target_group or aws.load_balancer):
+        s.log("--ssm-stats: set [aws] load_balancer or target_group to find the instances")
+        return None
+    try:
+        clients = AwsClients.from_config(aws)
+        _, tg = resolve_target_group(clients, aws.load_balancer, aws.target_group)
+        desc = clients.elbv2.describe_target_health(TargetGroupArn=tg)
+        ids = [d["Target"]["Id"] for d in desc["TargetHealthDescriptions"]]
+        readings = [
+            container_memory_via_ssm(clients, i, aws.container) for i in ids if i.startswith("i-")
+        ]
+    except Exception as exc:
+        why = exc.one_line() if isinstance(exc, AlbprobeError) else f"{type(exc).__name__}: {exc}"
+        s.log(f"--ssm-stats: {why}")
+        return None
+    per = [r.per_worker_mb for r in readings if r.per_worker_mb]
+    limits = [r.limit_mb for r in readings if r.limit_mb]
+    if not per:
+        s.log("--ssm-stats: no gunicorn worker found in `docker top` of the container")
+        return None
+    return Memory(
+        per_worker_mb=max(per),
+        source=f"docker top via SSM on {len(readings)} instance(s): worker RSS (shared pages "
+        "counted in each, so an upper bound)",
+        limit_mb=s.opts.memory_limit_mb
+        if s.opts.memory_limit_mb is not None
+        else min(limits, default=None),
+    )
+
+
+def tune(opts: TuneOptions, *, log: Log = lambda s: None) -> TuneResult:
+    validate(opts)
+    cfg = opts.config
+    opts.out.mkdir(parents=True, exist_ok=True)
+    if cfg.is_testbed:
+        from testbed import Testbed
+
+        tb = Testbed(_testbed_config(cfg, opts.out))
+        log(
+            f"starting the testbed: gunicorn {cfg.capacity.workers} x {cfg.capacity.worker_class}"
+            + (
+                f" x {cfg.capacity.threads} threads"
+                if cfg.capacity.worker_class == "gthread"
+                else ""
+            )
+        )
+        with tb:
+            tb.wait_for_health("UP")
+            return _session(_Session(opts, log, tb.url, tb))
+    return _session(_Session(opts, log, cfg.target))
+
+
+def _session(s: _Session) -> TuneResult:
+    o, cfg = s.opts, s.cfg
+    slo_text = tuple(t.text for t in o.slo)
+    s.log(f"pass 1: the current setting, SLO {' and '.join(slo_text)}")
+    t0 = time.monotonic()
+    steps, notes = _search(s, "before", cfg.capacity)
+    before = summarise_pass("before", _capacity_dict(cfg.capacity), steps, o.slo, notes)
+    statements = [before.knee.statement, *notes]
+    measurements, memory = _measurements(s, before)
+    rec = None
+    if before.knee.step is None or measurements["service_ms"] is None:
+        statements.append("no recommendation: no step held the SLO")
+    else:
+        knee = before.knee
+        target = o.target_rps or (
+            knee.broke.offered_rps if knee.broke else max(st.offered_rps for st in before.steps)
+        )
+        rec = recommend(
+            target_rps=target,
+            service_ms=measurements["service_ms"],
+            headroom=o.headroom,
+            cpu_share=measurements["cpu_share"],
+            cores=measurements["cores"],
+            memory=memory,
+            max_threads=o.max_threads,
+            # N* is a finding only when a measured step beyond it really lost throughput.
+            usl_peak_concurrency=(
+                before.fit.peak_concurrency if before.fit.retrograde_measured else None
+            ),
+            proxy_idle_timeout=cfg.proxy.idle_timeout,
+        )
+        s.log(f"recommendation for {target:g} req/s: gunicorn {rec.gunicorn_args}")
+    after = None
+    if rec is not None and s.tb is not None and o.prove and s.interrupted is None:
+        new = Capacity(
+            worker_class=rec.worker_class,
+            workers=rec.workers,
+            threads=rec.threads,
+            timeout=cfg.capacity.timeout,
+            keepalive=rec.keepalive if rec.keepalive is not None else cfg.capacity.keepalive,
+        )
+        s.log(f"pass 2: restarting gunicorn with {rec.gunicorn_args}; the same steps again")
+        s.tb.reconfigure(
+            worker_class=new.worker_class,
+            workers=new.workers,
+            threads=new.threads,
+            keepalive=new.keepalive,
+        )
+        rates = sorted({st.offered_rps for st in before.steps} | {rec.target_rps})
+        after_steps = _fixed(s, "after", rates, new)
+        after = summarise_pass("after", _capacity_dict(new), after_steps, o.slo)
+    elif rec is not None and s.tb is None:
+        statements.append(
+            "not proven: the proof restarts gunicorn, which albprobe only does on the testbed; "
+            "deploy the setting and run `albprobe tune` again"
+        )
+    result = TuneResult(
+        target=cfg.target,
+        slo=slo_text,
+        before=before,
+        recommendation=rec,
+        after=after,
+        statements=tuple(statements),
+        measurements=measurements | {"elapsed_s": time.monotonic() - t0},
+    )
+    if after is not None and rec is not None:
+        verb = "holds" if result.proof_holds else "does NOT hold"
+        proof = (
+            f"proof: at {rec.gunicorn_args} the SLO {verb} at the target {rec.target_rps:g} req/s"
+        )
+        result = dataclasses.replace(result, statements=(*result.statements, proof))
+    return result
+
+
+def _testbed_config(cfg: Config, out: Path):
+    from testbed import TestbedConfig
+
+    cap = cfg.capacity
+    try:
+        return TestbedConfig(
+            worker_class=cap.worker_class,
+            workers=cap.workers,
+            threads=cap.threads,
+            timeout=cap.timeout,
+            keepalive=cap.keepalive,
+            idle_timeout=cfg.proxy.idle_timeout,
+            health_interval=1.0,
+            health_timeout=0.5,
+            log_dir=out / "testbed-logs",
+            front_origin=cfg.browser.origin,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"testbed: {exc}") from None
+
+
+def default_out(root: Path) -> Path:
+    return root / f"tune-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+__all__ = ["TuneOptions", "default_out", "tune", "validate"]
