@@ -99,7 +99,7 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
 def demo(
     mode: str = typer.Option(
         "default",
-        help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, blocked-port, cors-misconfig.",
+        help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, blocked-port, cors-misconfig, http-redirect.",
     ),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the demo's run directory goes."),
 ) -> None:
