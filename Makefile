@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo tune-demo test lint bench setup setup-test testbed clean
+.PHONY: demo tune-demo test lint bench sweep setup setup-test testbed clean
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -34,6 +34,13 @@ lint: setup-test
 
 bench: setup-test
 	@$(PY) bench/run_all.py
+
+# Verdict sweep: SWEEP_N seeded random testbed scenarios run for real (~35 s each), verdict vs the
+# injected cause. A benchmark, not a test (too long for CI). SWEEP_N=30 SWEEP_SEED=1000 by default.
+SWEEP_N ?= 30
+SWEEP_SEED ?= 1000
+sweep: setup
+	@SWEEP_N=$(SWEEP_N) SWEEP_SEED=$(SWEEP_SEED) nice -n 10 $(PY) bench/sweep.py
 
 clean:
 	rm -rf .venv runs .pytest_cache .ruff_cache

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.dataset import Dataset
+from analysis.figures import Figures
 from analysis.parsers import alb
 from analysis.parsers.haproxy import classify_sql
 
@@ -193,10 +194,17 @@ def _health_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     fig["health_unhealthy_samples"] = h.get("unhealthy_samples")
     fig["max_queued"] = h.get("max_queued")
     fig["health_collectors"] = h.get("collectors")
+    # at_capacity: samples taken under the load (from the first recorded request) while every
+    # slot was busy (or in-flight unknown, as from AWS): a health check timing out then is the
+    # load's doing, not a cold start before the load or a stalled checker.
+    slots = _slots(ds.meta.get("capacity") or {}) or 1
+    first = fig.get("first_ts")
+    under_load = f"AND ts >= {float(first) - 1!r}" if first is not None else ""
     fig["health_reasons"] = _rows(
         ds,
-        """SELECT state, coalesce(reason, '-') AS reason, any_value(description) AS description,
-                  count(*) AS samples, min(ts) AS first_ts
+        f"""SELECT state, coalesce(reason, '-') AS reason, any_value(description) AS description,
+                  count(*) AS samples, min(ts) AS first_ts,
+                  count(*) FILTER (WHERE (in_flight IS NULL OR in_flight >= {int(slots)}) {under_load}) AS at_capacity
            FROM health WHERE state <> 'healthy' GROUP BY 1, 2 ORDER BY samples DESC LIMIT 10""",
     )
 
@@ -474,6 +482,17 @@ def lagged_correlation(x: np.ndarray, y: np.ndarray, max_lag: int = 10) -> tuple
     return best
 
 
+def _slots(cap: dict[str, Any]) -> int | None:
+    """Concurrent requests one target serves: workers x threads (gthread)."""
+    slots = cap.get("slots")
+    if not slots and cap.get("workers"):
+        threads = cap.get("threads") or 1
+        slots = cap["workers"] * (
+            threads if cap.get("worker_class") == "gthread" or threads > 1 else 1
+        )
+    return slots
+
+
 def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     """Conditional rates, proximity shares, onset, capacity and the worker count to recommend."""
     if "n" in tl.series:
@@ -485,12 +504,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         p5 = tl.get("alb_a5xx")
         fail = p5 + tl.get("alb_t5xx")
     cap = ds.meta.get("capacity") or {}
-    slots = cap.get("slots")
-    if not slots and cap.get("workers"):
-        threads = cap.get("threads") or 1
-        slots = cap["workers"] * (
-            threads if cap.get("worker_class") == "gthread" or threads > 1 else 1
-        )
+    slots = _slots(cap)
     fig["slots"] = slots
     targets = fig.get("health_targets") or 1
     fig["capacity_total"] = slots * targets if slots else None
@@ -542,6 +556,19 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
             i = int(ts) - tl.t0
             near[max(0, i - NEAR_EVENT_S) : max(0, min(tl.seconds, i + NEAR_EVENT_S + 1))] = True
         fig["share_5xx_near_worker_event"] = float(p5[near].sum() / p5.sum()) if worker_ev else 0.0
+        # The closed-connection 502s alone (HAProxy SH--/SD--), the keep-alive race's own failures,
+        # judged apart from the failed connects that another cause (a stopped target) explains.
+        closed = tl.series.get("hap_hclosed")
+        if closed is not None and closed.sum():
+            total = float(closed.sum())
+            fig["share_closed_near_worker_event"] = (
+                float(closed[near].sum() / total) if worker_ev else 0.0
+            )
+            unh_now = tl.series.get("h_unhealthy")
+            if unh_now is not None:
+                fig["share_closed_while_unhealthy"] = float(
+                    closed[np.nan_to_num(unh_now) > 0].sum() / total
+                )
         # Share of proxy 5xx while the target was stopped (stop -> next start + 3 s).
         stop_win = np.zeros(tl.seconds, dtype=bool)
         starts = [ts for ts, k, _d in tl.events if k in ("target_started", "master_start")]
@@ -629,7 +656,7 @@ def mix_service_ms(ds: Dataset) -> float | None:
     return float(v) if v is not None and math.isfinite(v) and v > 0 else None
 
 
-def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
+def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     """All figures for the verdict, plus the per-second timeline for the report."""
     fig: dict[str, Any] = {"present": dict(ds.present)}
     meta = ds.meta
@@ -653,4 +680,4 @@ def compute(ds: Dataset) -> tuple[dict[str, Any], Timeline]:
         _derived(ds, fig, tl)
     fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
     fig["notes"] = list(ds.notes)
-    return _clean(fig), tl
+    return Figures.from_dict(_clean(fig)), tl

@@ -72,7 +72,9 @@ def analyze_run(
     try:
         figs, tl = correlate.compute(ds)
         sec = ds.meta.get("security_findings") or []
-        v = verdict.decide(figs, security_findings=sec if isinstance(sec, list) else [])
+        v = verdict.decide(
+            figs, security_findings=sec if isinstance(sec, list) else [], context="run"
+        )
         res = Result(v, tl, breaches=th.evaluate(thresholds, figs))
         if ds.present.get("alb_log"):
             res.extra_tables = alb_tables(ds)
@@ -270,7 +272,7 @@ def analyze_alb_logs(
             if not ds.present.get("alb_log"):
                 raise _no_entries(source, ds.parse_stats["alb"], windowed=bool(since or until))
             figs, tl = correlate.compute(ds)
-            v = verdict.decide(figs)
+            v = verdict.decide(figs, context="alb-logs")
             res = Result(v, tl, breaches=th.evaluate(thresholds, figs), extra_tables=alb_tables(ds))
         finally:
             ds.close()

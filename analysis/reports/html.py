@@ -51,6 +51,9 @@ KEY_FIGURES = (
     "alb_target_5xx",
     "alb_connect_fail",
     "alb_target_closed",
+    "alb_keepalive_race",
+    "alb_timeout_kill",
+    "alb_closed_late",
 )
 
 

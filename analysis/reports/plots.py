@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from analysis.correlate import Timeline  # noqa: E402
+from analysis.figures import Figures  # noqa: E402
 
 EVENT_COLOURS = {
     "worker_timeout": "#d62728",
@@ -53,7 +54,7 @@ def _markers(axes: list[Any], tl: Timeline) -> None:
         seen.add(kind)
 
 
-def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
+def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     """Requests/s by outcome, 5xx rate + healthy targets, concurrency vs capacity, latency."""
     x = np.arange(tl.seconds)
     fig, axes = plt.subplots(4, 1, figsize=(11, 10), sharex=True)
@@ -183,7 +184,7 @@ def timeline_png(tl: Timeline, fig_data: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
-def latency_png(fig_data: dict[str, Any]) -> bytes:
+def latency_png(fig_data: Figures) -> bytes:
     """Overall latency percentiles; the coordinated-omission-corrected series when measured."""
     labels = ["p50", "p90", "p99", "p99.9", "max"]
     vals = [fig_data.get(k) or 0 for k in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")]

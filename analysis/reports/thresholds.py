@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.figures import Figures
 from core.errors import AlbprobeError
 
 # metric name on the command line -> figure key (latencies in ms, rates as fractions)
@@ -54,16 +55,16 @@ class Threshold:
     text: str
     key: str = ""  # the figure key the metric names (METRICS[metric] when not given)
 
-    def measured(self, figures: dict[str, Any]) -> float | None:
+    def measured(self, figures: Figures | Mapping[str, Any]) -> float | None:
         v = figures.get(self.key or METRICS[self.metric])
         return None if v is None else float(v)
 
-    def true_of(self, figures: dict[str, Any]) -> tuple[bool | None, float | None]:
+    def true_of(self, figures: Figures | Mapping[str, Any]) -> tuple[bool | None, float | None]:
         """Whether the expression is true of the figures (None when the metric is unmeasured)."""
         v = self.measured(figures)
         return (None, None) if v is None else (_OPS[self.op](v, self.value), v)
 
-    def breached(self, figures: dict[str, Any]) -> tuple[bool, float | None]:
+    def breached(self, figures: Figures | Mapping[str, Any]) -> tuple[bool, float | None]:
         hit, v = self.true_of(figures)
         return bool(hit), v
 
@@ -97,7 +98,9 @@ def parse(
     return Threshold(name, op, value, expr.strip(), names[name])
 
 
-def evaluate(thresholds: list[Threshold], figures: dict[str, Any]) -> list[dict[str, Any]]:
+def evaluate(
+    thresholds: list[Threshold], figures: Figures | Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """One row per threshold: whether it was breached and the measured value (None = unmeasured)."""
     out = []
     for t in thresholds:

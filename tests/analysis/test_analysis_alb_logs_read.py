@@ -301,3 +301,18 @@ def test_python_and_duckdb_paths_read_a_line_alike(tmp_path, line):
         cols = ("request", "user_agent", "elb_status_code", "target_status_code", "ts")
         got = _rows(con, f"SELECT {', '.join(cols)} FROM alb")
         assert got == [{c: rec[c] for c in cols}]
+
+
+def test_verdict_calls_timeout_kills_capacity_not_a_keepalive_race(tmp_path):
+    """ALB 502s closed at gunicorn's --timeout are workers killed mid-request (capacity); only
+    closes within a second of dispatch are the keep-alive signature."""
+    from analysis import verdict
+
+    fig, _ = _closes(tmp_path / "k", keepalive_every=0, kill_every=100)
+    v = verdict.decide(fig, context="alb-logs")
+    ids = [c.id for c in v.causes]
+    assert "keepalive-race" not in ids and ids[0] == "capacity", (ids, v.headline)
+    assert "keep-alive signature" not in v.headline
+    fig, _ = _closes(tmp_path / "r", keepalive_every=100, kill_every=0)
+    v = verdict.decide(fig, context="alb-logs")
+    assert [c.id for c in v.causes][0] == "keepalive-race", v.headline

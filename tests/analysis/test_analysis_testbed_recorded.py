@@ -18,6 +18,8 @@ EXPECTED = {
     "hang": ("proxy", "capacity"),  # --fault hang@10s-30s: WORKER TIMEOUT, gunicorn 500s, L7TOUT
     "bp": ("proxy", "connectivity"),  # --fault blocked-port@10s-20s: sC--, L4TOUT
     "hh": ("proxy", "health-check-config"),  # --fault health-host: L7STS 400, fail-open
+    # --users 2 --duration 20s --fault blocked-port@0s: 4 requests, each a 10 s connect timeout
+    "bp0": ("proxy", "connectivity"),
 }
 
 
