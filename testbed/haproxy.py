@@ -76,7 +76,7 @@ def _tls_frontends(cfg: TestbedConfig, layout: HaproxyLayout) -> tuple[str, str]
 frontend fe_redirect
     bind {cfg.front_host}:{layout.redirect_port}
     option h1-case-adjust-bogus-client
-    no log
+    # logged like the ALB logs its redirect action: 301, no target (<NOSRV>), local (LR--)
     http-request redirect location https://%[req.hdr(host),field(1,:)]:{layout.https_port}%[capture.req.uri] code 301
     http-after-response set-header Server awselb/2.0
 """
