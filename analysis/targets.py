@@ -84,7 +84,8 @@ def target_of_server(server: str, targets: list[str]) -> str | None:
     i = int(m.group(1) or 1)
     if 1 <= i <= len(targets):
         return targets[i - 1]
-    return server  # a target the run did not list (an old run): keep the server's name
+    # a target the run did not list (an old run): the server's name, without the backup suffix
+    return "target" if i == 1 else f"target-{i}"
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -161,6 +162,8 @@ def breakdown(con: duckdb.DuckDBPyConnection, targets: list[str] | None = None) 
     listed = list(targets or [])
     answered = _answered(con)
     health = _health(con, listed)
+    if not listed and len(health) == 1:
+        listed = list(health)  # a run from before several targets: its one health target
     source, logged, none = _proxy_log(con, listed)
     names = list(dict.fromkeys([*listed, *answered, *health, *logged]))
     stats = tuple(

@@ -1374,7 +1374,9 @@ def _proxy_headline(fig: Figures, failing: float, causes: list[Cause], alb_only:
         if _f(fig.network):
             parts.append(f"{_n(fig.network)} without response")
         cors_txt = (
-            "while app responses passed CORS"
+            "and no request reached the app"
+            if not _f(fig.app_responses)
+            else "while app responses passed CORS"
             if not _f(fig.app_cors_fail)
             else f"({_n(fig.app_cors_fail)} app responses also failed CORS)"
         )
