@@ -5,10 +5,12 @@ the recorded format of CONTRACT10 (fixtures/synth_targets.py) and on ALB logs.""
 from __future__ import annotations
 
 import pytest
+from rich.console import Console
 
 from analysis.dataset import open_run
 from analysis.parsers.gunicorn import _RULES
 from analysis.pipeline import analyze_alb_logs, analyze_run
+from analysis.reports.terminal import print_summary
 from analysis.targets import breakdown, target_of_server
 from core.rundir import SCHEMAS
 from fixtures import synth, synth_targets
@@ -52,6 +54,11 @@ def test_one_bad_target_of_two_is_target_down_with_the_split(tmp_path):
     assert per[T2]["unhealthy_samples"] > 0 and per[T1]["unhealthy_samples"] == 0
     assert per[T1]["answered"] > per[T2]["answered"] > 0
     assert any(e.startswith(f"1 of 2 targets: {T2} (") for e in v.causes[0].evidence)
+    console = Console(record=True, width=160)
+    print_summary(v, console=console)
+    table = console.export_text()
+    assert "targets (proxy 5xx from the proxy log)" in table
+    assert f"{T2} │" in table and f"{per[T2]['failed']} │" in table
 
 
 def test_the_correct_deploy_is_the_control_no_failure_no_cause(tmp_path):
