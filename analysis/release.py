@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from analysis.targets import target_of_server
+from analysis.targets import table_columns, target_of_server
 
 # A failure this close to a worker event (s) is taken as caused by it (log timestamps are 1 s).
 NEAR_S = 2.0
@@ -80,15 +80,8 @@ class ReleaseFigures:
         return asdict(self)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
-    try:
-        return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
-    except duckdb.Error:
-        return set()
-
-
 def _failures(con: duckdb.DuckDBPyConnection, targets: list[str]) -> tuple[str, list[Failure]]:
-    if {"server", "status", "ts"} <= _columns(con, "haproxy"):
+    if {"server", "status", "ts"} <= table_columns(con, "haproxy"):
         rows = con.execute(
             "SELECT ts, server, status FROM haproxy WHERE status >= 500 AND ts IS NOT NULL"
         ).fetchall()
@@ -98,7 +91,7 @@ def _failures(con: duckdb.DuckDBPyConnection, targets: list[str]) -> tuple[str, 
                 t = target_of_server(str(server), targets)
                 out.append(Failure(float(ts), t, int(status), no_target=t is None))
             return "proxy log", out
-    if {"target_port", "elb_status_code", "ts"} <= _columns(con, "alb"):
+    if {"target_port", "elb_status_code", "ts"} <= table_columns(con, "alb"):
         rows = con.execute(
             "SELECT ts, target_port, elb_status_code FROM alb WHERE elb_status_code >= 500"
         ).fetchall()
@@ -112,7 +105,7 @@ def _failures(con: duckdb.DuckDBPyConnection, targets: list[str]) -> tuple[str, 
                 )
                 for ts, tp, s in rows
             ]
-    if {"ts", "status", "source"} <= _columns(con, "requests"):
+    if {"ts", "status", "source"} <= table_columns(con, "requests"):
         rows = con.execute(
             """SELECT ts, status FROM requests
                WHERE source = 'proxy' AND status >= 500 AND ts IS NOT NULL"""
@@ -131,7 +124,7 @@ class _Ev:
 
 
 def _events(con: duckdb.DuckDBPyConnection) -> list[_Ev]:
-    cols = _columns(con, "events")
+    cols = table_columns(con, "events")
     if not {"ts", "kind"} <= cols:
         return []
     target = "target" if "target" in cols else "CAST(NULL AS VARCHAR)"
@@ -143,7 +136,7 @@ def _events(con: duckdb.DuckDBPyConnection) -> list[_Ev]:
 
 
 def _gunicorn(con: duckdb.DuckDBPyConnection) -> list[_Ev]:
-    if not {"ts", "kind", "source"} <= _columns(con, "events_all"):
+    if not {"ts", "kind", "source"} <= table_columns(con, "events_all"):
         return []
     rows = con.execute(
         "SELECT ts, kind, coalesce(detail, ''), pid FROM events_all "
@@ -243,7 +236,7 @@ def _workers(fig: ReleaseFigures, gev: list[_Ev], fails: list[Failure]) -> None:
 
 
 def _redirects(fig: ReleaseFigures, con: duckdb.DuckDBPyConnection) -> None:
-    if {"kind", "status", "source"} <= _columns(con, "requests"):
+    if {"kind", "status", "source"} <= table_columns(con, "requests"):
         row = con.execute(
             f"""SELECT count(*) FILTER (WHERE kind = 'preflight' AND cors_step = '{REDIRECT_STEP}'),
                        count(*) FILTER (WHERE kind = 'actual' AND status BETWEEN 300 AND 399
@@ -251,7 +244,7 @@ def _redirects(fig: ReleaseFigures, con: duckdb.DuckDBPyConnection) -> None:
                 FROM requests"""
         ).fetchone()
         fig.redirect_preflights, fig.redirect_actuals = int(row[0]), int(row[1])
-    if {"status", "term"} <= _columns(con, "haproxy"):
+    if {"status", "term"} <= table_columns(con, "haproxy"):
         row = con.execute(
             "SELECT count(*) FROM haproxy WHERE status IN (301, 302, 307, 308) AND term LIKE 'LR%'"
         ).fetchone()

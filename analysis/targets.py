@@ -88,7 +88,8 @@ def target_of_server(server: str, targets: list[str]) -> str | None:
     return "target" if i == 1 else f"target-{i}"
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    """The columns a dataset table has (empty when it does not exist)."""
     try:
         return {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
     except duckdb.Error:
@@ -96,7 +97,7 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
 
 
 def _answered(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    if "target" not in _columns(con, "requests"):
+    if "target" not in table_columns(con, "requests"):
         return {}
     rows = con.execute(
         "SELECT target, count(*) FROM requests WHERE target IS NOT NULL GROUP BY 1"
@@ -105,7 +106,7 @@ def _answered(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def _health(con: duckdb.DuckDBPyConnection, targets: list[str]) -> dict[str, tuple[int, int]]:
-    if "target" not in _columns(con, "health"):
+    if "target" not in table_columns(con, "health"):
         return {}
     states = ", ".join(f"'{s}'" for s in UNHEALTHY_STATES)
     rows = con.execute(
@@ -125,7 +126,7 @@ def _proxy_log(
     con: duckdb.DuckDBPyConnection, targets: list[str]
 ) -> tuple[str, dict[str, tuple[int, int]], int]:
     """(source, {target: (lines, 5xx)}, 5xx without a target) from the HAProxy or ALB log."""
-    if {"server", "status"} <= _columns(con, "haproxy"):
+    if {"server", "status"} <= table_columns(con, "haproxy"):
         rows = con.execute(
             """SELECT server, count(*), count(*) FILTER (WHERE status >= 500)
                FROM haproxy GROUP BY 1"""
@@ -141,7 +142,7 @@ def _proxy_log(
             per[t] = (n0 + int(n), b0 + int(bad))
         if per or none:
             return "proxy log", per, none
-    if {"target_port", "elb_status_code"} <= _columns(con, "alb"):
+    if {"target_port", "elb_status_code"} <= table_columns(con, "alb"):
         rows = con.execute(
             """SELECT target_port, count(*), count(*) FILTER (WHERE elb_status_code >= 500)
                FROM alb GROUP BY 1"""

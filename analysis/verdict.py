@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from analysis.capacity.recommend import safe_keepalive
 from analysis.figures import Figures
+from analysis.release import NEAR_S
 
 AT_FAULT = ("proxy", "cors-setup", "none", "insufficient-evidence")
 CAUSE_IDS = (
@@ -943,7 +944,7 @@ def _worker_kill(fig: Figures, ctx: Context) -> Cause | None:
     sc.add(
         "gunicorn.failures-near-kill",
         near / total * 2,
-        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_KILL_S:g} s of the kill: the "
+        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_S:g} s of the kill: the "
         "request that worker was serving got the proxy's 502",
     )
     return Cause(
@@ -973,7 +974,7 @@ def _worker_recycle(fig: Figures, ctx: Context) -> Cause | None:
     sc.add(
         "gunicorn.failures-near-recycle",
         near / total * 2,
-        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_KILL_S:g} s of a recycle",
+        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_S:g} s of a recycle",
     )
     return Cause(
         "worker-recycle",
@@ -1026,7 +1027,6 @@ def _http_redirect(fig: Figures, ctx: Context) -> Cause | None:
     )
 
 
-NEAR_KILL_S = 2.0  # analysis/release.NEAR_S
 PROXY_CAUSES = (
     _target_down,
     _capacity,
