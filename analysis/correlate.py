@@ -310,7 +310,9 @@ def _event_figures(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     fig["events"] = counts
     sig = _one(
         ds,
-        """SELECT count(*) FILTER (WHERE kind = 'worker_killed' AND detail LIKE '%SIGKILL%') AS sigkill,
+        # gunicorn's own kill lines (the testbed also records a worker_killed event of its own)
+        """SELECT count(*) FILTER (WHERE kind = 'worker_killed' AND detail LIKE '%SIGKILL%'
+                                   AND source = 'gunicorn') AS sigkill,
                   count(*) FILTER (WHERE kind = 'worker_exit') AS exits
            FROM events_all""",
     )

@@ -19,6 +19,7 @@ targets through analysis/targets.py.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,8 +83,10 @@ class ReleaseFigures:
 
 def _failures(con: duckdb.DuckDBPyConnection, targets: list[str]) -> tuple[str, list[Failure]]:
     if {"server", "status", "ts"} <= table_columns(con, "haproxy"):
+        # HAProxy stamps a line with the request's arrival: a failure happens at its end
         rows = con.execute(
-            "SELECT ts, server, status FROM haproxy WHERE status >= 500 AND ts IS NOT NULL"
+            """SELECT ts + greatest(coalesce(t_active, 0), 0) / 1000.0, server, status
+               FROM haproxy WHERE status >= 500 AND ts IS NOT NULL"""
         ).fetchall()
         if rows or con.execute("SELECT count(*) FROM haproxy").fetchone()[0]:
             out = []
@@ -107,7 +110,7 @@ def _failures(con: duckdb.DuckDBPyConnection, targets: list[str]) -> tuple[str, 
             ]
     if {"ts", "status", "source"} <= table_columns(con, "requests"):
         rows = con.execute(
-            """SELECT ts, status FROM requests
+            """SELECT ts + coalesce(latency_ms, 0) / 1000.0, status FROM requests
                WHERE source = 'proxy' AND status >= 500 AND ts IS NOT NULL"""
         ).fetchall()
         return "requests", [Failure(float(ts), None, int(s)) for ts, s in rows]
@@ -150,7 +153,23 @@ def _num(rx: re.Pattern[str], text: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def _deploy(fig: ReleaseFigures, evs: list[_Ev], fails: list[Failure], end: float) -> None:
+def _first_answer(con: duckdb.DuckDBPyConnection, target: str, after: float) -> float | None:
+    """When ``target`` first answered a request after ``after`` (its app really serving)."""
+    if "target" not in table_columns(con, "requests"):
+        return None
+    row = con.execute(
+        "SELECT min(ts) FROM requests WHERE target = ? AND ts > ?", [target, after]
+    ).fetchone()
+    return float(row[0]) if row and row[0] is not None else None
+
+
+def _deploy(
+    fig: ReleaseFigures,
+    evs: list[_Ev],
+    fails: list[Failure],
+    end: float,
+    first_answer: Callable[[str, float], float | None],
+) -> None:
     """Attribute failures to each target's deregistration, stop and registration windows."""
     starts = [e.ts for e in evs if e.kind == "deploy_started"]
     fig.deploys = len(starts)
@@ -205,12 +224,15 @@ def _deploy(fig: ReleaseFigures, evs: list[_Ev], fails: list[Failure], end: floa
             elif e.kind == "target_registered":
                 registered = True
                 healthy = next((x.ts for x in nxt if x.kind == "target_healthy"), end)
+                # healthy is not ready: the window lasts until the app first answers
+                served = first_answer(target, e.ts)
+                until = max(healthy + AFTER_HEALTHY_S, served if served is not None else 0.0)
                 hit = [
                     i
                     for i in mine
                     if i not in counted
                     and fails[i].target == target
-                    and e.ts <= fails[i].ts <= healthy + AFTER_HEALTHY_S
+                    and e.ts <= fails[i].ts <= until
                 ]
                 if hit:
                     fig.early_register[target] = fig.early_register.get(target, 0) + len(hit)
@@ -261,7 +283,7 @@ def release_figures(
     fig.failures = len(fails)
     fig.no_routable_503 = sum(f.no_target and f.status == 503 for f in fails)
     stop = end if end is not None else max((f.ts for f in fails), default=0.0) + 1
-    _deploy(fig, _events(con), fails, stop)
+    _deploy(fig, _events(con), fails, stop, lambda t, after: _first_answer(con, t, after))
     _workers(fig, _gunicorn(con), fails)
     _redirects(fig, con)
     return fig
