@@ -48,8 +48,10 @@ class Failure:
 
 @dataclass
 class ReleaseFigures:
-    failures: int = 0  # proxy failures considered (proxy log 5xx, else requests)
-    failure_source: str = ""  # "proxy log" | "requests"
+    # proxy failures considered (proxy log 5xx, else ALB log, else requests); read only when the
+    # run had a deploy or a worker kill / recycle to attribute them to (failure_source "" else)
+    failures: int = 0
+    failure_source: str = ""  # "proxy log" | "ALB log" | "requests" | ""
     deploys: int = 0  # deploy_started events
     in_windows: int = 0  # failures inside a deregistration / stop / registration window
     stopped_before_deregistered: dict[str, int] = field(default_factory=dict)  # target: failures
@@ -240,21 +242,20 @@ def _deploy(
     fig.in_windows = len(counted)
 
 
-def _workers(fig: ReleaseFigures, gev: list[_Ev], fails: list[Failure]) -> None:
+def _oom_kills(gev: list[_Ev]) -> list[_Ev]:
+    """Workers SIGKILLed with no WORKER TIMEOUT of theirs in the 5 s before: the OOM killer."""
     timeouts = [(e.ts, e.pid) for e in gev if e.kind == "worker_timeout"]
-    kills = [
+    return [
         e
         for e in gev
         if e.kind == "worker_killed"
         and "SIGKILL" in e.detail
         and not any(p == e.pid and e.ts - 5.0 <= t <= e.ts for t, p in timeouts)
     ]
-    fig.oom_kills = len(kills)
-    fig.oom_pids = [int(e.pid) for e in kills if e.pid is not None]
-    fig.near_kill = sum(any(abs(f.ts - k.ts) <= NEAR_S for k in kills) for f in fails)
-    recycles = [e for e in gev if e.kind == "worker_recycled"]
-    fig.recycles = len(recycles)
-    fig.near_recycle = sum(any(abs(f.ts - r.ts) <= NEAR_S for r in recycles) for f in fails)
+
+
+def _near(fails: list[Failure], evs: list[_Ev]) -> int:
+    return sum(any(abs(f.ts - e.ts) <= NEAR_S for e in evs) for f in fails)
 
 
 def _redirects(fig: ReleaseFigures, con: duckdb.DuckDBPyConnection) -> None:
@@ -279,11 +280,19 @@ def release_figures(
     """The release, worker and redirect figures of a dataset; ``targets`` = run.json's list."""
     listed = list(targets or [])
     fig = ReleaseFigures()
+    _redirects(fig, con)
+    evs, gev = _events(con), _gunicorn(con)
+    kills = _oom_kills(gev)
+    recycles = [e for e in gev if e.kind == "worker_recycled"]
+    fig.oom_kills, fig.recycles = len(kills), len(recycles)
+    fig.oom_pids = [int(e.pid) for e in kills if e.pid is not None]
+    if not kills and not recycles and not any(e.kind == "deploy_started" for e in evs):
+        # nothing to attribute failures to: they are not read (a 10 M-row run stays fast)
+        return fig
     fig.failure_source, fails = _failures(con, listed)
     fig.failures = len(fails)
     fig.no_routable_503 = sum(f.no_target and f.status == 503 for f in fails)
     stop = end if end is not None else max((f.ts for f in fails), default=0.0) + 1
-    _deploy(fig, _events(con), fails, stop, lambda t, after: _first_answer(con, t, after))
-    _workers(fig, _gunicorn(con), fails)
-    _redirects(fig, con)
+    _deploy(fig, evs, fails, stop, lambda t, after: _first_answer(con, t, after))
+    fig.near_kill, fig.near_recycle = _near(fails, kills), _near(fails, recycles)
     return fig
