@@ -233,6 +233,17 @@ SCENARIOS: dict[str, DemoScenario] = {
                 "max_requests_jitter": 10,
             },
         ),
+        DemoScenario(
+            mode="http-redirect",
+            title="the front end calls http://: the ALB's port-80 listener answers with its 301 "
+            "to HTTPS, and the browser refuses the redirected preflight",
+            at_fault="proxy",
+            causes=("http-redirect",),
+            shape="users",
+            duration=12,
+            load={"users": 4, "think_time": 0.1},
+            testbed={"listener": "http-redirect"},
+        ),
     )
 }
 MODES = tuple(m for m in SCENARIOS if m != "default")

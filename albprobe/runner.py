@@ -185,6 +185,16 @@ def _create_run(opts: RunOptions) -> tuple[RunDir, dict[str, Any]]:
     return rundir, meta
 
 
+def _trusting_target_ca(opts: RunOptions, target: UrlTarget | TestbedTarget) -> RunOptions:
+    """The testbed's HTTPS listener has a CA made at start-up: the load user trusts it (and still
+    verifies), unless the config names its own bundle."""
+    ca = target.testbed.ca_file if target.testbed is not None else None
+    if ca is None or opts.config.browser.ca_bundle:
+        return opts
+    browser = dataclasses.replace(opts.config.browser, ca_bundle=str(ca))
+    return dataclasses.replace(opts, config=dataclasses.replace(opts.config, browser=browser))
+
+
 def _error_reason(exc: BaseException) -> str:
     return "error: " + (
         exc.one_line() if isinstance(exc, AlbprobeError) else f"{type(exc).__name__}: {exc}"
@@ -213,6 +223,7 @@ def execute(
     try:
         target = target_for(cfg, rundir, opts.testbed_overrides, opts.faults, events.append)
         target.start(meta, console_log)
+        opts = _trusting_target_ca(opts, target)
         run = RunContext(rundir, cfg, target.url, meta["started_at"], console_log)
         collectors = collectors_for(RunSetup(cfg, target.testbed, opts.opt_ins()))
         for c in collectors:

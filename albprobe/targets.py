@@ -190,7 +190,12 @@ class TestbedTarget:
         self.url = tb.url
         d = tb.describe()
         meta.update(
-            target={"kind": "testbed", "url": tb.url, "host": "127.0.0.1"},
+            target={
+                "kind": "testbed",
+                "url": tb.url,
+                "host": "127.0.0.1",
+                "listener": tb.config.listener,
+            },
             capacity=d["capacity"],
             proxy=d["proxy"],
             testbed={

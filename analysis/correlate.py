@@ -18,6 +18,8 @@ from analysis.dataset import Dataset
 from analysis.figures import Figures
 from analysis.parsers import alb
 from analysis.parsers.haproxy import classify_sql
+from analysis.release import release_figures
+from analysis.targets import breakdown
 
 WORKER_EVENT_KINDS = (
     "worker_timeout",
@@ -222,7 +224,7 @@ def _haproxy_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     for r in rows:
         classes[r["cls"]] = classes.get(r["cls"], 0) + r["count"]
     fig["haproxy_classes"] = classes
-    fig["haproxy_5xx"] = sum(v for k, v in classes.items() if k != "ok")
+    fig["haproxy_5xx"] = sum(v for k, v in classes.items() if k not in ("ok", "redirect"))
     fig["haproxy_by_class_status"] = rows
     fig["haproxy_503_as_502"] = sum(
         r["count"]
@@ -308,7 +310,9 @@ def _event_figures(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     fig["events"] = counts
     sig = _one(
         ds,
-        """SELECT count(*) FILTER (WHERE kind = 'worker_killed' AND detail LIKE '%SIGKILL%') AS sigkill,
+        # gunicorn's own kill lines (the testbed also records a worker_killed event of its own)
+        """SELECT count(*) FILTER (WHERE kind = 'worker_killed' AND detail LIKE '%SIGKILL%'
+                                   AND source = 'gunicorn') AS sigkill,
                   count(*) FILTER (WHERE kind = 'worker_exit') AS exits
            FROM events_all""",
     )
@@ -678,6 +682,21 @@ def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     _event_figures(ds, fig, tl)
     if tl.seconds:
         _derived(ds, fig, tl)
+    _target_figures(ds, fig)
     fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
     fig["notes"] = list(ds.notes)
     return Figures.from_dict(_clean(fig)), tl
+
+
+def _target_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+    """The per-target split and the release / worker / redirect figures (several targets, deploys
+    and worker events of the testbed's recorded events; the proxy's or ALB's log per target)."""
+    targets = list((ds.meta.get("testbed") or {}).get("targets") or [])
+    split = breakdown(ds.con, targets)
+    if split.targets or split.no_target:
+        fig["target_breakdown"] = split.to_dict()
+    end = ds.meta.get("ended_at") or fig.get("last_ts")
+    rel = release_figures(ds.con, targets, float(end) if end else None)
+    fig["release"] = rel.to_dict()
+    if ds.present.get("requests"):
+        fig["proxy_redirect_fail"] = rel.redirect_preflights + rel.redirect_actuals

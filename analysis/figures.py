@@ -168,6 +168,10 @@ class Figures:
     needed_slots: float | None = None
     recommended_threads: int | None = None
     recommended_workers: int | None = None
+    # several targets, the release, workers, redirects (analysis/targets.py, analysis/release.py)
+    target_breakdown: Row | None = None  # TargetBreakdown.to_dict(): failures per target
+    release: Row | None = None  # ReleaseFigures.to_dict(): deploy windows, kills, recycles
+    proxy_redirect_fail: int | None = None  # requests the proxy answered 3xx, failing CORS
     # inputs
     parse: dict[str, Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from analysis.capacity.recommend import safe_keepalive
 from analysis.figures import Figures
+from analysis.release import NEAR_S
 
 AT_FAULT = ("proxy", "cors-setup", "none", "insufficient-evidence")
 CAUSE_IDS = (
@@ -26,6 +27,10 @@ CAUSE_IDS = (
     "keepalive-race",
     "health-check-config",
     "connectivity",
+    "deploy",
+    "worker-kill",
+    "worker-recycle",
+    "http-redirect",
     "cors-setup",
 )
 MIN_REQUESTS = 50
@@ -90,6 +95,27 @@ WEIGHTS: dict[str, dict[str, float]] = {
         "gunicorn.running": 0.2,
         "alb.connect-timeout": 0.5,
         "alb.connect-fail": 0.3,
+    },
+    "deploy": {
+        "events.in-deploy-window": 0.9,
+        "events.stopped-before-deregistered": 0.5,
+        "events.drain-short": 0.5,
+        "events.graceful-short": 0.4,
+        "events.registered-before-ready": 0.5,
+        "haproxy.no-routable-503": 0.4,
+    },
+    "worker-kill": {
+        "gunicorn.oom-kill": 0.6,
+        "gunicorn.failures-near-kill": 0.7,
+    },
+    "worker-recycle": {
+        "gunicorn.recycle": 0.3,
+        "gunicorn.failures-near-recycle": 0.7,
+    },
+    "http-redirect": {
+        "requests.preflight-redirect": 0.9,
+        "requests.redirect-no-cors": 0.5,
+        "haproxy.redirect": 0.4,
     },
     "cors-setup": {"requests.app-cors-fail": 1.0},
 }
@@ -370,7 +396,7 @@ def _capacity(fig: Figures, ctx: Context) -> Cause | None:
     # near the timeout). Without such a signal the pressure figures weigh little.
     specific = bool(
         ev.get("worker_timeout")
-        or fig.worker_sigkill
+        or fig.worker_sigkill > int(_f(_rel(fig).get("oom_kills")))
         or fig.boot_loop
         or _f(fig.server_5xx)
         or _hap(fig, "server-timeout")
@@ -420,11 +446,13 @@ def _capacity(fig: Figures, ctx: Context) -> Cause | None:
     wt = int(ev.get("worker_timeout", 0))
     if wt:
         sc.add("gunicorn.worker-timeout", wt / 3, f"gunicorn: {wt} WORKER TIMEOUT events")
-    if fig.worker_sigkill:
+    # SIGKILLs with no WORKER TIMEOUT before them are the OOM killer's (worker-kill), not load
+    timeout_kills = fig.worker_sigkill - int(_f(_rel(fig).get("oom_kills")))
+    if timeout_kills > 0:
         sc.add(
             "gunicorn.worker-sigkill",
-            fig.worker_sigkill / 3,
-            f"gunicorn: {fig.worker_sigkill} workers sent SIGKILL (timeout kill or out of memory)",
+            timeout_kills / 3,
+            f"gunicorn: {timeout_kills} workers sent SIGKILL after a WORKER TIMEOUT",
         )
     if fig.boot_loop:
         sc.add(
@@ -809,7 +837,207 @@ def _cors(fig: Figures, ctx: Context) -> Cause | None:
     return Cause("cors-setup", sc.strength, sc.evidence, fix, sc.signals)
 
 
-PROXY_CAUSES = (_target_down, _capacity, _keepalive, _health_check, _connectivity)
+def _rel(fig: Figures) -> dict[str, Any]:
+    return fig.release or {}
+
+
+def _targets_named(counts: dict[str, int]) -> str:
+    return ", ".join(f"{t} ({_n(n)})" for t, n in sorted(counts.items()))
+
+
+def _deploy(fig: Figures, ctx: Context) -> Cause | None:
+    """Failures inside a deploy's deregistration / stop / registration windows."""
+    rel = _rel(fig)
+    total = _f(rel.get("failures"))
+    inside = _f(rel.get("in_windows"))
+    if not rel.get("deploys") or not total or not inside:
+        return None
+    sc = _Score("deploy", fig, ctx)
+    sc.add(
+        "events.in-deploy-window",
+        inside / total * 1.5,
+        f"{_n(inside)} of {_n(total)} proxy failures fell inside a target's deregistration, stop "
+        f"or registration window of the deploy ({rel.get('failure_source')})",
+    )
+    fixes = []
+    stopped = rel.get("stopped_before_deregistered") or {}
+    if stopped:
+        sc.add(
+            "events.stopped-before-deregistered",
+            1.0,
+            f"the container was stopped before it was deregistered: {_targets_named(stopped)} "
+            "failures while the ALB still sent it requests",
+        )
+        fixes.append(
+            "deregister the target first and stop the container only after the deregistration "
+            "delay (`aws elbv2 deregister-targets`, then wait for it to leave 'draining')"
+        )
+    short = rel.get("short_drain") or {}
+    if short:
+        delays = rel.get("drain_delays") or {}
+        d = max(delays.values()) if delays else None
+        sc.add(
+            "events.drain-short",
+            1.0,
+            f"the drain (deregistration_delay{f' {d:g} s' if d is not None else ''}) was shorter "
+            f"than the in-flight work: {_targets_named(short)} failures cut when it ended",
+        )
+        fixes.append(
+            "make deregistration_delay.timeout_seconds longer than the longest request "
+            "(`albprobe check` prints the command)"
+        )
+    graceful = rel.get("short_graceful") or {}
+    if graceful:
+        g = rel.get("graceful") or {}
+        gv = max(g.values()) if g else None
+        sc.add(
+            "events.graceful-short",
+            1.0,
+            f"gunicorn's graceful timeout{f' ({gv:g} s)' if gv is not None else ''} was shorter "
+            f"than the in-flight work: {_targets_named(graceful)} failures after SIGTERM",
+        )
+        fixes.append("raise gunicorn's --graceful-timeout above the longest request")
+    early = rel.get("early_register") or {}
+    if early:
+        sc.add(
+            "events.registered-before-ready",
+            1.0,
+            f"the new target was registered before the app was ready: {_targets_named(early)} "
+            "failures right after it turned healthy",
+        )
+        fixes.append(
+            "make /health answer 200 only when the app can serve (migrations done, workers "
+            "booted), and register the target after that"
+        )
+    nosrv = _f(rel.get("no_routable_503"))
+    if nosrv:
+        sc.add(
+            "haproxy.no-routable-503",
+            nosrv / total * 2,
+            f"{_n(nosrv)} 503s with no routable target (every target deregistered or draining)",
+        )
+        fixes.append("replace targets one at a time, keeping at least one registered and healthy")
+    if sc.strength < MIN_STRENGTH:
+        return None
+    fix = "; ".join(fixes) or (
+        "deploy in the ALB's order: deregister, wait out the drain, stop gracefully, start, "
+        "register, wait until healthy - one target at a time"
+    )
+    return Cause("deploy", sc.strength, sc.evidence, fix[0].upper() + fix[1:] + ".", sc.signals)
+
+
+def _worker_kill(fig: Figures, ctx: Context) -> Cause | None:
+    """The OOM killer's pattern: a worker SIGKILLed without a WORKER TIMEOUT, and its request's 502."""
+    rel = _rel(fig)
+    kills, near = _f(rel.get("oom_kills")), _f(rel.get("near_kill"))
+    if not kills or not near:
+        return None
+    sc = _Score("worker-kill", fig, ctx)
+    pids = ", ".join(str(p) for p in (rel.get("oom_pids") or [])[:5])
+    sc.add(
+        "gunicorn.oom-kill",
+        kills,
+        f"gunicorn: 'Worker (pid:{pids}) was sent SIGKILL! Perhaps out of memory?' x{_n(kills)}, "
+        "with no WORKER TIMEOUT of that worker before it (not gunicorn's timeout kill)",
+    )
+    total = max(1.0, _f(rel.get("failures")))
+    sc.add(
+        "gunicorn.failures-near-kill",
+        near / total * 2,
+        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_S:g} s of the kill: the "
+        "request that worker was serving got the proxy's 502",
+    )
+    return Cause(
+        "worker-kill",
+        sc.strength,
+        sc.evidence,
+        "Find what ate the memory: `dmesg -T | grep -i -E 'killed process|oom'` on the instance, "
+        "`docker stats academy-api`; give the container more memory or fewer workers, and cap a "
+        "leaking worker with gunicorn `--max-requests 1000 --max-requests-jitter 100`.",
+        sc.signals,
+    )
+
+
+def _worker_recycle(fig: Figures, ctx: Context) -> Cause | None:
+    """max-requests recycling, only when it actually produced failures."""
+    rel = _rel(fig)
+    rec, near = _f(rel.get("recycles")), _f(rel.get("near_recycle"))
+    if not rec or not near:
+        return None
+    sc = _Score("worker-recycle", fig, ctx)
+    sc.add(
+        "gunicorn.recycle",
+        1.0,
+        f"gunicorn: 'Autorestarting worker after current request.' x{_n(rec)} (--max-requests)",
+    )
+    total = max(1.0, _f(rel.get("failures")))
+    sc.add(
+        "gunicorn.failures-near-recycle",
+        near / total * 2,
+        f"{_n(near)} of {_n(total)} proxy failures within {NEAR_S:g} s of a recycle",
+    )
+    return Cause(
+        "worker-recycle",
+        sc.strength,
+        sc.evidence,
+        "A recycling worker closes its kept-alive connections: keep gunicorn's --keep-alive above "
+        "the ALB idle timeout and use gthread workers, or raise --max-requests (with "
+        "--max-requests-jitter) so recycles are rare.",
+        sc.signals,
+    )
+
+
+def _http_redirect(fig: Figures, ctx: Context) -> Cause | None:
+    """The front end calls http://; the ALB's port-80 listener redirects and the browser refuses."""
+    rel = _rel(fig)
+    pre, act = _f(rel.get("redirect_preflights")), _f(rel.get("redirect_actuals"))
+    if not pre and not act:
+        return None
+    sc = _Score("http-redirect", fig, ctx)
+    if pre:
+        sc.add(
+            "requests.preflight-redirect",
+            pre / max(1.0, _f(fig.preflight)) * 2,
+            f"{_n(pre)} preflights were answered with a redirect by the proxy; Chromium: "
+            "'Redirect is not allowed for a preflight request.'",
+        )
+    if act:
+        sc.add(
+            "requests.redirect-no-cors",
+            act / max(1.0, _f(fig.actual)) * 2,
+            f"{_n(act)} requests got the proxy's redirect without CORS headers",
+        )
+    lines = _f(rel.get("redirect_log_lines"))
+    if lines:
+        sc.add(
+            "haproxy.redirect",
+            1.0,
+            f"proxy log: {_n(lines)} requests answered by the HTTP listener's redirect to HTTPS "
+            "(LR--, no target)",
+        )
+    origin = fig.origin or "the front end"
+    return Cause(
+        "http-redirect",
+        sc.strength,
+        sc.evidence,
+        f"Call the API over https:// from {origin} (the API base URL starts with http://); the "
+        "ALB's port-80 listener only redirects to HTTPS, and a browser never follows a redirect "
+        "of a preflight.",
+        sc.signals,
+    )
+
+
+PROXY_CAUSES = (
+    _target_down,
+    _capacity,
+    _keepalive,
+    _health_check,
+    _connectivity,
+    _deploy,
+    _worker_kill,
+    _worker_recycle,
+    _http_redirect,
+)
 
 
 # ---- the decision ------------------------------------------------------------------------------
@@ -917,7 +1145,7 @@ def decide(
         )
 
     cors = _cors(fig, ctx)
-    proxy_fail = _f(fig.proxy_5xx) + _f(fig.server_5xx)
+    proxy_fail = _f(fig.proxy_5xx) + _f(fig.server_5xx) + _f(fig.proxy_redirect_fail)
     network = _f(fig.network)
     if alb_only:
         proxy_fail = _f(fig.alb_elb_5xx) + _f(fig.alb_target_5xx)
@@ -926,7 +1154,7 @@ def decide(
         if (proxy_fail or network)
         else []
     )
-    causes = _rank(fig, causes)
+    causes = _rank(fig, _with_target_split(fig, causes))
     corroborated = any(c.strength >= 0.5 for c in causes)
     # Network-only failures (no HTTP response) are "CORS errors" too, but without proxy-side
     # evidence they could be the client's own network: do not guess.
@@ -1026,10 +1254,38 @@ _EXPLAINS = {
 
 def _explained(fig: Figures, cause: Cause) -> float | None:
     """Failures the proxy log attributes to the cause's own failure mode (None: cannot tell)."""
+    rel = _rel(fig)
+    if cause.id in _RELEASE_EXPLAINS:
+        return sum(_f(rel.get(k)) for k in _RELEASE_EXPLAINS[cause.id])
     if not fig.haproxy_classes or cause.id not in _EXPLAINS:
         return None
     n = sum(_hap(fig, k) for k in _EXPLAINS[cause.id])
-    return n + (_f(fig.server_5xx) if cause.id == "capacity" else 0.0)
+    # A deploy's failures and a killed or recycled worker's 502s are theirs, not a target
+    # crash's or a keep-alive race's, though the proxy log looks the same.
+    if cause.id == "target-down":
+        n -= _f(rel.get("in_windows"))
+    if cause.id == "keepalive-race":
+        n -= _f(rel.get("near_kill")) + _f(rel.get("near_recycle"))
+    return max(0.0, n) + (_f(fig.server_5xx) if cause.id == "capacity" else 0.0)
+
+
+def _with_target_split(fig: Figures, causes: list[Cause]) -> list[Cause]:
+    """One bad target of N: the per-target split goes into the evidence of the target's causes."""
+    pattern = (fig.target_breakdown or {}).get("one_of_n")
+    if pattern:
+        for c in causes:
+            if c.id not in ("http-redirect", "cors-setup", "deploy"):
+                c.evidence.append(pattern)
+    return causes
+
+
+# Failures the release figures attribute to a cause (analysis/release.py).
+_RELEASE_EXPLAINS = {
+    "deploy": ("in_windows",),
+    "worker-kill": ("near_kill",),
+    "worker-recycle": ("near_recycle",),
+    "http-redirect": ("redirect_preflights", "redirect_actuals"),
+}
 
 
 def _rank(fig: Figures, causes: list[Cause]) -> list[Cause]:
@@ -1111,12 +1367,16 @@ def _proxy_headline(fig: Figures, failing: float, causes: list[Cause], alb_only:
         ):
             if count:
                 parts.append(f"{_n(count)} x {label}")
+        if _f(fig.proxy_redirect_fail):
+            parts.append(f"{_n(fig.proxy_redirect_fail)} x redirect to HTTPS")
         if _f(fig.server_5xx):
             parts.append(f"{_n(fig.server_5xx)} gunicorn 5xx")
         if _f(fig.network):
             parts.append(f"{_n(fig.network)} without response")
         cors_txt = (
-            "while app responses passed CORS"
+            "and no request reached the app"
+            if not _f(fig.app_responses)
+            else "while app responses passed CORS"
             if not _f(fig.app_cors_fail)
             else f"({_n(fig.app_cors_fail)} app responses also failed CORS)"
         )

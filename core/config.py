@@ -78,6 +78,9 @@ class Browser:
     # Secrets come from the environment only and are never written to a run directory.
     auth_header_env: str = "ALBPROBE_AUTHORIZATION"
     cookie_env: str = "ALBPROBE_COOKIE"
+    # PEM file of the CAs the browser trusts for https:// targets (None = the system's store).
+    # TLS is always verified; the testbed's own CA is handed over this way.
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,7 @@ class Capacity:
     threads: int = 1
     timeout: float = 30.0
     keepalive: float = 2.0
+    longest_request: float = 0.0  # the longest request the API is expected to serve; 0 = not known
     graceful_timeout: float = 5.0  # gunicorn --graceful-timeout: SIGTERM lets requests finish
     max_requests: int = 0  # gunicorn --max-requests (0 = workers are never recycled)
     max_requests_jitter: int = 0
@@ -276,6 +280,7 @@ _DURATION_KEYS = {
     "interval",
     "think_time",
     "graceful_timeout",
+    "longest_request",
     "deregistration_delay",
 }
 
@@ -471,6 +476,21 @@ def validate_origin(origin: str, *, key: str = "browser.origin") -> str:
     return origin.rstrip("/")
 
 
+def _ca_bundle(path: str | None, source_path: str | None) -> str | None:
+    """An existing PEM file, as an absolute path (relative ones are read from the config's folder)."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_absolute() and source_path:
+        p = Path(source_path).parent / p
+    if not p.is_file():
+        raise ConfigError(
+            f"browser.ca_bundle: no such file {path!r}",
+            hint="give the PEM file of the CA that signed the API's certificate, or drop the key to use the system's CAs",
+        )
+    return str(p.resolve())
+
+
 def _allowed_host(i: int, host: str) -> str:
     """A bare hostname, as check_target_allowed compares it with the target URL's hostname."""
     h = host.strip()
@@ -533,7 +553,11 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
                 f"endpoints: name {dup!r} is used twice", hint="give each endpoint a unique name"
             )
     browser = _build("browser", Browser, raw.get("browser"))
-    browser = replace(browser, origin=validate_origin(browser.origin))
+    browser = replace(
+        browser,
+        origin=validate_origin(browser.origin),
+        ca_bundle=_ca_bundle(browser.ca_bundle, source_path),
+    )
     if browser.cors_mode not in CORS_MODES:
         raise ConfigError(
             f"browser.cors_mode: must be one of {', '.join(CORS_MODES)}, got {browser.cors_mode!r}"
@@ -564,6 +588,8 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         )
     _positive("capacity", "workers", capacity.workers)
     _positive("capacity", "threads", capacity.threads)
+    _positive("capacity", "graceful_timeout", capacity.graceful_timeout, allow_zero=True)
+    _positive("capacity", "longest_request", capacity.longest_request, allow_zero=True)
     _positive("capacity", "max_requests", capacity.max_requests, allow_zero=True)
     _positive("capacity", "max_requests_jitter", capacity.max_requests_jitter, allow_zero=True)
     testbed = _build("testbed", TestbedGroup, raw.get("testbed"))

@@ -17,6 +17,7 @@ from locustfiles.shapes import AlbprobeShape  # noqa: F401  (Locust picks the sh
 from probes.loadgen import plugin
 from probes.loadgen.browser import BrowserCaller, prepare_endpoints
 from probes.loadgen.plans import OPEN_MODEL
+from probes.loadgen.tls import ssl_context
 
 plugin.install()
 
@@ -26,6 +27,13 @@ class BrowserUser(FastHttpUser):
     concurrency = 1
     network_timeout = 120.0
     connection_timeout = 15.0
+    # TLS is verified as a browser does, against [browser] ca_bundle (the testbed's CA) or the
+    # system's CAs; read when the first connection to a host is made, after the config is loaded.
+    insecure = False
+
+    @staticmethod
+    def ssl_context_factory(cafile: str | None = None):  # type: ignore[override]
+        return ssl_context(plugin.session().config.browser.ca_bundle, cafile)
 
     def wait_time(self) -> float:
         s = plugin.session()

@@ -29,6 +29,7 @@ from probes.cors import (
     with_body_headers,
 )
 from probes.cors.neterrors import error_class
+from probes.tls_trust import httpx_verify
 
 MAX_REDIRECTS = 20  # Fetch's redirect limit
 _SHOWN_HEADERS = frozenset(
@@ -113,6 +114,7 @@ class ProbeOptions:
     timeout: float = 10.0
     concurrency: int = 16
     verify_tls: bool = True
+    ca_bundle: str | None = None  # PEM of the CAs to trust (None = the system's)
     cookie: str | None = None  # sent on actual requests only, and only with credentials include
     user_agent: str = CHROME_USER_AGENT
     fingerprints: Sequence[Any] = ()
@@ -188,7 +190,10 @@ async def probe_all(endpoints: Sequence[Endpoint], opts: ProbeOptions) -> list[P
     sem = asyncio.Semaphore(max(1, opts.concurrency))
     limits = httpx.Limits(max_connections=max(1, opts.concurrency))
     async with httpx.AsyncClient(
-        timeout=opts.timeout, follow_redirects=False, verify=opts.verify_tls, limits=limits
+        timeout=opts.timeout,
+        follow_redirects=False,
+        verify=httpx_verify(opts.ca_bundle, opts.verify_tls),
+        limits=limits,
     ) as client:
 
         async def one(ep: Endpoint) -> ProbeResult:

@@ -20,6 +20,7 @@ import httpx
 
 from probes.attribution import attribute
 from probes.cors.wire import CHROME_USER_AGENT
+from probes.tls_trust import httpx_verify
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 
@@ -274,12 +275,15 @@ async def scan_async(
     *,
     timeout: float = 10.0,
     verify_tls: bool = True,
+    ca_bundle: str | None = None,
     concurrency: int = 4,
     token: str | None = None,
 ) -> ScanReport:
     probes = scan_probes(allowed_origin, token)
     sem = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=timeout, verify=verify_tls, follow_redirects=False) as c:
+    async with httpx.AsyncClient(
+        timeout=timeout, verify=httpx_verify(ca_bundle, verify_tls), follow_redirects=False
+    ) as c:
 
         async def run(p: ScanProbe) -> ScanResponse:
             async with sem:

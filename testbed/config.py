@@ -14,6 +14,9 @@ FAULTS: tuple[str, ...] = (
     "keepalive-race",  # backend keep-alive < proxy idle reuse, behind a latency relay
 )
 WORKER_CLASSES = ("sync", "gthread")
+# The ALB's listeners the load can be pointed at: the plain forwarding listener (the testbed's
+# historic default), port 443's role (TLS + ALPN h2), port 80's role (301 to HTTPS).
+LISTENERS = ("http", "https", "http-redirect")
 # Faults that can name one target (NAME:INDEX); the others switch the whole target group.
 TARGET_FAULTS: tuple[str, ...] = ("target-down", "hang", "health-host")
 # The target group's load_balancing.algorithm.type, and HAProxy's name for it.
@@ -35,6 +38,11 @@ class TestbedConfig:
     target_ip: str = "127.0.0.2"  # the target's "private IP": what the health checker sends as Host
     app_port: int = 0
     stats_port: int | None = 0  # HTTP stats page; None = none
+    # the ALB's HTTPS front: a CA and certificate made at start-up (testbed/tls.py)
+    tls: bool = True  # False = no HTTPS and no redirect listener
+    https_port: int = 0  # port 443's role
+    redirect_port: int = 0  # port 80's role: 301 to https://host:https_port/path
+    listener: str = "http"  # which listener `url` (what the load calls) names: one of LISTENERS
     # gunicorn capacity model
     worker_class: str = "sync"
     workers: int = 2
@@ -75,6 +83,10 @@ class TestbedConfig:
             raise ValueError(
                 f"worker_class must be one of {WORKER_CLASSES}, got {self.worker_class!r}"
             )
+        if self.listener not in LISTENERS:
+            raise ValueError(f"listener must be one of {LISTENERS}, got {self.listener!r}")
+        if self.listener != "http" and not self.tls:
+            raise ValueError(f"listener {self.listener!r} needs tls on")
         if self.workers < 1 or self.threads < 1:
             raise ValueError("workers and threads must be >= 1")
         if not 1 <= self.targets <= 50:

@@ -72,11 +72,36 @@ class HaproxyLayout:
     core_socket: Path
     route_map: Path | None = None  # runtime switch between the normal and the blocked backend
     blocked_addr: tuple[str, int] | None = None  # the SYN-dropping socket of `blocked-port`
+    https_port: int | None = None  # port 443's role: TLS, ALPN h2 and http/1.1
+    tls_pem: Path | None = None  # certificate chain + key (testbed/tls.py)
+    redirect_port: int | None = None  # port 80's role: the ALB's redirect to HTTPS
     more_servers: tuple[tuple[str, int], ...] = ()  # targets 2..N (where traffic to them goes)
 
     @property
     def servers(self) -> tuple[tuple[str, int], ...]:
         return ((self.server_host, self.server_port), *self.more_servers)
+
+
+def _tls_frontends(cfg: TestbedConfig, layout: HaproxyLayout) -> tuple[str, str]:
+    """The HTTPS bind line of the ALB's face, and the port-80 frontend that redirects to it."""
+    if not (layout.https_port and layout.tls_pem):
+        return "", ""
+    bind = (
+        f"    bind {cfg.front_host}:{layout.https_port} ssl crt {layout.tls_pem} alpn h2,http/1.1\n"
+    )
+    if not layout.redirect_port:
+        return bind, ""
+    # The ALB's default redirect action: HTTPS, the request's host, port 443's role, the same
+    # path and query, 301. It answers before any target is involved, preflights included.
+    redirect = f"""
+frontend fe_redirect
+    bind {cfg.front_host}:{layout.redirect_port}
+    option h1-case-adjust-bogus-client
+    # logged like the ALB logs its redirect action: 301, no target (<NOSRV>), local (LR--)
+    http-request redirect location https://%[req.hdr(host),field(1,:)]:{layout.https_port}%[capture.req.uri] code 301
+    http-after-response set-header Server awselb/2.0
+"""
+    return bind, redirect
 
 
 def _targets_config(cfg: TestbedConfig, layout: HaproxyLayout) -> str:
@@ -126,6 +151,7 @@ backend {BLOCKED}
     errorfile 503 {ERRORPAGES / "alb-504.http"}
     server {PRIMARY}-blocked {host}:{port}
 """
+    tls_bind, redirect = _tls_frontends(cfg, layout)
     stats = (
         f"""
 listen stats
@@ -168,7 +194,7 @@ frontend fe_alb
     # connection to fe_core, because HAProxy silently closes a kept-alive client connection
     # when a reused target connection fails (so that browsers retry), where the ALB answers 502.
     bind {cfg.front_host}:{layout.front_port}
-    option h1-case-adjust-bogus-client
+{tls_bind}    option h1-case-adjust-bogus-client
     no log
     default_backend be_core
 
@@ -183,7 +209,7 @@ frontend fe_core
     # No registered target, or none routable (all draining / deregistered): the ALB's own 503.
     http-request return status 503 errorfile {ERRORPAGES / "alb-503.http"} if {{ nbsrv({BACKEND}) eq 0 }}
 {route}    default_backend {BACKEND}
-{_targets_config(cfg, layout)}{blocked}{stats}"""
+{_targets_config(cfg, layout)}{blocked}{redirect}{stats}"""
 
 
 @dataclass(frozen=True)

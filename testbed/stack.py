@@ -46,6 +46,7 @@ from testbed.haproxy import (
 from testbed.ports import free_port, port_bindable, port_open
 from testbed.procstat import ProcUsage, workers_usage
 from testbed.sidecar import HealthSidecar
+from testbed.tls import TlsFiles
 
 EventListener = Callable[[dict[str, Any]], None]
 
@@ -83,7 +84,8 @@ class Testbed:
         self._relay: Child | None = None
         self._relay_port = 0
         self._blackhole = Blackhole()
-        self.front_port = self.app_port = 0
+        self.front_port = self.app_port = self.https_port = self.redirect_port = 0
+        self.tls: TlsFiles | None = None
         self.stats_port: int | None = None
         self.log_dir: Path | None = None
         self.haproxy_logs: list[Path] = []
@@ -92,8 +94,32 @@ class Testbed:
     # ---- addresses ---------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        """Through the proxy: what browsers (and the load) talk to."""
+        """Through the proxy: what browsers (and the load) talk to, on the configured listener."""
+        return {
+            "http": self.http_url,
+            "https": self.https_url,
+            "http-redirect": self.redirect_url,
+        }[self.config.listener]
+
+    @property
+    def http_url(self) -> str:
+        """The plain forwarding listener."""
         return f"http://{self.config.front_host}:{self.front_port}"
+
+    @property
+    def https_url(self) -> str:
+        """Port 443's role: TLS with the testbed CA's certificate, HTTP/2 offered by ALPN."""
+        return f"https://{self.config.front_host}:{self.https_port}" if self.https_port else ""
+
+    @property
+    def redirect_url(self) -> str:
+        """Port 80's role: every request gets the ALB's 301 to https_url."""
+        return f"http://{self.config.front_host}:{self.redirect_port}" if self.redirect_port else ""
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate that clients trust to verify https_url (None without TLS)."""
+        return self.tls.ca_cert if self.tls else None
 
     @property
     def app_url(self) -> str:
@@ -213,6 +239,16 @@ class Testbed:
                 TargetSlot(i, ip, self.app_port) for i, ip in enumerate(cfg.target_ips, 1)
             ]
             self.front_port = self._pick_port(cfg.front_host, cfg.front_port, "proxy", "--port")
+            if cfg.tls:
+                from testbed.tls import API_HOST, generate
+
+                self.tls = generate(self._tmp / "tls", (API_HOST, cfg.front_host))
+                self.https_port = self._pick_port(
+                    cfg.front_host, cfg.https_port, "HTTPS", "--https-port"
+                )
+                self.redirect_port = self._pick_port(
+                    cfg.front_host, cfg.redirect_port, "redirect", "--redirect-port"
+                )
             if cfg.stats_port is not None:
                 self.stats_port = self._pick_port(
                     "127.0.0.1", cfg.stats_port, "stats", "--stats-port"
@@ -254,6 +290,7 @@ class Testbed:
                 sidecar.close()
             self._sidecars.clear()
             self._blackhole.close()
+            self.tls = None
             if self.started:
                 self._emit("testbed_stopped")
             self.started = False
@@ -266,6 +303,10 @@ class Testbed:
         """Ports of ours still accepting connections (empty after a clean stop)."""
         hosts = [(self.front_port, self.config.front_host), (self._relay_port, "127.0.0.1")]
         hosts += [(self.app_port, ip) for ip in self.config.target_ips]
+        hosts += [
+            (self.https_port, self.config.front_host),
+            (self.redirect_port, self.config.front_host),
+        ]
         if self.stats_port:
             hosts.append((self.stats_port, "127.0.0.1"))
         return sorted({p for p, h in hosts if p and port_open(h, p)})
@@ -401,7 +442,10 @@ class Testbed:
             self._tmp / "core.sock",
             route_map,
             (self._blackhole.host, self._blackhole.port),
-            tuple(routes[1:]),
+            more_servers=tuple(routes[1:]),
+            https_port=self.https_port or None,
+            tls_pem=self.tls.server_pem if self.tls else None,
+            redirect_port=self.redirect_port or None,
         )
         cfg_path = self._tmp / "haproxy.cfg"
         cfg_path.write_text(render_config(self.config_for_render(), layout))
@@ -809,7 +853,16 @@ class Testbed:
     def describe(self) -> dict[str, Any]:
         cfg = self.config
         return {
-            "urls": {"proxy": self.url, "app": self.app_url, "stats": self.stats_url},
+            "urls": {
+                "proxy": self.url,
+                "http": self.http_url,
+                "https": self.https_url or None,
+                "redirect": self.redirect_url or None,
+                "app": self.app_url,
+                "stats": self.stats_url,
+            },
+            "listener": cfg.listener,
+            "ca_file": str(self.ca_file) if self.ca_file else None,
             "faults": sorted(self.faults),
             "targets": self.target_labels,
             "load_balancing": cfg.load_balancing,

@@ -118,6 +118,8 @@ def check(
         worker_class=worker_class or cap.worker_class,
         threads=cap.threads,
         container=aws.container,
+        graceful_timeout=cap.graceful_timeout,
+        longest_request=cap.longest_request,
     )
     try:
         from probes.aws.checks import parse_matcher

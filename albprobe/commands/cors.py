@@ -216,6 +216,11 @@ def register(app: typer.Typer) -> None:
         scan: bool = typer.Option(False, "--scan", help="Scan for CORS misconfigurations."),
         timeout: float = typer.Option(10.0, "--timeout", help="Per-request timeout, seconds."),
         insecure: bool = typer.Option(False, "--insecure", help="Do not verify TLS certificates."),
+        ca_bundle: Path = typer.Option(
+            None,
+            "--ca-bundle",
+            help="PEM file of the CAs to trust for https:// (default: [browser] ca_bundle, else the system's).",
+        ),
     ) -> None:
         """Send the preflight and the actual request exactly as the browser would; print its
         verdict, its console lines and who produced each response. Exit 1 when any endpoint
@@ -233,12 +238,24 @@ def register(app: typer.Typer) -> None:
         )
         if timeout <= 0:
             raise ConfigError(f"--timeout must be > 0, got {timeout}")
+        if ca_bundle is not None and not ca_bundle.is_file():
+            raise ConfigError(
+                f"--ca-bundle: no such file {str(ca_bundle)!r}",
+                hint="give the PEM file of the CA that signed the API's certificate",
+            )
+        trust = str(ca_bundle) if ca_bundle else cfg.browser.ca_bundle
         if scan:
             from probes.cors_scan import SEVERITIES
             from probes.cors_scan import scan as run_scan
 
             reports = [
-                run_scan(ep.url, opts["origin"], timeout=timeout, verify_tls=not insecure)
+                run_scan(
+                    ep.url,
+                    opts["origin"],
+                    timeout=timeout,
+                    verify_tls=not insecure,
+                    ca_bundle=trust,
+                )
                 for ep in {e.url: e for e in endpoints}.values()
             ]
             if json_out:
@@ -259,6 +276,7 @@ def register(app: typer.Typer) -> None:
             initiator="xhr" if xhr else "fetch",
             timeout=timeout,
             verify_tls=not insecure,
+            ca_bundle=trust,
             cookie=opts["cookie"],
             fingerprints=cfg.fingerprints,
         )

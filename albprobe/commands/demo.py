@@ -92,7 +92,7 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     overrides = {
         k: v
         for k, v in sc.testbed.items()
-        if k in ("faults", "connect_timeout", "app_boot_seconds")
+        if k in ("faults", "connect_timeout", "app_boot_seconds", "listener")
     }
     opts = RunOptions(
         config=cfg,
@@ -115,7 +115,7 @@ def demo(
         "default",
         help="default, or one of: healthy, target-down, capacity, keepalive-race, health-host, "
         "blocked-port, cors-misconfig, deploy, deploy-stop-first, deploy-short-drain, "
-        "deploy-early-register, one-target-bad, worker-kill, worker-recycle.",
+        "deploy-early-register, one-target-bad, worker-kill, worker-recycle, http-redirect.",
     ),
     runs_dir: Path = typer.Option(Path("runs"), help="Where the demo's run directory goes."),
 ) -> None:

@@ -80,6 +80,12 @@ def run(
     web_ui: bool = typer.Option(
         False, "--web-ui", help="Run with Locust's web UI (starts automatically)."
     ),
+    listener: str = typer.Option(
+        "http",
+        "--listener",
+        help="Testbed listener the load calls: http, https (port 443's role, verified against the "
+        "testbed CA) or http-redirect (port 80's role: the ALB's 301 to HTTPS).",
+    ),
     runs_dir: Path = typer.Option(Path("runs"), help="Where run directories are created."),
     run_id: str | None = typer.Option(
         None, help="Name of the run directory (default: time + shape)."
@@ -106,8 +112,12 @@ def run(
     from albprobe.progress import ProgressView
     from albprobe.runner import RunOptions, execute, parse_fault_schedule
     from core.config import load_config
-    from testbed.config import FAULTS
+    from testbed.config import FAULTS, LISTENERS
 
+    if listener not in LISTENERS:
+        raise ConfigError(
+            f"--listener: unknown listener {listener!r}", hint=f"one of: {', '.join(LISTENERS)}"
+        )
     cfg = apply_overrides(
         load_config(config),
         target=target,
@@ -117,6 +127,11 @@ def run(
         rate=rate,
         workers=workers,
     )
+    if listener != "http" and not cfg.is_testbed:
+        raise ConfigError(
+            f"--listener {listener}: only the testbed has listeners to choose",
+            hint="drop --listener, and give the URL's scheme in --target instead",
+        )
     opts = RunOptions(
         config=cfg,
         shape=cfg.load.shape,
@@ -127,6 +142,7 @@ def run(
         run_id=run_id,
         ssm_logs=ssm_logs,
         collect=frozenset({"alb-access-logs"} if alb_access_logs else ()),
+        testbed_overrides={"listener": listener} if listener != "http" else {},
     )
     console = Console(highlight=False)
     view = ProgressView(console, duration=cfg.load.duration)

@@ -45,6 +45,12 @@ def up(
         help="Fault switch to start with (repeatable): target-down, hang, cors-misconfig, health-host, blocked-port, keepalive-race.",
     ),
     port: int = typer.Option(8080, help="Proxy (ALB) port on 127.0.0.1; 0 = a free port."),
+    https_port: int = typer.Option(
+        8443, help="Port 443's role: HTTPS (testbed CA, ALPN h2); 0 = a free port."
+    ),
+    redirect_port: int = typer.Option(
+        8081, help="Port 80's role: the ALB's 301 to HTTPS; 0 = a free port."
+    ),
     app_port: int = typer.Option(
         8000, help="gunicorn (target) port, like production; 0 = a free port."
     ),
@@ -104,6 +110,12 @@ def up(
             f"[bold]albprobe testbed[/bold] up (faults: {', '.join(d['faults']) or 'none'})"
         )
         console.print(f"  proxy (ALB)  {tb.url}        <- point browsers / albprobe here")
+        if tb.ca_file:
+            console.print(f"  HTTPS (443)  {tb.https_url}       trust {tb.ca_file}")
+            console.print(f"  HTTP (80)    {tb.redirect_url}        301 to HTTPS")
+        console.print(
+            f"  target       {tb.app_url}  gunicorn {d['capacity']['worker_class']} x{d['capacity']['workers']}"
+        )
         for label in d["targets"]:
             console.print(
                 f"  target       http://{label}  gunicorn {d['capacity']['worker_class']} x{d['capacity']['workers']}"

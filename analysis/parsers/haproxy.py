@@ -136,6 +136,7 @@ def classify_sql(alias: str = "") -> str:
     """SQL CASE naming what a non-2xx HAProxy entry means, for the verdict's evidence."""
     a = f"{alias}." if alias else ""
     return f"""CASE
+      WHEN {a}status IN (301, 302, 307, 308) AND {a}term LIKE 'LR%' THEN 'redirect'
       WHEN {a}server = '<NOSRV>' THEN 'no-server'
       WHEN {a}status IN (502, 503) AND {a}term LIKE 'SC%' THEN 'connect-refused'
       WHEN {a}status IN (502, 503, 504) AND {a}term LIKE 'sC%' THEN 'connect-timeout'

@@ -51,6 +51,21 @@ def print_summary(
         for r in v.cross_table:
             t.add_row(str(r["source"]), str(r["cors"]), f"{r['count']:,}")
         con.print(t)
+    split = v.figures.target_breakdown or {}
+    if len(split.get("targets") or []) >= 2:
+        t = Table(title=f"targets (proxy 5xx from the {split.get('source') or 'proxy log'})")
+        for col in ("target", "answered", "proxy 5xx", "not healthy / samples"):
+            t.add_column(col, justify="left" if col == "target" else "right")
+        for r in split["targets"]:
+            t.add_row(
+                str(r["target"]),
+                f"{r['answered']:,}",
+                f"{r['failed']:,}",
+                f"{r['unhealthy_samples']:,} / {r['health_samples']:,}",
+            )
+        con.print(t)
+        if split.get("no_target"):
+            con.print(f"  {split['no_target']:,} proxy 5xx found no routable target")
     for name, rows in (extra_tables or {}).items():
         if not rows:
             continue

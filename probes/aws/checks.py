@@ -58,6 +58,8 @@ class Expected:
     worker_class: str = "sync"
     threads: int = 1
     container: str = "academy-api"
+    graceful_timeout: float = 30.0  # gunicorn --graceful-timeout on the targets
+    longest_request: float = 0.0  # the longest request the API serves; 0 = not known
 
     @property
     def keepalive_applies(self) -> bool:
@@ -1406,3 +1408,8 @@ def _instance_status(topo: Topology, exp: Expected) -> Iterator[Outcome]:
             )
         else:
             yield Outcome("warn", ep.label, ev, "wait for the status checks to finish")
+
+
+# The deploy and traffic-spread checks of the target group live in their own module; importing it
+# registers them (after everything they use from here is defined).
+from probes.aws import checks_deploy  # noqa: E402,F401

@@ -340,6 +340,11 @@ def _filtered(paginator: Any, key: str, name: str, values: Iterable[str]) -> lis
     return out
 
 
+def _tg_attributes(clients: AwsClients, tg_arn: str) -> dict[str, str]:
+    resp = clients.elbv2.describe_target_group_attributes(TargetGroupArn=tg_arn)
+    return {a["Key"]: a.get("Value", "") for a in resp.get("Attributes", [])}
+
+
 def gather(clients: AwsClients, load_balancer: str, target_group: str | None = None) -> Topology:
     """Read the whole chain for one ALB (and one target group, or every group it uses)."""
     raw_lb = find_load_balancer(clients, load_balancer)
@@ -379,7 +384,10 @@ def gather(clients: AwsClients, load_balancer: str, target_group: str | None = N
         if target_group is None:  # also what the listeners forward to (moto's LoadBalancerArns
             # for a target group lags a modify-listener; the listeners are what the ALB does)
             raw_tgs += _forwarded_missing(clients, listeners, raw_tgs)
-        tgs = [parse_target_group(t) for t in raw_tgs]
+        tgs = [
+            replace(parse_target_group(t), attributes=_tg_attributes(clients, t["TargetGroupArn"]))
+            for t in raw_tgs
+        ]
         spare: tuple[TargetGroup, ...] = ()
         if not tgs and target_group is None:
             spare = tuple(_unattached_target_groups(clients, lb.vpc_id))

@@ -10,6 +10,13 @@ from dataclasses import dataclass, field
 
 # AWS's documented default when `idle_timeout.timeout_seconds` is absent (moto omits it until set).
 DEFAULT_IDLE_TIMEOUT = 60.0
+# AWS's defaults for the target-group attributes the checks read.
+TG_ATTRIBUTE_DEFAULTS = {
+    "deregistration_delay.timeout_seconds": "300",
+    "slow_start.duration_seconds": "0",
+    "load_balancing.algorithm.type": "round_robin",
+    "load_balancing.cross_zone.enabled": "use_load_balancer_configuration",
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +97,11 @@ class TargetGroup:
     target_type: str  # instance | ip | lambda | alb
     health_check: HealthCheckSettings
     load_balancer_arns: tuple[str, ...] = ()
+    attributes: dict[str, str] = field(default_factory=dict)  # describe-target-group-attributes
+
+    def attribute(self, key: str) -> str:
+        """An attribute's value, or AWS's documented default when the API leaves it out."""
+        return self.attributes.get(key) or TG_ATTRIBUTE_DEFAULTS.get(key, "")
 
     def health_check_port(self, target_port: int) -> int:
         hc = self.health_check.port

@@ -20,6 +20,8 @@ EXPECTED = {
     "hh": ("proxy", "health-check-config"),  # --fault health-host: L7STS 400, fail-open
     # --users 2 --duration 20s --fault blocked-port@0s: 4 requests, each a 10 s connect timeout
     "bp0": ("proxy", "connectivity"),
+    # --listener http-redirect --users 3 --duration 8s: the port-80 listener's 301s (LR--)
+    "redirect": ("proxy", "http-redirect"),
 }
 
 

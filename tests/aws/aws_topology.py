@@ -337,6 +337,58 @@ def no_registered_targets(c: AwsClients) -> Broken:
     return Broken(prod)
 
 
+def _tg_attributes(c: AwsClients, prod: Prod, **attrs: str) -> None:
+    c.elbv2.modify_target_group_attributes(
+        TargetGroupArn=prod.tg_arn,
+        Attributes=[{"Key": k.replace("__", "."), "Value": v} for k, v in attrs.items()],
+    )
+
+
+def drain_shorter_than_graceful_timeout(c: AwsClients) -> Broken:
+    """Draining lasts 10 s; gunicorn's graceful timeout ([capacity] graceful_timeout) is 30 s."""
+    prod = build_prod(c)
+    _tg_attributes(c, prod, deregistration_delay__timeout_seconds="10")
+    return Broken(prod, expected={"graceful_timeout": 30.0})
+
+
+def drain_shorter_than_longest_request(c: AwsClients) -> Broken:
+    """Draining lasts 60 s; a report endpoint runs 120 s ([capacity] longest_request)."""
+    prod = build_prod(c)
+    _tg_attributes(c, prod, deregistration_delay__timeout_seconds="60")
+    return Broken(prod, expected={"longest_request": 120.0})
+
+
+def second_api_instance(c: AwsClients, prod: Prod, az: str = "us-east-1b") -> str:
+    """Another API instance in a private subnet of ``az``, registered on 8000."""
+    subnet = c.ec2.create_subnet(VpcId=prod.vpc, CidrBlock="10.0.13.0/24", AvailabilityZone=az)[
+        "Subnet"
+    ]["SubnetId"]
+    inst = c.ec2.run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=subnet,
+        SecurityGroupIds=[prod.api_sg],
+    )["Instances"][0]["InstanceId"]
+    c.elbv2.register_targets(TargetGroupArn=prod.tg_arn, Targets=[{"Id": inst, "Port": 8000}])
+    return inst
+
+
+def round_robin_with_long_requests(c: AwsClients) -> Broken:
+    """Two targets, round robin (AWS's default), requests up to 20 s long."""
+    prod = build_prod(c)
+    inst = second_api_instance(c, prod)
+    return Broken(prod, expected={"longest_request": 20.0}, extra={"instance": inst})
+
+
+def cross_zone_off_with_an_empty_zone(c: AwsClients) -> Broken:
+    """Cross-zone load balancing turned off on the group; its one target is in us-east-1a, the
+    ALB also has a node in us-east-1b."""
+    prod = build_prod(c)
+    _tg_attributes(c, prod, load_balancing__cross_zone__enabled="false")
+    return Broken(prod)
+
+
 # Every broken topology the AWS tests build (the fix-replay test runs each one's fixes).
 BROKEN: dict[str, Callable[[AwsClients], Broken]] = {
     f.__name__: f
@@ -355,6 +407,10 @@ BROKEN: dict[str, Callable[[AwsClients], Broken]] = {
         nacl_without_ephemeral_ports,
         alb_egress_only_to_the_internet,
         no_registered_targets,
+        drain_shorter_than_graceful_timeout,
+        drain_shorter_than_longest_request,
+        round_robin_with_long_requests,
+        cross_zone_off_with_an_empty_zone,
     )
 }
 

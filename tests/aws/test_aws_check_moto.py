@@ -9,9 +9,13 @@ from probes.aws.checks import Expected, exit_code, run_checks
 from probes.aws.gather import gather
 from tests.aws.aws_topology import (
     build_prod,
+    cross_zone_off_with_an_empty_zone,
+    drain_shorter_than_graceful_timeout,
+    drain_shorter_than_longest_request,
     listener_not_forwarding,
     listener_not_forwarding_named,
     nacl_denies_the_port,
+    round_robin_with_long_requests,
     sg_with_wrong_port,
     stopped_instance,
     target_in_other_vpc,
@@ -215,3 +219,65 @@ def test_unknown_load_balancer_and_target_group(clients, prod):
     with pytest.raises(AlbprobeError) as e:
         gather(clients, prod.lb_name, target_group="no-such-tg")
     assert e.value.exit_code == 2 and "target group 'no-such-tg' not found" in e.value.message
+
+
+def test_drain_shorter_than_gunicorns_graceful_timeout(clients):
+    case = drain_shorter_than_graceful_timeout(clients)
+    fs = run_checks(gather(clients, case.prod.lb_name), Expected(**case.expected))
+    assert failing(fs) == {"tg.deregistration_delay"}
+    f = one(fs, "tg.deregistration_delay")
+    assert "deregistration_delay.timeout_seconds=10s" in f.evidence
+    assert "gunicorn's graceful timeout (30s)" in f.evidence and "502" in f.evidence
+    assert f.remediation == (
+        f"aws elbv2 modify-target-group-attributes --target-group-arn {case.prod.tg_arn} "
+        "--attributes Key=deregistration_delay.timeout_seconds,Value=30"
+    )
+
+
+def test_drain_shorter_than_the_longest_request(clients):
+    case = drain_shorter_than_longest_request(clients)
+    f = one(
+        run_checks(gather(clients, case.prod.lb_name), Expected(**case.expected)),
+        "tg.deregistration_delay",
+    )
+    assert f.status == "fail" and "the longest expected request (120s)" in f.evidence
+    assert f.remediation.endswith("Key=deregistration_delay.timeout_seconds,Value=120")
+    # without a known longest request, 60 s covers gunicorn's default graceful timeout (30 s)
+    assert one(findings_for(clients, case.prod.lb_name), "tg.deregistration_delay").status == "pass"
+
+
+def test_algorithm_and_slow_start_are_reported(clients, prod):
+    f = one(findings_for(clients, prod.lb_name), "tg.algorithm")
+    assert f.status == "pass"
+    assert "load_balancing.algorithm.type=round_robin" in f.evidence
+    assert "slow_start.duration_seconds=0 (off)" in f.evidence
+
+
+def test_round_robin_with_long_requests_suggests_least_outstanding(clients):
+    case = round_robin_with_long_requests(clients)
+    fs = run_checks(gather(clients, case.prod.lb_name), Expected(**case.expected))
+    f = one(fs, "tg.algorithm")
+    assert f.status == "warn" and "2 target(s)" in f.evidence and "20s long" in f.evidence
+    assert f.remediation.endswith(
+        "Key=load_balancing.algorithm.type,Value=least_outstanding_requests "
+        "Key=slow_start.duration_seconds,Value=0"
+    )
+    assert failing(fs) == set()
+
+
+def test_cross_zone_off_leaves_an_alb_zone_without_targets(clients):
+    case = cross_zone_off_with_an_empty_zone(clients)
+    fs = findings_for(clients, case.prod.lb_name)
+    assert failing(fs) == {"tg.cross_zone"}
+    f = one(fs, "tg.cross_zone")
+    assert "targets per AZ: us-east-1a=1" in f.evidence and "us-east-1b has no target" in f.evidence
+    assert f.remediation.endswith("Key=load_balancing.cross_zone.enabled,Value=true")
+    # the group following the ALB, whose own cross-zone setting is always on, passes
+    clients.elbv2.modify_target_group_attributes(
+        TargetGroupArn=case.prod.tg_arn,
+        Attributes=[
+            {"Key": "load_balancing.cross_zone.enabled", "Value": "use_load_balancer_configuration"}
+        ],
+    )
+    f = one(findings_for(clients, case.prod.lb_name), "tg.cross_zone")
+    assert f.status == "pass" and "use_load_balancer_configuration" in f.evidence

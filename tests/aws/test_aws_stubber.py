@@ -34,6 +34,12 @@ def record_elbv2(clients, prod) -> list[tuple[str, dict]]:
     for lst in listeners["Listeners"]:
         out.append(("describe_rules", e.describe_rules(ListenerArn=lst["ListenerArn"])))
     out.append(("describe_target_groups", e.describe_target_groups(LoadBalancerArn=prod.lb_arn)))
+    out.append(
+        (
+            "describe_target_group_attributes",
+            e.describe_target_group_attributes(TargetGroupArn=prod.tg_arn),
+        )
+    )
     out.append(("describe_target_health", e.describe_target_health(TargetGroupArn=prod.tg_arn)))
     return [(op, _clean(r)) for op, r in out]
 

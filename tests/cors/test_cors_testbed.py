@@ -170,3 +170,35 @@ def test_origin_check_with_live_preflight(cors_testbed, capsys) -> None:
     assert checks["CSRF_TRUSTED_ORIGINS"]["status"] == "fail"
     live = checks["live preflight"]
     assert live["status"] == "fail" and "from app" in live["detail"] and MISSING in live["detail"]
+
+
+def test_cors_over_https_verifies_against_the_testbed_ca(cors_testbed, capsys, tmp_path) -> None:
+    """Port 443's role: `albprobe cors --ca-bundle` (and [browser] ca_bundle) verify the testbed's
+    certificate; without the CA the system's store refuses it (verification is never off)."""
+    tb, ca = cors_testbed, str(cors_testbed.ca_file)
+    assert main(["cors", "--target", tb.https_url, "--ca-bundle", ca, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] and {r["actual"]["source"] for r in doc["results"]} == {"app"}
+    cfg = tmp_path / "albprobe.toml"
+    cfg.write_text(f'[browser]\nca_bundle = "{ca}"\n')
+    assert main(["cors", "--target", tb.https_url, "--config", str(cfg), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["cors", f"{tb.https_url}/api/fast", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["results"][0]["actual"]["source"] == "network"
+    assert scan(f"{tb.https_url}/api/fast", ORIGIN, ca_bundle=ca).findings == ()
+    assert main(["cors", "--target", tb.https_url, "--ca-bundle", str(tmp_path / "no.pem")]) == 2
+
+
+def test_http_listener_redirect_fails_the_preflight(cors_testbed) -> None:
+    """Port 80's role: the ALB's 301 to HTTPS answers the preflight, which Chromium refuses;
+    a simple GET fails on the redirect itself (a proxy response without CORS headers)."""
+    results = by_name(probe(endpoints(cors_testbed.redirect_url), OPTS))
+    create = results["create"]
+    assert not create.ok and create.preflight.status == 301
+    assert create.verdict.message.endswith(
+        PREFIX + "Redirect is not allowed for a preflight request."
+    )
+    fast = results["fast"]
+    assert not fast.ok and fast.actual.status == 301 and fast.actual.source == "proxy"
+    assert fast.verdict.message.endswith(MISSING)

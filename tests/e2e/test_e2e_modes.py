@@ -112,3 +112,17 @@ def test_default_demo_blames_the_proxy_for_target_down_and_capacity(tmp_path):
     assert "HTML report:" in r.stdout and (run / "report" / "timeline.png").exists()
     # the outage sits inside the safety window: the run completes and shows the recovery
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_http_redirect_names_the_redirected_preflight_and_the_https_fix(tmp_path):
+    """The front end calls http://: the testbed's port-80 listener (the ALB's redirect to HTTPS)
+    answers every preflight with 301, Chromium refuses it, and the verdict says to call https://."""
+    r, verdict, run = run_demo("http-redirect", tmp_path)
+    (cause,) = verdict["causes"]
+    assert cause["id"] == "http-redirect" and cause["strength"] >= 0.9
+    assert "Redirect is not allowed for a preflight request." in cause["evidence"][0]
+    assert any("LR--" in e for e in cause["evidence"])  # the proxy log's own redirects
+    assert "https://" in cause["fix"]
+    assert all(row["source"] == "proxy" for row in verdict["cross_table"])
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["target"]["listener"] == "http-redirect"
