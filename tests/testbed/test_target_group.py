@@ -107,7 +107,9 @@ def test_least_outstanding_requests_prefers_the_idle_target(make_testbed):
 
 
 def test_one_target_down_fails_its_share_until_health_checks_remove_it(make_testbed):
-    tb = make_testbed(targets=2)
+    # Checks every 3 s: the window before they take the dead target out (>= 3 s) holds the six
+    # requests below even on a busy machine (at 0.3 s it could close before the first one).
+    tb = make_testbed(targets=2, health_interval=3.0)
     all_up(tb)
     tb.set_fault("target-down", True, target=2)
     statuses = Counter(get(tb.url).status_code for _ in range(6))
