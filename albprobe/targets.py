@@ -159,6 +159,9 @@ def testbed_config(cfg: Config, rundir: RunDir, overrides: dict[str, Any]) -> Te
         raise ConfigError(f"testbed: {exc}") from None
 
 
+RESTARTING_FAULTS = frozenset({"keepalive-race"})
+
+
 class TestbedTarget:
     """The testbed as the target: logs into the run directory, its events into the events table,
     and the fault schedule applied as the load runs."""
@@ -177,6 +180,17 @@ class TestbedTarget:
 
         tb_cfg = testbed_config(cfg, rundir, overrides)
         check_schedule(faults, tb_cfg.targets, tb_cfg.deregistration_delay, cfg.load.duration)
+        # Switching keepalive-race restarts gunicorn with other settings; scheduled at 0 s it is
+        # meant to be the target's configuration, so start with it instead of restarting under
+        # the first requests (whose refused connects would read as a target going down).
+        at_start = {
+            f.fault
+            for f in faults
+            if f.at <= 0 and f.on and f.target is None and f.fault in RESTARTING_FAULTS
+        }
+        if at_start:
+            tb_cfg = tb_cfg.with_faults(*tb_cfg.faults, *at_start)
+            faults = [f for f in faults if not (f.at <= 0 and f.on and f.fault in at_start)]
         self.testbed: Testbed | None = Testbed(tb_cfg)
         self.testbed.add_listener(on_event)
         self.pending = list(faults)

@@ -142,3 +142,21 @@ def test_allow_list_and_caps():
     fast = dataclasses.replace(cfg, load=Load(shape="constant-rate", rate=1e6))
     with pytest.raises(ConfigError, match="max_rps"):
         check_caps(fast, "constant-rate")
+
+
+def test_keepalive_race_scheduled_at_zero_is_the_targets_start_up_configuration(tmp_path):
+    """Switching keepalive-race restarts gunicorn; at 0 s the testbed starts with it instead,
+    so the first requests do not meet a restart's refused connects."""
+    from albprobe.runner import parse_fault_schedule
+    from albprobe.targets import TestbedTarget
+    from core.rundir import RunDir
+    from testbed.config import FAULTS
+
+    cfg = config_from_dict({})
+    steps = parse_fault_schedule(["keepalive-race@0s", "target-down@5s-8s"], FAULTS)
+    t = TestbedTarget(cfg, RunDir(tmp_path), {}, steps, lambda e: None)
+    assert "keepalive-race" in t.testbed.config.faults
+    assert [(s.fault, s.at) for s in t.pending] == [("target-down", 5.0), ("target-down", 8.0)]
+    later = parse_fault_schedule(["keepalive-race@3s"], FAULTS)
+    t2 = TestbedTarget(cfg, RunDir(tmp_path / "b"), {}, later, lambda e: None)
+    assert "keepalive-race" not in t2.testbed.config.faults and len(t2.pending) == 1
