@@ -8,22 +8,12 @@ import pytest
 from rich.console import Console
 
 from analysis.dataset import open_run
-from analysis.parsers.gunicorn import _RULES
 from analysis.pipeline import analyze_alb_logs, analyze_run
 from analysis.reports.terminal import print_summary
 from analysis.targets import breakdown, target_of_server
-from core.rundir import SCHEMAS
 from fixtures import synth, synth_targets
 
 T1, T2 = synth_targets.TARGETS
-needs_target_events = pytest.mark.skipif(
-    "target" not in SCHEMAS["events"].names,
-    reason="the events table's target column (CONTRACT10) is not in this tree yet",
-)
-needs_recycle_parser = pytest.mark.skipif(
-    "worker_recycled" not in {k for k, _ in _RULES},
-    reason="the gunicorn parser's worker_recycled event (CONTRACT10) is not in this tree yet",
-)
 
 
 def verdict_of(tmp_path, mode):
@@ -66,7 +56,6 @@ def test_the_correct_deploy_is_the_control_no_failure_no_cause(tmp_path):
     assert v.at_fault == "none" and v.causes == []
 
 
-@needs_target_events
 @pytest.mark.parametrize(
     ("mode", "pattern"),
     [
@@ -92,7 +81,6 @@ def test_an_oom_worker_kill_is_worker_kill_not_capacity(tmp_path):
     assert "dmesg" in v.causes[0].fix
 
 
-@needs_recycle_parser
 def test_recycles_with_failures_next_to_them_are_worker_recycle(tmp_path):
     v = verdict_of(tmp_path, "worker-recycle")
     assert ids(v)[0] == "worker-recycle", ids(v)
