@@ -229,7 +229,8 @@ class Testbed:
             )
         self._closing.clear()
         self._tmp = Path(tempfile.mkdtemp(prefix="albtb-"))
-        self.log_dir = Path(cfg.log_dir) if cfg.log_dir else self._tmp / "logs"
+        # Absolute: the children run in other folders (gunicorn in the repository root).
+        self.log_dir = Path(cfg.log_dir).resolve() if cfg.log_dir else self._tmp / "logs"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.app_port = self._pick_app_port()
