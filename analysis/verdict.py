@@ -1220,6 +1220,12 @@ def decide(
         )
         if _f(fig.app_5xx):
             head += f" Note: {_n(fig.app_5xx)} app-generated 5xx (the app's own errors, with CORS headers)."
+        refused = _f(fig.app_responses) - _f(fig.app_ok) - _f(fig.app_5xx)
+        if refused > 0:  # e.g. 415 for a body the endpoint does not take: not proxy, not CORS
+            head += (
+                f" Note: {_n(refused)} app responses were 4xx: the app refused the requests itself "
+                "(check the endpoint's method, body and Content-Type in the config)."
+            )
     letin = _origins_let_in(sec)
     if letin:
         # Verdict logic (docs/architecture.md): the CORS setup is also at fault when a disallowed origin is let in.

@@ -97,7 +97,8 @@ class RunDir:
 
     @classmethod
     def create(cls, root: str | Path, run_id: str) -> RunDir:
-        path = Path(root) / run_id
+        # Absolute: child processes (Locust, gunicorn) run in other folders and get these paths.
+        path = Path(root).resolve() / run_id
         path.mkdir(parents=True, exist_ok=False)
         (path / "logs").mkdir()
         return cls(path)

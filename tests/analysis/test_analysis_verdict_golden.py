@@ -233,3 +233,17 @@ def test_a_disallowed_origin_let_in_blames_the_cors_setup(tmp_path):
     meta["security_findings"] = meta["security_findings"][1:]
     (run / "run.json").write_text(json.dumps(meta))
     assert pipeline.analyze_run(run, write=False).verdict.at_fault == "none"
+
+
+def test_app_4xx_are_named_in_a_run_without_failures(tmp_path):
+    """An endpoint the app refuses (415 for a body it does not take) is neither proxy nor CORS,
+    but a run made of them must not read as plain "no failures"."""
+    import dataclasses
+
+    fig = pipeline.analyze_run(synth.write(tmp_path, "healthy"), write=False).verdict.figures
+    assert "4xx" not in verdict.decide(fig).headline
+    refused = dataclasses.replace(fig, app_ok=0, app_5xx=0)
+    v = verdict.decide(refused)
+    assert (
+        v.at_fault == "none" and f"{refused.app_responses:,} app responses were 4xx" in v.headline
+    )
