@@ -1,7 +1,7 @@
 """Runs the shared browser cases (cors_browser_cases.CASES) in one real Firefox or WebKit page
 and records, per case and call, what the engine did next to what albprobe's evaluator (in that
-engine's mode) predicts. The Chromium test keeps its own runner (it also checks the request
-headers and DevTools issues Chromium reports).
+engine's mode) predicts. The Chromium test keeps its own loop (it also checks more request
+headers and the DevTools issues Chromium reports) but shares register_case and predict.
 """
 
 from __future__ import annotations
@@ -57,6 +57,65 @@ def mentions(case_id: str) -> re.Pattern[str]:
     return re.compile(re.escape(f"/c/{case_id}") + r"(?![\w-])")
 
 
+def register_case(api: ApiServer, case: Case) -> str:
+    """Give the API server the case's replies; the URL the page calls for it."""
+    if case.preflight:
+        api.replies[(case.id, "OPTIONS")] = case.preflight
+    if case.actual:
+        api.replies[(case.id, "ACTUAL")] = case.actual
+    for sub, reply in case.hops.items():
+        api.replies[(case.id, f"ACTUAL:{sub}")] = reply
+    host = f"localhost:{closed_port() if case.closed_port else api.port}"
+    return f"{case.scheme}://{host}/c/{case.id}"
+
+
+def predict(
+    req: CorsRequest,
+    case: Case,
+    options: list[Any],
+    actuals: list[Any],
+    cache: PreflightCache,
+    mode: str,
+    *,
+    skipped: bool,
+) -> CorsVerdict:
+    """albprobe's verdict on what the API server answered the engine (redirects followed), and
+    the preflight cache updated as the engine's would be."""
+    pre_resp = (  # no registered preflight reply: the API server answered 404
+        HttpResponse(
+            case.preflight.status if case.preflight else 404, tuple(options[0].reply_headers)
+        )
+        if options
+        else None
+    )
+    replies = [case.actual] + list(case.hops.values())
+    act_resps = [
+        HttpResponse(r.status, tuple(s.reply_headers), r.body)
+        for r, s in zip(replies, actuals, strict=False)
+        if r is not None
+    ]
+    error = "ConnectionRefusedError" if case.closed_port else None
+    verdict = evaluate(
+        req,
+        pre_resp,
+        act_resps[0] if act_resps else None,
+        mode,
+        preflight_skipped=skipped,
+        preflight_error=error,
+        actual_error=error,
+    )
+    hop_req, i = req, 0
+    while verdict.ok and i + 1 < len(act_resps) and act_resps[i].is_redirect:
+        nxt = redirected_request(hop_req, act_resps[i])
+        assert nxt is not None
+        hop_req = nxt
+        i += 1
+        verdict = evaluate_actual(hop_req, act_resps[i], mode)
+    if verdict.ok and pre_resp is not None and not skipped:
+        cache.store(req, pre_resp, time.monotonic())
+    return verdict
+
+
 def run_engine_cases(
     engine: Engine, cases: list[Case], mode: str, api: ApiServer, page: PageServer
 ) -> dict[str, EngineOutcome]:
@@ -65,14 +124,7 @@ def run_engine_cases(
     cache = PreflightCache(mode=mode)
     outcomes: dict[str, EngineOutcome] = {}
     for case in cases:
-        if case.preflight:
-            api.replies[(case.id, "OPTIONS")] = case.preflight
-        if case.actual:
-            api.replies[(case.id, "ACTUAL")] = case.actual
-        for sub, reply in case.hops.items():
-            api.replies[(case.id, f"ACTUAL:{sub}")] = reply
-        host = f"localhost:{closed_port() if case.closed_port else api.port}"
-        url = f"{case.scheme}://{host}/c/{case.id}"
+        url = register_case(api, case)
         out = EngineOutcome()
         engine.mark(case.id)
         for call in case.calls:
@@ -101,40 +153,7 @@ def run_engine_cases(
                         out.request_headers.append(
                             f"{name}: ours {ours.get(name)!r} engine {theirs.get(name)!r}"
                         )
-            pre_resp = (  # no registered preflight reply: the API server answered 404
-                HttpResponse(
-                    case.preflight.status if case.preflight else 404,
-                    tuple(options[0].reply_headers),
-                )
-                if options
-                else None
-            )
-            replies = [case.actual] + list(case.hops.values())
-            act_resps = [
-                HttpResponse(r.status, tuple(s.reply_headers), r.body)
-                for r, s in zip(replies, actuals, strict=False)
-                if r is not None
-            ]
-            error = "ConnectionRefusedError" if case.closed_port else None
-            verdict = evaluate(
-                req,
-                pre_resp,
-                act_resps[0] if act_resps else None,
-                mode,
-                preflight_skipped=skipped,
-                preflight_error=error,
-                actual_error=error,
-            )
-            hop_req, i = req, 0
-            while verdict.ok and i + 1 < len(act_resps) and act_resps[i].is_redirect:
-                nxt = redirected_request(hop_req, act_resps[i])
-                assert nxt is not None
-                hop_req = nxt
-                i += 1
-                verdict = evaluate_actual(hop_req, act_resps[i], mode)
-            if verdict.ok and pre_resp is not None and not skipped:
-                cache.store(req, pre_resp, time.monotonic())
-            out.expected.append(verdict)
+            out.expected.append(predict(req, case, options, actuals, cache, mode, skipped=skipped))
         outcomes[case.id] = out
     engine.mark("end")
     lines = _settled_console(engine)

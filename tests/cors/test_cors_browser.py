@@ -11,19 +11,16 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from cors_browser_cases import ALB_HEADERS, CASES, Case, closed_port, js_for
+from cors_browser_cases import ALB_HEADERS, CASES, Case, js_for
 from cors_browser_harness import ApiServer, Chromium, PageServer, find_chromium
+from cors_engine_run import predict, register_case
 
 from probes.attribution import attribute
 from probes.cors import (
     CorsRequest,
-    HttpResponse,
     PreflightCache,
-    evaluate,
-    evaluate_actual,
     needs_preflight,
     preflight_headers,
-    redirected_request,
 )
 from probes.cors.messages import AUTHORIZATION_WILDCARD_WARNING
 
@@ -64,14 +61,7 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
         browser.open_page(origin + "/")
         cache = PreflightCache()
         for case in cases:
-            if case.preflight:
-                api.replies[(case.id, "OPTIONS")] = case.preflight
-            if case.actual:
-                api.replies[(case.id, "ACTUAL")] = case.actual
-            for sub, reply in case.hops.items():
-                api.replies[(case.id, f"ACTUAL:{sub}")] = reply
-            host = f"localhost:{closed_port() if case.closed_port else api.port}"
-            url = f"{case.scheme}://{host}/c/{case.id}"
+            url = register_case(api, case)
             out = Outcome([], [], [], [], [], [], [], [])
             issues_before = len(browser.issues())
             for call in case.calls:
@@ -93,11 +83,6 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                 options = [s for s in seen if s.method == "OPTIONS"]
                 actuals = [s for s in seen if s.method != "OPTIONS"]
                 out.seen_options.append(len(options))
-                pre_resp = (
-                    HttpResponse(case.preflight.status, tuple(options[0].reply_headers))
-                    if options
-                    else None
-                )
                 if options:  # what Chromium sent on the OPTIONS vs what we would send
                     ours = dict(preflight_headers(req))
                     theirs = dict(options[0].headers)
@@ -116,28 +101,9 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                         out.request_headers_ok.append("chromium sent a Private Network preflight")
                     if "Cookie" in theirs:
                         out.request_headers_ok.append("chromium sent a Cookie on the preflight")
-                replies = [case.actual] + list(case.hops.values())
-                act_resps = [
-                    HttpResponse(r.status, tuple(s.reply_headers), r.body)
-                    for r, s in zip(replies, actuals, strict=False)
-                ]
-                error = "ConnectionRefusedError" if case.closed_port else None
-                verdict = evaluate(
-                    req,
-                    pre_resp,
-                    act_resps[0] if act_resps else None,
-                    preflight_skipped=skipped,
-                    preflight_error=error,
-                    actual_error=error,
+                out.expected.append(
+                    predict(req, case, options, actuals, cache, "chrome", skipped=skipped)
                 )
-                hop_req, i = req, 0
-                while verdict.ok and i + 1 < len(act_resps) and act_resps[i].is_redirect:
-                    hop_req = redirected_request(hop_req, act_resps[i])
-                    i += 1
-                    verdict = evaluate_actual(hop_req, act_resps[i])
-                if verdict.ok and pre_resp is not None and not skipped:
-                    cache.store(req, pre_resp, time.monotonic())
-                out.expected.append(verdict)
             if any(v.warnings for v in out.expected):
                 deadline = time.monotonic() + 2
                 while len(browser.issues()) == issues_before and time.monotonic() < deadline:
