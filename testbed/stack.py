@@ -170,6 +170,9 @@ class Testbed:
         pid: int | None = None,
         target: str | None = None,
     ) -> None:
+        """Publish an event. Callers emit it *before* the state change it reports, under the
+        lock: readers poll that state without the lock (wait_drained, wait_registered_healthy,
+        slot.initial), and one that sees the new state must find its event (issue 24)."""
         ev = {
             "ts": time.time(),
             "source": "testbed",
@@ -375,14 +378,14 @@ class Testbed:
         host, port = slot.ip, self.app_port
         assert g.proc is not None
         g.proc.wait_ready(lambda: port_open(host, port), 30, f"listening on {host}:{port}")
-        slot.gunicorn = g
         self._emit("target_started", f"gunicorn on {slot.label}", pid, slot.label)
+        slot.gunicorn = g
 
     def _kill_gunicorn(self, slot: TargetSlot) -> None:
         if slot.gunicorn:
             pid = slot.gunicorn.kill()
-            slot.gunicorn = None
             self._emit("target_killed", "gunicorn master and workers sent SIGKILL", pid, slot.label)
+            slot.gunicorn = None
 
     def _restart_gunicorn(self, slot: TargetSlot) -> None:
         if slot.gunicorn:
@@ -642,11 +645,11 @@ class Testbed:
             slot = self.slot(target)
             if not slot.registered:
                 return
+            delay = self.config.deregistration_delay
+            self._emit("target_deregistered", f"delay={delay:g}", target=slot.label)
             slot.registered = slot.initial = False
             slot.drained.clear()
             group.set_admin_state(self.stats_socket, slot, "drain", self.config.fail_open)
-            delay = self.config.deregistration_delay
-            self._emit("target_deregistered", f"delay={delay:g}", target=slot.label)
             slot.drain_timer = threading.Timer(delay, self._drain_over, (slot,))
             slot.drain_timer.daemon = True
             slot.drain_timer.start()
@@ -658,8 +661,8 @@ class Testbed:
             group.shutdown_sessions(self.stats_socket, slot, self.config.fail_open)
             group.set_admin_state(self.stats_socket, slot, "maint", self.config.fail_open)
             slot.drain_timer = None
-            slot.drained.set()
             self._emit("target_drained", "connections closed", target=slot.label)
+            slot.drained.set()
 
     def register(self, target: int) -> None:
         """The ALB's registration: the target gets traffic only once it passes its health checks
@@ -671,13 +674,13 @@ class Testbed:
             if slot.drain_timer is not None:
                 slot.drain_timer.cancel()
                 slot.drain_timer = None
+            self._emit("target_registered", target=slot.label)
             slot.registered = slot.initial = True
             group.force_check_down(self.stats_socket, slot)
             # Fail open must not reach it either before it is healthy: its backup waits.
             group.set_admin_state(
                 self.stats_socket, slot, "ready", self.config.fail_open, backup=False
             )
-            self._emit("target_registered", target=slot.label)
         self._background(self._await_healthy, slot)
 
     def _await_healthy(self, slot: TargetSlot) -> None:
@@ -687,11 +690,11 @@ class Testbed:
                     with self._lock:
                         if not slot.registered:
                             return
-                        slot.initial = False
                         group.set_admin_state(
                             self.stats_socket, slot, "ready", self.config.fail_open
                         )
-                    self._emit("target_healthy", target=slot.label)
+                        self._emit("target_healthy", target=slot.label)
+                        slot.initial = False
                     return
             except (OSError, StopIteration, KeyError):
                 pass  # the proxy is restarting or stopping
@@ -716,16 +719,16 @@ class Testbed:
         within --graceful-timeout, then the group is killed."""
         slot = self.slot(target)
         with self._lock:
-            g, slot.gunicorn = slot.gunicorn, None
-        if g is None:
-            return
-        pid = g.pid
-        self._emit(
-            "target_stopped",
-            f"signal=SIGTERM graceful={self.config.graceful_timeout:g}",
-            pid,
-            slot.label,
-        )
+            g = slot.gunicorn
+            if g is None:
+                return
+            self._emit(
+                "target_stopped",
+                f"signal=SIGTERM graceful={self.config.graceful_timeout:g}",
+                g.pid,
+                slot.label,
+            )
+            slot.gunicorn = None
         g.stop()
 
     def start_target(self, target: int) -> None:
@@ -753,14 +756,16 @@ class Testbed:
         if not victims:
             return None
         pid = victims[0]
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        # Recorded before the signal: gunicorn logs the kill once it reaps the worker, and a
+        # reader that saw that line must find the event.
         self._emit(
             "worker_killed",
             f"signal=SIGKILL {'during a request' if busy else 'idle'}",
             pid,
             slot.label,
         )
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
         return pid
 
     def kill_worker_soon(self, target: int = 1) -> threading.Thread:

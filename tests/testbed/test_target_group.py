@@ -172,6 +172,16 @@ def test_a_request_outliving_the_drain_is_cut_with_a_502(make_testbed):
 def test_no_registered_target_gets_the_albs_503_and_registration_waits_for_health(make_testbed):
     tb = make_testbed(targets=2, deregistration_delay=0.0, healthy_threshold=3)
     all_up(tb)
+    # What a lock-free reader of the slot would see when each event is published: the event
+    # must come first, so a reader that sees the new state always finds it (issue 24).
+    at_emit: dict[str, tuple[bool, bool, bool]] = {}
+
+    def note(ev: dict) -> None:
+        s = tb.slot(1)
+        if ev.get("target") == tb.target_labels[0]:
+            at_emit[ev["kind"]] = (s.registered, s.initial, s.drained.is_set())
+
+    tb.add_listener(note)
     for i in (1, 2):
         tb.deregister(i)
         tb.wait_drained(i)
@@ -191,6 +201,10 @@ def test_no_registered_target_gets_the_albs_503_and_registration_waits_for_healt
     assert {code for code, _ in seen} <= {200, 503}, seen
     registered = [e for e in tb.events if e["kind"] == "target_healthy"]
     assert registered and registered[-1]["target"] == tb.target_labels[0]
+    assert at_emit["target_deregistered"] == (True, False, False)  # still registered
+    assert at_emit["target_drained"][2] is False  # wait_drained had not returned yet
+    assert at_emit["target_registered"][:2] == (False, False)
+    assert at_emit["target_healthy"][:2] == (True, True)  # still initial
     assert {target_of(get(tb.url)) for _ in range(4)} == {tb.target_labels[0]}
 
 
