@@ -16,7 +16,6 @@ import httpx
 
 from probes.attribution import attribute
 from probes.cors import (
-    CHROME_USER_AGENT,
     CorsRequest,
     CorsVerdict,
     HttpResponse,
@@ -116,7 +115,7 @@ class ProbeOptions:
     verify_tls: bool = True
     ca_bundle: str | None = None  # PEM of the CAs to trust (None = the system's)
     cookie: str | None = None  # sent on actual requests only, and only with credentials include
-    user_agent: str = CHROME_USER_AGENT
+    user_agent: str | None = None  # None: the chosen engine's own (probes.cors.wire)
     fingerprints: Sequence[Any] = ()
 
 
@@ -131,6 +130,7 @@ async def _send(
 ) -> tuple[Exchange, HttpResponse | None, BaseException | None]:
     t0 = time.perf_counter()
     try:
+        # httpx sends the client's transport headers, then ours in our order (the browser's)
         r = await client.request(method, url, headers=headers, content=body)
     except (httpx.TransportError, OSError) as exc:
         ms = (time.perf_counter() - t0) * 1000

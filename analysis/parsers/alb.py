@@ -73,7 +73,9 @@ RAW_COLUMNS = 40  # documented fields + room for fields AWS adds later (ignored)
 _REQUIRED = 17
 # The request field: method = first word, version = last word, URL = everything between. The ALB
 # keeps a URL with unencoded spaces as the client sent it (classification_reason SpaceInUri).
-# "- - -" (no request read) fits too.
+# "- - -" (no request read) fits too. A request field of any other shape (a malformed request,
+# logged as read, e.g. "- http://host:80-/ ") is an entry all the same, method and URL unknown
+# (NULL): its status, bytes and times count.
 REQUEST_PATTERN = r"(\S+) (.+) (\S+) ?"
 # One log entry, field by field: a double-quoted field (the ALB never writes a raw '"' inside one:
 # it writes \x22) or a bare token. The same pattern tokenises on the Python and the DuckDB path.
@@ -160,8 +162,7 @@ def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
         "TRY_CAST(c2 AS TIMESTAMP) IS NOT NULL AND TRY_CAST(c9 AS INTEGER) IS NOT NULL "
         "AND TRY_CAST(c6 AS DOUBLE) IS NOT NULL AND TRY_CAST(c7 AS DOUBLE) IS NOT NULL "
         "AND TRY_CAST(c8 AS DOUBLE) IS NOT NULL AND c13 IS NOT NULL "
-        "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL "
-        f"AND regexp_full_match(c13, '{REQUEST_PATTERN}')"
+        "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL"
     )
     return (
         f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMP)) AS ts, "
@@ -227,7 +228,9 @@ def parse_line(line: str) -> dict[str, Any] | None:
     """Parse one entry into the documented fields, text raw as logged (``decode`` decodes it),
     plus ``method``, ``url`` and ``http_version`` split from the request.
 
-    Returns None when the line is malformed (too few fields, unparseable time/status/times).
+    Returns None when the line is malformed (too few fields, unparseable time/status/times). A
+    request field that is not "METHOD URL VERSION" (the ALB logs a malformed request as it read
+    it) is kept: ``method``, ``url`` and ``http_version`` are None (unknown).
     ``load`` reads files through DuckDB with the same tokens, checks and types.
     """
     toks: list[str | None] = list(split_line(line.rstrip("\r\n")))
@@ -249,11 +252,9 @@ def parse_line(line: str) -> dict[str, Any] | None:
         else:
             rec[name] = tok
     bad_target = toks[9] not in ("-", None) and rec["target_status_code"] is None
-    parts = split_request(rec["request"])
-    if parts is None:
-        return None
     if (
-        rec["time"] is None
+        rec["request"] is None
+        or rec["time"] is None
         or rec["elb_status_code"] is None
         or None
         in (
@@ -264,7 +265,9 @@ def parse_line(line: str) -> dict[str, Any] | None:
         or bad_target
     ):
         return None
-    rec["method"], rec["url"], rec["http_version"] = parts
+    # A request the ALB could not parse (a malformed request: its 400 is logged with the raw
+    # request field, e.g. "- http://host:80-/ ") is still an entry: method/URL/version unknown.
+    rec["method"], rec["url"], rec["http_version"] = split_request(rec["request"]) or (None,) * 3
     rec["ts"] = rec["time"]
     return rec
 

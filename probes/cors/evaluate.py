@@ -46,6 +46,12 @@ CACHE_MODES = ("default", "no-store", "reload", "no-cache", "force-cache", "only
 INITIATORS = ("fetch", "xhr")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 CHROME_MAX_AGE_CAP = 7200.0  # Chromium caps Access-Control-Max-Age at 2 hours
+# Each engine's cap on Access-Control-Max-Age, from its source (docs/cors.md cites them):
+# Chromium preflight_result.cc kMaxTimeout (2 h), Firefox nsCORSListenerProxy.cpp
+# AddResultToCache (86400 s), WebKit CrossOriginPreflightResultCache.cpp
+# maxPreflightCacheTimeout (600 s). The spec sets none.
+MAX_AGE_CAP = {"chrome": CHROME_MAX_AGE_CAP, "firefox": 86400.0, "webkit": 600.0}
+_SIGNED_INT = re.compile(r"[+-]?[0-9]+")
 DEFAULT_MAX_AGE = 5.0  # Fetch: "the number of seconds (5 by default)"
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -261,6 +267,20 @@ def _gurl_valid(value: str) -> bool:
     return " " not in value
 
 
+def allow_origin_failure(acao: str) -> str:
+    """The check an Access-Control-Allow-Origin value that is present, not `*` and not the
+    request's origin fails: Chromium's error classes (cors.cc), which the step ids follow for
+    every engine. `albprobe explain` uses it to read a quoted value back (Firefox prints the
+    same "does not match" for all three)."""
+    if " " in acao or "," in acao:
+        return M.ALLOW_ORIGIN_MULTIPLE
+    if acao == "null":
+        return M.ALLOW_ORIGIN_MISMATCH
+    if not _gurl_valid(acao):
+        return M.ALLOW_ORIGIN_INVALID
+    return M.ALLOW_ORIGIN_MISMATCH
+
+
 def _check_access(h: _CorsHeaders, d: _Derived) -> tuple[str, str] | None:
     """Chromium's CheckAccess (cors.cc): the Fetch CORS check with Chromium's error classes."""
     acao = h.acao
@@ -269,13 +289,7 @@ def _check_access(h: _CorsHeaders, d: _Derived) -> tuple[str, str] | None:
     if acao is None:
         return M.ALLOW_ORIGIN_MISSING, ""
     if acao != d.origin:
-        if " " in acao or "," in acao:
-            return M.ALLOW_ORIGIN_MULTIPLE, acao
-        if acao == "null":
-            return M.ALLOW_ORIGIN_MISMATCH, acao
-        if not _gurl_valid(acao):
-            return M.ALLOW_ORIGIN_INVALID, acao
-        return M.ALLOW_ORIGIN_MISMATCH, acao
+        return allow_origin_failure(acao), acao
     if d.include and h.acac != "true":
         return M.ALLOW_CREDENTIALS, h.acac or ""
     return None
@@ -309,12 +323,23 @@ def first_bad_token(value: str) -> str:
 
 @lru_cache(maxsize=256)
 def parse_max_age(value: str | None, mode: str = "chrome") -> float:
-    """Seconds a preflight result may be cached: 5 when absent or unparsable; Chromium turns a
-    negative value into 0 and caps at 2 h; the spec takes only delta-seconds (no cap)."""
+    """Seconds a preflight result may be cached (<= 0: not cached), 5 when absent. Chromium:
+    5 when unparsable, a negative value 0, capped at 2 h. Firefox: anything but digits is not
+    cached, capped at 24 h. WebKit: a signed integer (negative: expired at once), else 5,
+    capped at 10 min. The spec: delta-seconds only, else 5, no cap."""
     if value is None:
         return DEFAULT_MAX_AGE
     if mode == "spec":
         return float(int(value)) if value.isdigit() and value.isascii() else DEFAULT_MAX_AGE
+    if mode == "firefox":
+        if not value:  # an empty header reads as absent
+            return DEFAULT_MAX_AGE
+        digits = value.isdigit() and value.isascii()
+        return min(float(int(value)), MAX_AGE_CAP["firefox"]) if digits else 0.0
+    if mode == "webkit":
+        if not _SIGNED_INT.fullmatch(value):
+            return DEFAULT_MAX_AGE
+        return min(float(int(value)), MAX_AGE_CAP["webkit"])
     v = value[1:] if value[:1] in "+-" else value
     if not v or not v.isdigit() or not v.isascii():
         return DEFAULT_MAX_AGE

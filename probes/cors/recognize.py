@@ -41,6 +41,9 @@ _PREFLIGHT_ONLY = frozenset(
         M.ALLOW_HEADERS_INVALID,
     }
 )
+_ORIGIN_VALUE_STEPS = frozenset(
+    {M.ALLOW_ORIGIN_MULTIPLE, M.ALLOW_ORIGIN_INVALID, M.ALLOW_ORIGIN_MISMATCH}
+)
 _SENTINEL_RE = re.compile(f"{_S}(\\w+){_S}|{_STATUS_SENTINEL}")
 _NAMES = {v[0]: k for k, v in _SENTINELS.items()}
 
@@ -70,13 +73,19 @@ class Match:
 
 
 @dataclass
+class _Reading:
+    """What a pattern says about one step: the line's role for it, preflight, initiator."""
+
+    kinds: set[str] = field(default_factory=set)
+    preflight: set[bool] = field(default_factory=set)
+    initiator: set[str] = field(default_factory=set)
+
+
+@dataclass
 class _Pattern:
     regex: re.Pattern[str]
     engine: str
-    kind: str
-    steps: list[str]
-    preflight: set[bool]
-    initiator: set[str]
+    steps: dict[str, _Reading]  # in STEPS order
 
 
 def _to_regex(text: str) -> str:
@@ -143,11 +152,11 @@ def patterns() -> tuple[_Pattern, ...]:
         key = (engine, _to_regex(text))
         p = table.get(key)
         if p is None:
-            p = table[key] = _Pattern(re.compile(key[1], re.S), engine, kind, [], set(), set())
-        if f.step not in p.steps:
-            p.steps.append(f.step)
-        p.preflight.add(f.preflight)
-        p.initiator.add(f.initiator)
+            p = table[key] = _Pattern(re.compile(key[1], re.S), engine, {})
+        r = p.steps.setdefault(f.step, _Reading())
+        r.kinds.add(kind)
+        r.preflight.add(f.preflight)
+        r.initiator.add(f.initiator)
 
     for f in _grid():
         for engine in M.ENGINES:
@@ -165,8 +174,20 @@ def patterns() -> tuple[_Pattern, ...]:
         warning = M.authorization_wildcard_warning(engine, warned.url)
         for initiator in ("fetch", "xhr") if warning is not None else ():
             add(engine, "warning", warning, warned._replace(initiator=initiator))
-    # A line that is the reason for one step and a follow-up for another is reported as reason.
     return tuple(table.values())
+
+
+def _fits(step: str, fields: dict[str, str]) -> bool:
+    """Whether the values the line prints rule ``step`` out. A quoted Allow-Origin value names
+    its own check (Firefox prints "does not match" for a list, an invalid value and another
+    origin alike); a printed status that is not a redirect cannot be the redirect check."""
+    from probes.cors.evaluate import REDIRECT_STATUSES, allow_origin_failure
+
+    if step in _ORIGIN_VALUE_STEPS and "param" in fields:
+        return allow_origin_failure(fields["param"]) == step
+    if step == M.PREFLIGHT_REDIRECT and fields.get("status", "").isdigit():
+        return int(fields["status"]) in REDIRECT_STATUSES
+    return True
 
 
 def clean(line: str) -> str:
@@ -184,7 +205,16 @@ def recognize(line: str) -> list[Match]:
         if m is None:
             continue
         fields = {k: v for k, v in m.groupdict().items() if v is not None}
-        pre = next(iter(p.preflight)) if len(p.preflight) == 1 else None
-        initiator = next(iter(p.initiator)) if len(p.initiator) == 1 else None
-        found.append(Match(p.engine, tuple(p.steps), p.kind, fields, pre, initiator))
+        # No wider than the text: drop the steps its printed values rule out (all of them
+        # ruled out would be a line no engine prints for these values: keep every reading).
+        steps = [s for s in p.steps if _fits(s, fields)] or list(p.steps)
+        readings = [p.steps[s] for s in steps]
+        kinds = set().union(*(r.kinds for r in readings))
+        # The reason line for one step and a follow-up for another reads as the reason.
+        kind = next(k for k in ("reason", "warning", "script-error", "follow-up") if k in kinds)
+        pres = set().union(*(r.preflight for r in readings))
+        inits = set().union(*(r.initiator for r in readings))
+        pre = next(iter(pres)) if len(pres) == 1 else None
+        initiator = next(iter(inits)) if len(inits) == 1 else None
+        found.append(Match(p.engine, tuple(steps), kind, fields, pre, initiator))
     return found

@@ -1,10 +1,16 @@
-"""The headers Chromium puts on the wire for a CORS request: the OPTIONS preflight and the
-actual request (what `albprobe cors` and the Locust user send, so the server sees a browser).
+"""The headers each engine puts on the wire for a CORS request: the OPTIONS preflight and the
+actual request (what `albprobe cors --browser ...` and the Locust user send, so the server sees
+that browser), with the engine's own User-Agent, header set and order.
 
-Observed from Chromium 156 (tests/cors/test_cors_browser.py records what it sends): the
-preflight carries Accept: */*, Access-Control-Request-Method, Access-Control-Request-Headers
-(only when non-empty), Origin, User-Agent, Sec-Fetch-Mode/Site/Dest and Referer; never cookies.
-Transport headers (Host, Connection, Accept-Encoding) are left to the HTTP client.
+Recorded from the real engines the test suite drives (tests/cors/cors_engine_run.py compares
+every preflight and first request of the shared cases with these lists): Chromium 156, Firefox
+153.8.0esr and WebKitGTK 2.50.6. Transport headers (Host, Connection, Accept-Encoding,
+Content-Length) are left to the HTTP client. Never a Cookie on a preflight; Authorization only
+as a script-set header. ``spec`` mode sends Chromium's.
+
+Not recorded (the test page has no cookie, and albprobe sends neither): where Firefox and WebKit
+put the Cookie header (placed where their request builders add it, see the ``cookie`` slots),
+redirect hops (sent as first requests) and fetch cache modes other than ``default``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,74 @@ CHROME_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/156.0.0.0 Safari/537.36"
 )
+FIREFOX_USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Gecko/20100101 Firefox/153.0"
+WEBKIT_USER_AGENT = (  # WebKitGTK's own (Safari on a Mac says Macintosh and its version)
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/60.5 Safari/605.1.15"
+)
+USER_AGENTS = {
+    "chrome": CHROME_USER_AGENT,
+    "firefox": FIREFOX_USER_AGENT,
+    "webkit": WEBKIT_USER_AGENT,
+}
+# Firefox's default; WebKit's comes from the user's languages (WebKitGTK: the locale), so
+# Safari's usual English value is sent.
+ACCEPT_LANGUAGE = {"firefox": "en-US,en;q=0.9", "webkit": "en-US,en;q=0.9"}
+
+
+def _slots(order: str) -> tuple[str, ...]:
+    return tuple(order.split())
+
+
+# Header order per engine, as slots (see _fill). "script": the script's headers in its order;
+# WebKit splits them into names of its well-known header table (sent first) and the others
+# (sent last).
+PREFLIGHT_ORDER = {
+    "chrome": _slots("accept acrm acrh origin ua mode site dest referer"),
+    "firefox": _slots("ua accept al acrm acrh referer origin sfsa dest mode site priority"),
+    "webkit": _slots("origin acrm referer acrh ua accept al mode dest site"),
+}
+_CHROME_ACTUAL = _slots("accept script origin ua site mode dest referer cookie")
+ACTUAL_ORDER = {  # (engine, initiator)
+    ("chrome", "fetch"): _CHROME_ACTUAL,
+    ("chrome", "xhr"): _CHROME_ACTUAL,
+    ("firefox", "fetch"): _slots(
+        "ua accept al referer script origin sfsa cookie dest mode site priority"
+    ),
+    ("firefox", "xhr"): _slots("ua accept al script origin sfsa cookie referer dest mode site"),
+    ("webkit", "fetch"): _slots(
+        "script-known origin referer accept ua al cookie dest mode site script-other"
+    ),
+    ("webkit", "xhr"): _slots(
+        "script-known origin accept referer ua al cookie dest mode site script-other"
+    ),
+}
+# Firefox sets its default User-Agent, Accept and Accept-Language when the channel is made; a
+# script's value replaces them there (nsHttpHeaderArray::SetHeader), not among the other script
+# headers. WebKit puts a script's User-Agent in its own's place, on the preflight too (observed).
+_IN_PLACE = {
+    "firefox": frozenset({"user-agent", "accept", "accept-language"}),
+    "webkit": frozenset({"user-agent"}),
+}
+_PREFLIGHT_IN_PLACE = {"webkit": frozenset({"user-agent"})}
+# Request-side names in WebKit's well-known header table (HTTPHeaderNames.in): its header map
+# keeps those apart from (and before) other names.
+_WEBKIT_KNOWN = frozenset(
+    _slots(
+        "accept accept-charset accept-language authorization cache-control content-language"
+        " content-type dnt if-match if-modified-since if-none-match if-range if-unmodified-since"
+        " last-event-id pragma purpose range"
+    )
+)
+
+
+def wire_engine(mode: str) -> str:
+    """Whose request is sent: ``spec`` sends Chromium's."""
+    return mode if mode in USER_AGENTS else "chrome"
+
+
+def default_user_agent(mode: str) -> str:
+    return USER_AGENTS[wire_engine(mode)]
 
 
 def _referer(origin: str, url: str) -> str | None:
@@ -35,74 +109,107 @@ def _referer(origin: str, url: str) -> str | None:
     return origin + "/"
 
 
+def _fill(
+    order: tuple[str, ...], req: CorsRequest, mode: str, user_agent: str, *, preflight: bool
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    """The headers in ``order``; and where a Cookie goes (its slot's index in the list)."""
+    engine = wire_engine(mode)
+    d = _derive(req, mode)
+    script: list[tuple[str, str]] = []
+    for name, value in req.headers:
+        v = value.strip(" \t\r\n")
+        if not is_forbidden_header(name.lower(), v, mode):  # dropped silently
+            script.append((name, v))
+    given = {name.lower(): (name, v) for name, v in script}
+    in_place = (_PREFLIGHT_IN_PLACE if preflight else _IN_PLACE).get(engine, frozenset())
+    if preflight:  # the script's headers are not sent (only named in the ACRH list)
+        script = []
+        given = {k: v for k, v in given.items() if k in in_place}
+    site = sec_fetch_site(d.origin, req.url)
+    referer = _referer(d.origin, req.url)
+    out: list[tuple[str, str]] = []
+    cookie_at = -1
+
+    def default(name: str, value: str) -> None:
+        """A header the engine adds unless the script set it (or, in place, the script's)."""
+        if name.lower() in in_place:
+            out.append(given.get(name.lower(), (name, value)))
+        elif name.lower() not in given:
+            out.append((name, value))
+
+    for slot in order:
+        if slot == "accept":
+            default("Accept", "*/*")
+        elif slot == "al":
+            default("Accept-Language", ACCEPT_LANGUAGE[engine])
+        elif slot == "script":
+            out += [(n, v) for n, v in script if n.lower() not in in_place]
+        elif slot in ("script-known", "script-other"):
+            known = slot == "script-known"
+            out += [(n, v) for n, v in script if (n.lower() in _WEBKIT_KNOWN) == known]
+        elif slot == "acrm":
+            out.append(("Access-Control-Request-Method", d.method))
+        elif slot == "acrh" and d.unsafe:
+            out.append(("Access-Control-Request-Headers", ",".join(d.unsafe)))
+        elif slot == "origin" and (
+            preflight or not (d.same_origin and d.method in ("GET", "HEAD"))
+        ):
+            out.append(("Origin", serialize_origin(req.origin)))
+        elif slot == "ua" and (user_agent or "user-agent" in given):
+            default("User-Agent", user_agent)
+        elif slot == "referer" and referer:
+            out.append(("Referer", referer))
+        elif slot == "sfsa" and d.include and site == "cross-site":
+            # Firefox: a credentialed cross-site request without storage access.
+            out.append(("Sec-Fetch-Storage-Access", "none"))
+        elif slot == "dest":
+            out.append(("Sec-Fetch-Dest", "empty"))
+        elif slot == "mode":
+            out.append(("Sec-Fetch-Mode", "cors"))
+        elif slot == "site":
+            out.append(("Sec-Fetch-Site", site))
+        elif slot == "priority":
+            out.append(("Priority", "u=4"))
+        elif slot == "cookie":
+            cookie_at = len(out)
+    return tuple(out), cookie_at
+
+
 @lru_cache(maxsize=4096)
 def _preflight(req: CorsRequest, mode: str, user_agent: str) -> tuple[tuple[str, str], ...]:
-    d = _derive(req, mode)
-    out = [("Accept", "*/*"), ("Access-Control-Request-Method", d.method)]
-    if d.unsafe:
-        out.append(("Access-Control-Request-Headers", ",".join(d.unsafe)))
-    out.append(("Origin", d.origin))
-    if user_agent:
-        out.append(("User-Agent", user_agent))
-    out += [
-        ("Sec-Fetch-Mode", "cors"),
-        ("Sec-Fetch-Site", sec_fetch_site(d.origin, req.url)),
-        ("Sec-Fetch-Dest", "empty"),
-    ]
-    ref = _referer(d.origin, req.url)
-    if ref:
-        out.append(("Referer", ref))
-    return tuple(out)
+    return _fill(PREFLIGHT_ORDER[wire_engine(mode)], req, mode, user_agent, preflight=True)[0]
 
 
 def preflight_headers(
-    req: CorsRequest, mode: str = "chrome", *, user_agent: str = CHROME_USER_AGENT
+    req: CorsRequest, mode: str = "chrome", *, user_agent: str | None = None
 ) -> list[tuple[str, str]]:
-    """The OPTIONS request's headers, in Chromium's order. No Cookie, no Authorization."""
-    return list(_preflight(req, mode, user_agent))
+    """The OPTIONS request's headers, in the engine's order (``user_agent`` None: the engine's
+    own; "": none). No Cookie, no Authorization."""
+    ua = default_user_agent(mode) if user_agent is None else user_agent
+    return list(_preflight(req, mode, ua))
 
 
 @lru_cache(maxsize=4096)
-def _actual(req: CorsRequest, mode: str, user_agent: str) -> tuple[tuple[str, str], ...]:
-    d = _derive(req, mode)
-    out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for name, value in req.headers:
-        lname = name.lower()
-        v = value.strip(" \t\r\n")
-        if is_forbidden_header(lname, v, mode):
-            continue  # the browser drops it silently
-        seen.add(lname)
-        out.append((name, v))
-    if "accept" not in seen:
-        out.insert(0, ("Accept", "*/*"))
-    if d.same_origin and d.method in ("GET", "HEAD"):
-        pass  # no Origin on same-origin GET/HEAD
-    else:
-        out.append(("Origin", serialize_origin(req.origin)))
-    if user_agent:
-        out.append(("User-Agent", user_agent))
-    out += [
-        ("Sec-Fetch-Site", sec_fetch_site(d.origin, req.url)),
-        ("Sec-Fetch-Mode", "cors"),
-        ("Sec-Fetch-Dest", "empty"),
-    ]
-    ref = _referer(d.origin, req.url)
-    if ref:
-        out.append(("Referer", ref))
-    return tuple(out)
+def _actual(
+    req: CorsRequest, mode: str, user_agent: str
+) -> tuple[tuple[tuple[str, str], ...], int]:
+    order = ACTUAL_ORDER[(wire_engine(mode), req.initiator)]
+    return _fill(order, req, mode, user_agent, preflight=False)
 
 
 def actual_headers(
     req: CorsRequest,
     mode: str = "chrome",
     *,
-    user_agent: str = CHROME_USER_AGENT,
+    user_agent: str | None = None,
     cookie: str | None = None,
 ) -> list[tuple[str, str]]:
-    """The actual request's headers: the script's (minus forbidden ones), Accept, Origin,
-    User-Agent, Sec-Fetch-*, Referer, and Cookie only when credentials mode is "include"."""
-    out = list(_actual(req, mode, user_agent))
+    """The actual request's headers, in the engine's order: the script's (minus forbidden ones),
+    Accept, Origin, User-Agent (``user_agent`` None: the engine's own), Sec-Fetch-*, Referer,
+    the engine's extras, and Cookie only when credentials mode is "include"."""
+    ua = default_user_agent(mode) if user_agent is None else user_agent
+    headers, cookie_at = _actual(req, mode, ua)
+    out = list(headers)
     if cookie and req.credentials == "include":
-        out.append(("Cookie", cookie))
+        out.insert(cookie_at, ("Cookie", cookie))
     return out

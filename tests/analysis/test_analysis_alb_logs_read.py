@@ -316,3 +316,65 @@ def test_verdict_calls_timeout_kills_capacity_not_a_keepalive_race(tmp_path):
     fig, _ = _closes(tmp_path / "r", keepalive_every=100, kill_every=0)
     v = verdict.decide(fig, context="alb-logs")
     assert [c.id for c in v.causes][0] == "keepalive-race", v.headline
+
+
+# ---- a malformed request is an entry, not a malformed line -----------------------------------
+
+# How the ALB logs a request it could not parse (its own 400): no target, -1 times, the request
+# field as read ("- http://host:80-/ "), no user agent.
+BAD_REQUEST = (
+    "http 2018-07-02T22:23:01.500000Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2818 -"
+    ' -1 -1 -1 400 - 0 0 "- http://www.example.com:80-/ " "-" - - - "-" "-" "-" -'
+    ' 2018-07-02T22:23:01.499000Z "-" "-" "-" "-" "-" "-" "-" "TID_1234abcd5678ef90"'
+)
+BAD_REQUEST_TS = 1530570181.5  # 2018-07-02T22:23:01.5Z; GOOD is at 22:23:00.186641Z
+
+
+def test_malformed_request_is_kept_by_the_python_parser():
+    rec = alb.parse_line(BAD_REQUEST)
+    assert rec is not None
+    assert (rec["elb_status_code"], rec["target_status_code"]) == (400, None)
+    assert (rec["received_bytes"], rec["sent_bytes"]) == (0, 0)
+    assert (
+        rec["request_processing_time"],
+        rec["target_processing_time"],
+        rec["response_processing_time"],
+    ) == (-1, -1, -1)
+    assert rec["client_port"] == "192.168.131.39:2818" and rec["ts"] == BAD_REQUEST_TS
+    assert rec["request"] == "- http://www.example.com:80-/ "
+    assert (rec["method"], rec["url"], rec["http_version"]) == (None, None, None)
+
+
+@pytest.mark.parametrize("path", ["fast", "line-by-line"])
+def test_malformed_request_is_kept_by_the_duckdb_loader(tmp_path, path):
+    lines = [GOOD, BAD_REQUEST, GOOD]
+    if path == "line-by-line":  # a rejected line makes the loader re-read the object exactly
+        lines.append(CUT_IN_REQUEST)
+    f = tmp_path / "bad-request.log"
+    f.write_text("\n".join(lines) + "\n")
+    con = dataset.connect()
+    st = alb.load(con, [f])
+    assert (st.parsed, st.malformed) == (3, len(lines) - 3)
+    rec = alb.parse_line(BAD_REQUEST)
+    cols = ("client_port", "elb_status_code", "target_status_code", "received_bytes")
+    cols += ("sent_bytes", "request_processing_time", "request", "ts")
+    parts = ", ".join(f"{alb.request_part_sql('request', p)} AS {p}" for p in ("method", "url"))
+    got = _rows(con, f"SELECT {', '.join(cols)}, {parts} FROM alb WHERE elb_status_code = 400")
+    assert got == [{**{c: rec[c] for c in cols}, "method": None, "url": None}]
+    window = alb.load(con, [f], since=BAD_REQUEST_TS - 0.5, until=BAD_REQUEST_TS + 0.5)
+    assert window.parsed == 3
+    in_window = con.execute("SELECT elb_status_code FROM alb").fetchall()
+    assert in_window == [(400,)]
+
+
+def test_malformed_request_counts_in_the_cli_window(tmp_path, capsys):
+    f = tmp_path / "logs" / "bad-request.log"
+    f.parent.mkdir()
+    f.write_text("\n".join([GOOD, BAD_REQUEST]) + "\n")
+    out = tmp_path / "rep"
+    window = ["--since", "2018-07-02T22:23:01Z", "--until", "2018-07-02T22:23:02Z"]
+    assert main(["analyze", "--alb-logs", str(f.parent), *window, "--out", str(out)]) == 0
+    figures = json.loads((out / "summary.json").read_text())["figures"]
+    assert figures["alb_entries"] == 1
+    assert figures["parse"]["alb"]["malformed"] == 0
+    assert "malformed of" not in capsys.readouterr().out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 from cors_browser_cases import ALB_HEADERS, CASES, Case, js_for
 from cors_browser_harness import ApiServer, Chromium, PageServer, find_chromium
-from cors_engine_run import predict, register_case
+from cors_engine_run import predict, register_case, too_wide
 
 from probes.attribution import attribute
 from probes.cors import (
@@ -192,7 +192,8 @@ def test_alb_pages_in_browser_cases_attribute_to_proxy() -> None:
 
 def test_explain_recognises_every_chromium_line(browser_outcomes: dict[str, Outcome]) -> None:
     """`albprobe explain` round-trip: every CORS console line Chromium printed, and every error
-    a script got, reads back as Chromium's, with the failed check the evaluator named."""
+    a script got, reads back as Chromium's, with the failed check the evaluator named and no
+    reading its text rules out."""
     from probes.cors.recognize import recognize
 
     n = 0
@@ -207,6 +208,7 @@ def test_explain_recognises_every_chromium_line(browser_outcomes: dict[str, Outc
                 matches = recognize(line)
                 assert {m.engine for m in matches} == {"chrome"}, (case.id, line, matches)
                 assert any(verdict.step in m.steps for m in matches), (case.id, line)
+                assert too_wide(line) is None, (case.id, too_wide(line))
                 n += 1
     assert n > 60
     everything = next(iter(browser_outcomes.values())).all_console  # the page's whole console

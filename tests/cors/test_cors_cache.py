@@ -39,6 +39,37 @@ def test_parse_max_age(value, chrome, spec) -> None:
     assert parse_max_age(value, "spec") == spec
 
 
+@pytest.mark.parametrize(
+    "value,firefox,webkit",
+    [
+        (None, 5, 5),
+        ("", 5, 5),
+        ("600", 600, 600),
+        ("601", 601, 600),  # WebKit caps at 10 min
+        ("7201", 7201, 600),
+        ("86400", 86400, 600),
+        ("90000", 86400, 600),  # Firefox caps at 24 h
+        ("0", 0, 0),
+        ("-5", 0, -5),  # Firefox: not digits -> not cached; WebKit: expired at once
+        ("+60", 0, 60),
+        ("abc", 0, 5),  # Firefox caches nothing it cannot read; WebKit takes its default
+        ("5, 10", 0, 5),
+    ],
+)
+def test_parse_max_age_firefox_webkit(value, firefox, webkit) -> None:
+    assert parse_max_age(value, "firefox") == firefox
+    assert parse_max_age(value, "webkit") == webkit
+
+
+@pytest.mark.parametrize(("mode", "cap"), [("chrome", 7200), ("firefox", 86400), ("webkit", 600)])
+def test_each_engine_caps_max_age_at_its_own_limit(mode, cap) -> None:
+    """Chromium 2 h, Firefox 24 h, WebKit 10 min (the engines' sources, docs/cors.md)."""
+    resp = pre(("Access-Control-Allow-Methods", "PUT"), ("Access-Control-Max-Age", "31536000"))
+    c = PreflightCache(mode)
+    c.store(PUT, resp, 0.0)
+    assert c.allows(PUT, cap - 1.0) and not c.allows(PUT, cap + 1.0)
+
+
 def test_default_max_age_is_five_seconds() -> None:
     c = PreflightCache()
     c.store(PUT, pre(("Access-Control-Allow-Methods", "PUT")), now=100.0)

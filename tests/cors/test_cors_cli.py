@@ -14,10 +14,18 @@ from albprobe.cli import main
 ORIGIN = "https://hakwonplus.com"
 
 
+class _Seen(list):
+    """(method, path, lower-cased headers) per request; ``raw``: the headers as sent, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raw: list[list[tuple[str, str]]] = []
+
+
 @pytest.fixture
 def api():
     """A Django-cors-like API: allows ORIGIN with credentials, answers preflights; records requests."""
-    seen: list[tuple[str, str, dict[str, str]]] = []
+    seen = _Seen()
 
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -27,6 +35,7 @@ def api():
             if length:
                 self.rfile.read(length)
             seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+            seen.raw.append(list(self.headers.items()))
             origin = self.headers.get("Origin")
             self.send_response(200 if self.command == "OPTIONS" else 201)
             if origin == ORIGIN:
@@ -219,3 +228,32 @@ def test_browser_from_config(api, tmp_path, capsys) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["mode"] == "webkit"
     assert doc["results"][0]["verdict"]["js_error"] == "TypeError: Load failed"
+
+
+@pytest.mark.parametrize(
+    ("browser", "agent", "first"),
+    [
+        ("chrome", "Chrome/156.0.0.0 Safari/537.36", "Accept"),
+        ("firefox", "Gecko/20100101 Firefox/153.0", "User-Agent"),
+        ("webkit", "Version/60.5 Safari/605.1.15", "Origin"),
+    ],
+)
+def test_browser_option_sends_that_engines_request(api, browser, agent, first, monkeypatch) -> None:
+    """The engine's own User-Agent, headers and order on the wire (Host first, transport headers
+    after; tests/cors/cors_engine_run.py compares the lists with the real engines')."""
+    from probes.cors import CorsRequest, actual_headers, preflight_headers
+
+    base, seen = api
+    monkeypatch.setenv("ALBPROBE_COOKIE", "sessionid=abc")
+    url = f"{base}/api/items"
+    args = ["cors", url, "-X", "PUT", "-H", "Content-Type: application/json", "--data", "{}"]
+    assert main([*args, "--browser", browser, "--json"]) == 0
+    req = CorsRequest(url, ORIGIN, "PUT", (("Content-Type", "application/json"),))
+    transport = {"host", "connection", "accept-encoding", "content-length"}
+    pre, act = ([(k, v) for k, v in h if k.lower() not in transport] for h in seen.raw)
+    assert [k for k, _ in seen.raw[0]][0] == "Host"
+    assert pre == preflight_headers(req, browser)
+    assert act == actual_headers(req, browser, cookie="sessionid=abc")
+    for sent in (pre, act):
+        assert dict(sent)["User-Agent"].endswith(agent)
+    assert pre[0][0] == first

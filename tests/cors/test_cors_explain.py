@@ -131,3 +131,73 @@ def test_xhr_line_replays_as_xhr() -> None:
     r = _run(CHROME_MISSING.replace("Access to fetch", "Access to XMLHttpRequest"))
     assert r.exit_code == 0 and "--browser chrome --xhr" in r.output
     assert "--xhr" not in _run(CHROME_MISSING).output
+
+
+def _docs_line(engine: str, case: str, i: int = 0) -> str:
+    """Line ``i`` of docs/cors.md's engine-lines table (checked against the real engines by
+    test_docs_table_matches_*)."""
+    from cors_engine_run import docs_table
+
+    return docs_table(engine)[case][i]
+
+
+def test_no_reading_of_a_real_line_is_wider_than_its_text() -> None:
+    """Every line the real engines printed in the docs table names one check, a set its text
+    cannot split (cors_engine_run.TEXT_CANNOT_TELL), or none (a follow-up line)."""
+    from cors_engine_run import docs_table, too_wide
+
+    lines = [x for e in ("chrome", "firefox", "webkit") for c in docs_table(e).values() for x in c]
+    assert len(lines) > 40
+    assert [too_wide(x) for x in lines if too_wide(x)] == []
+
+
+def test_firefox_does_not_match_reads_the_quoted_value() -> None:
+    from albprobe.commands.explain import explain_line
+
+    listed = explain_line(_docs_line("firefox", "acao-list"))
+    assert "does not match ‘https://a.example, http://127.0.0.1:<page>’" in listed.line
+    assert listed.steps == ("allow-origin-multiple",)
+    assert explain_line(_docs_line("firefox", "acao-invalid")).steps == ("allow-origin-invalid",)
+    other = _docs_line("firefox", "acao-invalid").replace("‘foo’", "‘https://hakwonplus.com’")
+    assert explain_line(other).steps == ("allow-origin-mismatch",)
+    assert explain_line(other.replace("‘https://hakwonplus.com’", "‘null’")).steps == (
+        "allow-origin-mismatch",
+    )
+
+
+def test_preflight_status_that_is_not_a_redirect_is_not_the_redirect_check() -> None:
+    from albprobe.commands.explain import explain_line
+
+    for engine, case in (
+        ("webkit", "preflight-alb-502"),
+        ("webkit", "preflight-404-no-cors"),
+        ("firefox", "preflight-500-with-cors"),
+    ):
+        e = explain_line(_docs_line(engine, case))
+        assert e.steps == ("preflight-status",), (engine, case, e.steps)
+        assert e.kind == "reason"
+    # A 302 may be the redirect or (no Location) a plain non-ok status: both stay.
+    assert set(explain_line(_docs_line("webkit", "preflight-redirect")).steps) == {
+        "preflight-redirect",
+        "preflight-status",
+    }
+    assert set(explain_line(_docs_line("firefox", "preflight-redirect", 1)).steps) == {
+        "preflight-redirect",
+        "preflight-status",
+    }
+
+
+def test_lines_that_name_no_check_still_say_so() -> None:
+    from albprobe.commands.explain import explain_line
+
+    did_not = explain_line(_docs_line("firefox", "preflight-alb-502", 1))
+    assert "CORS request did not succeed" in did_not.line and len(did_not.steps) > 3
+    assert "a follow-up line: the reason is the console line before it" in did_not.text
+    cannot = explain_line(_docs_line("webkit", "preflight-alb-502", 1))
+    assert "due to access control checks" in cannot.line and len(cannot.steps) > 3
+    origin = explain_line(_docs_line("webkit", "acao-invalid"))
+    assert set(origin.steps) == {
+        "allow-origin-missing",
+        "allow-origin-invalid",
+        "allow-origin-mismatch",
+    }
