@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo tune-demo test lint bench sweep setup setup-test testbed clean
+.PHONY: demo tune-demo test test-fast lint bench sweep setup setup-test testbed clean
 
 setup:
 	@scripts/bootstrap.sh runtime
@@ -24,10 +24,18 @@ tune-demo: setup
 testbed: setup
 	@.venv/bin/albprobe testbed up
 
+# The suite mostly waits (health checks, fault offsets, run durations, browser starts), so it runs
+# on more parallel workers than cores; each worker has its own port band (tests/conftest.py).
+TEST_WORKERS ?= 6
 test: setup-test
 	@.venv/bin/ruff check .
 	@.venv/bin/lint-imports --no-cache
-	@$(PY) -m pytest -q $(PYTEST_ARGS)
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
+
+# The inner loop: the tests that need no testbed, browser or moto server (tests/conftest.py marks
+# the others), in well under a minute.
+test-fast: setup-test
+	@$(PY) -m pytest -q -n 2 -m "not slow and not browser and not testbed and not moto" --durations=10 $(PYTEST_ARGS)
 
 lint: setup-test
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .

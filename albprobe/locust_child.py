@@ -50,7 +50,13 @@ def locust_command(
         "0",
     ]
     if opts.workers > 0:
+        from testbed.ports import free_port
+
+        # The forked workers reach their master on this port; Locust's default (5557) would
+        # collide with any other distributed run on the machine.
+        master_port = str(free_port())
         cmd += ["--processes", str(opts.workers), "--albprobe-processes", str(opts.workers)]
+        cmd += ["--master-bind-port", master_port, "--master-port", master_port]
     if opts.web_ui and web_port:
         cmd += [
             "--web-host",
