@@ -509,10 +509,13 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
             )
             ev.close()
         if s.standalone:
-            from probes.loadgen.meta import standalone_meta
+            from probes.loadgen.meta import gap_reason, standalone_meta
 
+            summary["gap_reason"] = gap_reason(s.gaps, s.started_at, s.processes)
             if s.abort_reason:
                 status = "aborted"
+            elif summary["gap_reason"]:
+                status = "partial"
             elif s.shape_finished:
                 status = "complete"
             else:
