@@ -143,6 +143,11 @@ def validate(opts: RunOptions) -> None:
     cfg = opts.config
     check_target_allowed(cfg)
     check_caps(cfg, opts.shape)
+    if opts.shape == "rate-steps" and opts.workers:
+        raise ConfigError(
+            "the rate-steps shape runs in one Locust process (its parent drives it step by step)",
+            hint="drop --workers",
+        )
     if opts.faults and not cfg.is_testbed:
         raise ConfigError(
             "--fault needs the testbed as the target", hint="drop --fault, or use --target testbed"
