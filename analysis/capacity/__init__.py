@@ -18,7 +18,7 @@ from analysis.capacity.result import (
     parse_gates,
     summarise_pass,
 )
-from analysis.capacity.steps import StepFigures, StepWindow, step_figures, window_figures
+from analysis.capacity.steps import StepFigures, StepWindow, window_figures
 from analysis.capacity.usl import UslFit, fit_usl, usl
 
 __all__ = [
@@ -41,7 +41,6 @@ __all__ = [
     "next_rate",
     "parse_slo",
     "recommend",
-    "step_figures",
     "window_figures",
     "usl",
 ]

@@ -1,6 +1,5 @@
-"""Per-step figures of a tuning run: one open-model step at one arrival rate, either a run
-directory of its own or a window of a stepped run (the `rate-steps` shape: every step of a search
-in one Locust process)."""
+"""Per-step figures of a tuning run: one open-model step at one arrival rate, a window of a
+stepped run (the `rate-steps` shape: every step of a pass in one Locust process)."""
 
 from __future__ import annotations
 
@@ -98,28 +97,6 @@ class StepWindow:
     status_reason: str | None = None
     scheduled: int = 0
     dropped: int = 0
-
-
-def step_figures(
-    run_dir: str | Path, offered_rps: float, *, cpu_seconds: float | None = None
-) -> StepFigures:
-    """Figures of one step from its run directory (the `requests` table and run.json)."""
-    ds = dataset.open_run(run_dir)
-    try:
-        meta = ds.meta
-        counts = meta.get("counts") or {}
-        base: dict[str, Any] = dict(
-            offered_rps=float(offered_rps),
-            run_id=str(meta.get("run_id") or Path(run_dir).name),
-            status=str(meta.get("status") or "unknown"),
-            status_reason=meta.get("status_reason"),
-            scheduled=int(counts.get("scheduled_iterations") or 0),
-            dropped=int(counts.get("dropped_iterations") or 0),
-            cpu_seconds=cpu_seconds,
-        )
-        return _measure(ds, base, "")
-    finally:
-        ds.close()
 
 
 def window_figures(
