@@ -45,6 +45,7 @@ KEY_FIGURES = (
     "failure_onset_rps",
     "failure_onset_concurrency",
     "recommended_workers",
+    "worker_gap_seconds",
     "alb_entries",
     "alb_elb_5xx",
     "alb_elb_502",

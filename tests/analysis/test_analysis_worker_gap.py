@@ -82,3 +82,22 @@ def test_gap_reason_names_each_lost_worker_and_its_span():
         "1 of 2 load processes sent nothing then"
     )
     assert gap_reason([], 100.0, 2) is None
+
+
+def test_the_timeline_hatches_the_gap_on_every_panel():
+    import matplotlib.pyplot as plt
+
+    from analysis.correlate import Timeline
+    from analysis.reports.plots import _gaps
+
+    tl = Timeline(t0=100, seconds=30, gaps=[(110.4, 118.0, "w1")])
+    fig, axes = plt.subplots(2, 1)
+    try:
+        _gaps(list(axes), tl)
+        for ax in axes:
+            (span,) = ax.patches
+            x0, x1 = span.get_x(), span.get_x() + span.get_width()
+            assert (round(x0, 1), round(x1, 1)) == (10.4, 18.0)
+        assert axes[0].get_legend_handles_labels()[1] == ["worker w1 lost: load incomplete"]
+    finally:
+        plt.close(fig)
