@@ -13,7 +13,7 @@ setup-test:
 demo: setup
 	@.venv/bin/albprobe demo
 
-# Capacity tuning end to end on the testbed (about two minutes): 2 sync workers behind a 100 ms
+# Capacity tuning end to end on the testbed (about 75 s): 2 sync workers behind a 100 ms
 # endpoint, sized for 30 req/s, proven at the recommended setting. Report: runs/tune-demo-<time>/.
 TUNE_DEMO_OUT ?= runs/tune-demo-$(shell date +%Y%m%d-%H%M%S)
 tune-demo: setup

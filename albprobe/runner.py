@@ -31,7 +31,7 @@ from core.config import Config, load_refusal
 from core.errors import AlbprobeError, ConfigError
 from core.rundir import RunDir, TableWriter
 from core.supervisor import Child
-from probes.loadgen.meta import config_for_record, versions
+from probes.loadgen.meta import config_for_record, gap_reason, versions
 from probes.loadgen.plans import OPEN_MODEL, peak_users, rates
 
 # Kept importable from here: the commands and tests use these names.
@@ -143,6 +143,11 @@ def validate(opts: RunOptions) -> None:
     cfg = opts.config
     check_target_allowed(cfg)
     check_caps(cfg, opts.shape)
+    if opts.shape == "rate-steps" and opts.workers:
+        raise ConfigError(
+            "the rate-steps shape runs in one Locust process (its parent drives it step by step)",
+            hint="drop --workers",
+        )
     if opts.faults and not cfg.is_testbed:
         raise ConfigError(
             "--fault needs the testbed as the target", hint="drop --fault, or use --target testbed"
@@ -325,6 +330,9 @@ def _finalise(
     else:
         status, reason = "complete", None
     gaps = summary.get("gaps", [])
+    lost = gap_reason(gaps, summary.get("started_at"), meta["workers"]["count"])
+    if lost and status == "complete":  # the load the run was asked for did not all go out
+        status, reason = "partial", lost
     meta.update(
         status=status,
         status_reason=reason,

@@ -31,7 +31,7 @@ DEPLOYS = {
 }
 ACTIONS = (*DEPLOYS, "worker-kill")
 # Faults that can name one target (testbed.config.TARGET_FAULTS), and worker-kill.
-TARGETED = ("target-down", "hang", "health-host", "worker-kill")
+TARGETED = ("target-down", "hang", "health-host", "keepalive-race", "worker-kill")
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,10 @@ def testbed_config(cfg: Config, rundir: RunDir, overrides: dict[str, Any]) -> Te
 RESTARTING_FAULTS = frozenset({"keepalive-race"})
 
 
+def _restarts_at_start(step: FaultStep) -> bool:
+    return step.at <= 0 and step.on and step.fault in RESTARTING_FAULTS
+
+
 class TestbedTarget:
     """The testbed as the target: logs into the run directory, its events into the events table,
     and the fault schedule applied as the load runs."""
@@ -183,14 +187,10 @@ class TestbedTarget:
         # Switching keepalive-race restarts gunicorn with other settings; scheduled at 0 s it is
         # meant to be the target's configuration, so start with it instead of restarting under
         # the first requests (whose refused connects would read as a target going down).
-        at_start = {
-            f.fault
-            for f in faults
-            if f.at <= 0 and f.on and f.target is None and f.fault in RESTARTING_FAULTS
-        }
+        at_start = {f.fault for f in faults if _restarts_at_start(f) and f.target is None}
         if at_start:
             tb_cfg = tb_cfg.with_faults(*tb_cfg.faults, *at_start)
-            faults = [f for f in faults if not (f.at <= 0 and f.on and f.fault in at_start)]
+            faults = [f for f in faults if not (_restarts_at_start(f) and f.target is None)]
         self.testbed: Testbed | None = Testbed(tb_cfg)
         self.testbed.add_listener(on_event)
         self.pending = list(faults)
@@ -221,6 +221,13 @@ class TestbedTarget:
                 "deregistration_delay": d["deregistration_delay"],
             },
         )
+        # The same for one target (keepalive-race:2@0s): switched before the load starts.
+        for step in [f for f in self.pending if _restarts_at_start(f)]:
+            self.pending.remove(step)
+            tb.set_fault(step.fault, True, step.target)
+            meta["testbed"]["fault_timeline"].append(
+                [time.time(), f"{step.fault}:{step.target}", True]
+            )
         with contextlib.suppress(TimeoutError):
             for i in range(1, len(d["targets"]) + 1):
                 tb.wait_for_health("UP", target=i)

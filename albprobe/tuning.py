@@ -1,8 +1,9 @@
 """`albprobe tune` orchestration: open-model steps until the SLO breaks, then the fit, the
 recommendation and, on the testbed, the proof at the recommended setting.
 
-Each step is one ordinary `albprobe run` (constant-rate shape, through the runner's public entry
-point) into <tune dir>/steps/. On the testbed the tuner owns the testbed for the whole session, so
+The steps of a pass run in one Locust process: one `albprobe run` of the `rate-steps` shape
+(albprobe/stepped.py) into <tune dir>/steps/<pass>/, asked for one at a time, each next rate chosen
+from the previous step's figures (read from its rows). On the testbed the tuner owns the testbed for the whole session, so
 that it can read the gunicorn workers' memory and CPU time around each step and restart gunicorn
 with the recommended setting; the steps then target its proxy URL.
 """
@@ -21,12 +22,13 @@ from analysis.capacity import (
     Memory,
     PassResult,
     StepFigures,
+    StepWindow,
     TuneResult,
     check_slo,
     next_rate,
     recommend,
-    step_figures,
     summarise_pass,
+    window_figures,
 )
 from analysis.reports.thresholds import Threshold
 from core.config import Capacity, Config
@@ -64,6 +66,7 @@ class _Session:
     tb: Any = None  # the Testbed, when it is the target
     interrupted: str | None = None
     pss_mb: list[float] = field(default_factory=list)  # mean worker PSS after each step
+    cap: Capacity | None = None  # the setting the current pass loads (recorded in its run.json)
 
     @property
     def cfg(self) -> Config:
@@ -118,45 +121,6 @@ def _capacity_dict(cap: Capacity) -> dict[str, Any]:
     }
 
 
-def _run_step(s: _Session, pass_name: str, index: int, rate: float, cap: Capacity) -> StepFigures:
-    from albprobe.runner import RunOptions, execute
-
-    cfg = s.cfg
-    load = dataclasses.replace(
-        cfg.load,
-        shape="constant-rate",
-        rate=rate,
-        start_rate=rate,
-        end_rate=rate,
-        duration=s.opts.step_duration,
-        max_vus=min(cfg.load.max_vus, cfg.safety.max_users),
-        workers=0,
-    )
-    step_cfg = dataclasses.replace(cfg, target=s.url, load=load, capacity=cap)
-    cpu0 = _cpu(s)
-    result = execute(
-        RunOptions(
-            config=step_cfg,
-            shape="constant-rate",
-            runs_root=s.opts.out / "steps",
-            run_id=f"{pass_name}-{index:02d}-{rate:g}rps",
-        )
-    )
-    cpu1 = _cpu(s)
-    if s.tb is not None:
-        pss = [u.pss_mb if u.pss_mb is not None else u.rss_mb for u in s.tb.worker_usage()]
-        if pss:
-            s.pss_mb.append(sum(pss) / len(pss))
-    if (
-        result.status == "partial"
-        and result.status_reason
-        and ("Ctrl-C" in result.status_reason or "SIGTERM" in result.status_reason)
-    ):
-        s.interrupted = result.status_reason
-    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None and cpu1 >= cpu0 else None
-    return step_figures(result.rundir.path, rate, cpu_seconds=cpu)
-
-
 def _cpu(s: _Session) -> float | None:
     """CPU seconds of the current workers; a worker replaced mid-step makes the delta unusable,
     which the caller sees as a decrease and drops."""
@@ -176,49 +140,101 @@ def _describe(step: StepFigures, holds: bool, failed: tuple[str, ...]) -> str:
     )
 
 
-def _search(s: _Session, pass_name: str, cap: Capacity) -> tuple[list[StepFigures], list[str]]:
-    """Grow, then bisect, until the planner is done or the budget is spent."""
+Rates = Callable[[list[tuple[float, bool]]], "float | None"]
+
+
+def _steps(s: _Session, pass_name: str, rates: Rates, most: int) -> list[StepFigures]:
+    """The steps of one pass, all in one Locust process (albprobe/stepped.py): ``rates`` gives
+    each next rate from the (rate, SLO held) pairs so far. A step the abort rule cut short ends
+    that process; the pass goes on in a new one."""
+    from albprobe.stepped import SteppedOptions, run_stepped
+
     o = s.opts
-    max_rate = o.max_rate if o.max_rate is not None else s.cfg.safety.max_rps
     steps: list[StepFigures] = []
     tried: list[tuple[float, bool]] = []
-    notes: list[str] = []
-    while s.interrupted is None:
-        rate = next_rate(
-            tried,
-            start=o.start_rate,
-            growth=o.growth,
-            max_rate=max_rate,
-            resolution=o.resolution,
-            budget=o.budget,
-        )
-        if rate is None:
-            break
-        step = _run_step(s, pass_name, len(steps) + 1, rate, cap)
+    cpu0: list[float | None] = [None]
+
+    def next_rate() -> float | None:
+        rate = rates(tried) if s.interrupted is None else None
+        cpu0[0] = _cpu(s)
+        return rate
+
+    def on_step(run_dir: Path, window: StepWindow) -> None:
+        cpu1 = _cpu(s)
+        if s.tb is not None:
+            pss = [u.pss_mb if u.pss_mb is not None else u.rss_mb for u in s.tb.worker_usage()]
+            if pss:
+                s.pss_mb.append(sum(pss) / len(pss))
+        c0 = cpu0[0]
+        cpu = cpu1 - c0 if c0 is not None and cpu1 is not None and cpu1 >= c0 else None
+        step = window_figures(run_dir, window, cpu_seconds=cpu)
         check = check_slo(step, o.slo)
         s.log(_describe(step, check.holds, check.failed))
         steps.append(step)
-        tried.append((rate, check.holds))
-        if step.status == "aborted":
-            notes.append(
-                f"the step at {rate:g} req/s was cut short by the abort rule "
-                f"({step.status_reason}); it counts as a broken SLO and no higher rate was tried"
-            )
+        tried.append((window.offered_rps, check.holds))
+
+    segment = 0
+    # rates() is pure: a pass (or, after an abort, a new process) starts only with a step to run.
+    while s.interrupted is None and len(steps) < most and rates(tried) is not None:
+        segment += 1
+        before = len(steps)
+        result = run_stepped(
+            SteppedOptions(
+                config=dataclasses.replace(s.cfg, target=s.url, capacity=s.cap),
+                runs_root=o.out / "steps",
+                run_id=pass_name if segment == 1 else f"{pass_name}-{segment}",
+                step_duration=o.step_duration,
+                max_rate=_max_rate(s),
+                max_steps=most - len(steps),
+            ),
+            next_rate,
+            on_step,
+        )
+        reason = result.status_reason or ""
+        if result.status == "partial" and ("Ctrl-C" in reason or "SIGTERM" in reason):
+            s.interrupted = reason
+        if result.status == "complete" or len(steps) == before:
+            break
+    return steps
+
+
+def _max_rate(s: _Session) -> float:
+    return s.opts.max_rate if s.opts.max_rate is not None else s.cfg.safety.max_rps
+
+
+def _search(s: _Session, pass_name: str) -> tuple[list[StepFigures], list[str]]:
+    """Grow, then bisect, until the planner is done or the budget is spent."""
+    o = s.opts
+
+    def rates(tried: list[tuple[float, bool]]) -> float | None:
+        return next_rate(
+            tried,
+            start=o.start_rate,
+            growth=o.growth,
+            max_rate=_max_rate(s),
+            resolution=o.resolution,
+            budget=o.budget,
+        )
+
+    steps = _steps(s, pass_name, rates, o.budget)
+    notes = [
+        f"the step at {st.offered_rps:g} req/s was cut short by the abort rule "
+        f"({st.status_reason}); it counts as a broken SLO and no higher rate was tried"
+        for st in steps
+        if st.status == "aborted"
+    ]
     if s.interrupted:
         notes.append(f"tuning stopped early: {s.interrupted}")
     return steps, notes
 
 
-def _fixed(s: _Session, pass_name: str, rates: list[float], cap: Capacity) -> list[StepFigures]:
-    steps = []
-    for i, rate in enumerate(rates, 1):
-        if s.interrupted:
-            break
-        step = _run_step(s, pass_name, i, rate, cap)
-        check = check_slo(step, s.opts.slo)
-        s.log(_describe(step, check.holds, check.failed))
-        steps.append(step)
-    return steps
+def _fixed(s: _Session, pass_name: str, rates: list[float]) -> list[StepFigures]:
+    return _steps(
+        s,
+        pass_name,
+        lambda tried: rates[len(tried)] if len(tried) < len(rates) else None,
+        len(rates),
+    )
 
 
 def _measurements(s: _Session, before: PassResult) -> tuple[dict[str, Any], Memory | None]:
@@ -322,7 +338,8 @@ def _session(s: _Session) -> TuneResult:
     slo_text = tuple(t.text for t in o.slo)
     s.log(f"pass 1: the current setting, SLO {' and '.join(slo_text)}")
     t0 = time.monotonic()
-    steps, notes = _search(s, "before", cfg.capacity)
+    s.cap = cfg.capacity
+    steps, notes = _search(s, "before")
     before = summarise_pass("before", _capacity_dict(cfg.capacity), steps, o.slo, notes)
     statements = [before.knee.statement, *notes]
     measurements, memory = _measurements(s, before)
@@ -366,7 +383,8 @@ def _session(s: _Session) -> TuneResult:
             keepalive=new.keepalive,
         )
         rates = sorted({st.offered_rps for st in before.steps} | {rec.target_rps})
-        after_steps = _fixed(s, "after", rates, new)
+        s.cap = new
+        after_steps = _fixed(s, "after", rates)
         after = summarise_pass("after", _capacity_dict(new), after_steps, o.slo)
     elif rec is not None and s.tb is None:
         statements.append(

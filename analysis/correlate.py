@@ -40,10 +40,20 @@ class Timeline:
     seconds: int = 0
     series: dict[str, np.ndarray] = field(default_factory=dict)
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (ts, kind, detail)
+    # Locust workers lost mid-run: (from, to, worker id); their share of the load is missing there
+    gaps: list[tuple[float, float, str]] = field(default_factory=list)
     cloudwatch: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def get(self, name: str) -> np.ndarray:
         return self.series.get(name, np.zeros(self.seconds))
+
+    def gap_seconds(self) -> np.ndarray:
+        """True for each second a worker gap touches: part of the load was not sent then."""
+        mask = np.zeros(self.seconds, dtype=bool)
+        for a, b, _w in self.gaps:
+            lo, hi = int(math.floor(a)) - self.t0, int(math.ceil(b)) - self.t0
+            mask[max(0, lo) : max(0, min(self.seconds, hi))] = True
+        return mask
 
 
 def _rows(ds: Dataset, sql: str) -> list[dict[str, Any]]:
@@ -507,6 +517,11 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
         n = tl.get("alb_n")
         p5 = tl.get("alb_a5xx")
         fail = p5 + tl.get("alb_t5xx")
+    # Seconds a lost worker's load was missing: per-second rates there say nothing about the
+    # load that was asked for, so the rate-based figures below leave them out.
+    gap = tl.gap_seconds()
+    full = ~gap
+    fig["worker_gap_seconds"] = int(gap.sum()) if tl.gaps else None
     cap = ds.meta.get("capacity") or {}
     slots = _slots(cap)
     fig["slots"] = slots
@@ -582,24 +597,28 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
                 a, b = int(ts) - tl.t0 - 1, int(nxt) - tl.t0 + 3
                 stop_win[max(0, a) : max(0, min(tl.seconds, b + 1))] = True
         fig["share_5xx_while_target_stopped"] = float(p5[stop_win].sum() / p5.sum())
-        # Low load: target concurrency under half the capacity (or under the run's median rps).
+        # Low load: target concurrency under half the capacity (or under the run's median rps);
+        # not the seconds whose load was low because a worker was lost.
         if fig["capacity_total"]:
             low = busy_target < 0.5 * fig["capacity_total"]
         else:
-            low = n <= np.median(n[n > 0]) if (n > 0).any() else np.ones(tl.seconds, dtype=bool)
-        fig["share_5xx_low_load"] = float(p5[low].sum() / p5.sum())
+            sent = (n > 0) & full
+            low = n <= np.median(n[sent]) if sent.any() else np.ones(tl.seconds, dtype=bool)
+        p5_full = float(p5[full].sum())
+        fig["share_5xx_low_load"] = float(p5[low & full].sum() / p5_full) if p5_full else None
         seconds_with = int((p5 > 0).sum())
         fig["proxy_5xx_seconds"] = seconds_with
         fig["proxy_5xx_max_per_s"] = int(p5.max())
         fig["proxy_5xx_spread"] = seconds_with / float(p5.sum())  # 1.0 = one per second, sporadic
     # Capacity correlation: does the failure rate follow target concurrency?
-    if n.sum() and busy_target.sum():
+    if n[full].sum() and busy_target[full].sum():
         rate = np.where(n > 0, fail / np.maximum(n, 1), np.nan)
-        fig["concurrency_failure_r"] = _pearson(busy_target, rate)
-        hi = busy_target >= 0.8 * fig["capacity_total"] if fig["capacity_total"] else None
+        fig["concurrency_failure_r"] = _pearson(busy_target[full], rate[full])
+        hi = (busy_target >= 0.8 * fig["capacity_total"]) & full if fig["capacity_total"] else None
         if hi is not None and hi.any():
+            lo = ~hi & full
             fig["failure_rate_at_capacity"] = _ratio(float(fail[hi].sum()), float(n[hi].sum()))
-            fig["failure_rate_below_capacity"] = _ratio(float(fail[~hi].sum()), float(n[~hi].sum()))
+            fig["failure_rate_below_capacity"] = _ratio(float(fail[lo].sum()), float(n[lo].sum()))
             fig["seconds_at_capacity"] = int(hi.sum())
     # Onset: first second where failures reach 1 % (and at least 2), and the load at that moment.
     if fail.sum():
@@ -608,7 +627,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
             i = int(onset[0])
             fig["failure_onset_ts"] = float(tl.t0 + i)
             fig["failure_onset_offset_s"] = float(i)
-            fig["failure_onset_rps"] = float(n[i])
+            fig["failure_onset_rps"] = float(n[i]) if full[i] else None
             lo, hi_i = max(0, i - 2), i + 1
             fig["failure_onset_concurrency"] = float(np.nanmax(busy_target[lo:hi_i]))
             if in_flight is not None and np.isfinite(in_flight[lo:hi_i]).any():
@@ -618,7 +637,7 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
     n_t = tl.get("n_target")
     p50 = tl.get("p50")
     if n_t.sum():
-        calm = (n > 0) & (fail == 0)
+        calm = (n > 0) & (fail == 0) & full
         if fig["capacity_total"]:
             calm &= busy_target < 0.5 * fig["capacity_total"]
         svc = float(np.nanmedian(p50[calm])) if calm.any() else fig.get("target_p50_ms")
@@ -629,7 +648,8 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline) -> None:
             svc = mix
         # Demand on the app: requests minus those that never could reach it (failed connects).
         demand = np.clip(n - tl.get("hap_hconnect"), 0, None) if "hap_hconnect" in tl.series else n
-        offered = float(np.percentile(demand[demand > 0], 95)) if (demand > 0).any() else 0.0
+        sent = (demand > 0) & full
+        offered = float(np.percentile(demand[sent], 95)) if sent.any() else 0.0
         if svc:
             threads = (
                 int(cap.get("threads") or 1) if cap.get("worker_class") in (None, "gthread") else 1
@@ -679,6 +699,14 @@ def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     if ds.present.get("metrics"):
         _metrics_figures(ds, fig)
     tl = _timeline(ds, fig)
+    gaps = (meta.get("workers") or {}).get("gaps") or []
+    fig["worker_gaps"] = [
+        {k: g.get(k) for k in ("worker_id", "from", "to", "reason")} for g in gaps
+    ]
+    tl.gaps = [
+        (float(g["from"]), float(g["to"] if g.get("to") is not None else g["from"]), g["worker_id"])
+        for g in gaps
+    ]
     _event_figures(ds, fig, tl)
     if tl.seconds:
         _derived(ds, fig, tl)

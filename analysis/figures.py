@@ -172,6 +172,9 @@ class Figures:
     target_breakdown: Row | None = None  # TargetBreakdown.to_dict(): failures per target
     release: Row | None = None  # ReleaseFigures.to_dict(): deploy windows, kills, recycles
     proxy_redirect_fail: int | None = None  # requests the proxy answered 3xx, failing CORS
+    # Locust load processes lost mid-run (run.json workers.gaps): {worker_id, from, to, reason}
+    worker_gaps: list[Row] = field(default_factory=list)
+    worker_gap_seconds: int | None = None  # seconds of the timeline a gap touches
     # inputs
     parse: dict[str, Row] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -188,7 +191,14 @@ class Figures:
             kw[name] = v
         if "present" not in kw:
             raise KeyError("figure 'present' is required (which inputs were read)")
-        for name in ("cross_table", "by_status", "app_cors_steps", "network_errors", "faults"):
+        for name in (
+            "cross_table",
+            "by_status",
+            "app_cors_steps",
+            "network_errors",
+            "faults",
+            "worker_gaps",
+        ):
             if kw.get(name) is None and name in kw:
                 kw[name] = []
         return cls(**kw)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from analysis.capacity.recommend import safe_keepalive
+from analysis.caveats import caveats
 from analysis.figures import Figures
 from analysis.release import NEAR_S
 
@@ -161,6 +162,11 @@ class Verdict:
     security_findings: list[dict[str, Any]] = field(default_factory=list)
     missing_evidence: list[str] = field(default_factory=list)
     figures: Figures = field(default_factory=lambda: Figures(present={}))
+    caveats: list[str] = field(default_factory=list)  # default: analysis.caveats of the figures
+
+    def __post_init__(self) -> None:
+        if not self.caveats:
+            self.caveats = caveats(self.figures)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -170,6 +176,7 @@ class Verdict:
             "cross_table": self.cross_table,
             "security_findings": self.security_findings,
             "missing_evidence": self.missing_evidence,
+            "caveats": self.caveats,
             "figures": self.figures.to_dict(),
         }
 

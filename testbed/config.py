@@ -18,7 +18,7 @@ WORKER_CLASSES = ("sync", "gthread")
 # historic default), port 443's role (TLS + ALPN h2), port 80's role (301 to HTTPS).
 LISTENERS = ("http", "https", "http-redirect")
 # Faults that can name one target (NAME:INDEX); the others switch the whole target group.
-TARGET_FAULTS: tuple[str, ...] = ("target-down", "hang", "health-host")
+TARGET_FAULTS: tuple[str, ...] = ("target-down", "hang", "health-host", "keepalive-race")
 # The target group's load_balancing.algorithm.type, and HAProxy's name for it.
 ALGORITHMS = {"round_robin": "roundrobin", "least_outstanding_requests": "leastconn"}
 

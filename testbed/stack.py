@@ -81,8 +81,8 @@ class Testbed:
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()
         self._haproxy: HaproxyProcess | None = None
-        self._relay: Child | None = None
-        self._relay_port = 0
+        # keepalive-race: one latency relay per racing target, {target index: (relay, port)}
+        self._relays: dict[int, tuple[Child, int]] = {}
         self._blackhole = Blackhole()
         self.front_port = self.app_port = self.https_port = self.redirect_port = 0
         self.tls: TlsFiles | None = None
@@ -225,11 +225,6 @@ class Testbed:
                     f"cannot bind the target address {ip}",
                     hint="pass --target-ip 127.0.0.1 (the health-host fault then cannot tell the hosts apart)",
                 )
-        if "keepalive-race" in self.faults and cfg.targets > 1:
-            raise TestbedError(
-                "the keepalive-race fault needs one target (its relay sits before target 1)",
-                hint="pass --targets 1",
-            )
         self._closing.clear()
         self._tmp = Path(tempfile.mkdtemp(prefix="albtb-"))
         # Absolute: the children run in other folders (gunicorn in the repository root).
@@ -262,8 +257,8 @@ class Testbed:
             for slot in self.slots:
                 if not self._is_down(slot):
                     self._start_gunicorn(slot)
-            if "keepalive-race" in self.faults:
-                self._start_relay()
+                if self._races(slot):
+                    self._start_relay(slot)
             self._start_haproxy()
             self.started = True
             self._emit("testbed_started", json.dumps(self.describe()["urls"]))
@@ -285,7 +280,8 @@ class Testbed:
             if self._haproxy:
                 self._haproxy.stop()
                 self._haproxy = None
-            self._stop_relay()
+            for index in list(self._relays):
+                self._stop_relay(index)
             for slot in self.slots:
                 if slot.gunicorn:
                     slot.gunicorn.stop()
@@ -305,7 +301,8 @@ class Testbed:
 
     def listening_ports(self) -> list[int]:
         """Ports of ours still accepting connections (empty after a clean stop)."""
-        hosts = [(self.front_port, self.config.front_host), (self._relay_port, "127.0.0.1")]
+        hosts = [(self.front_port, self.config.front_host)]
+        hosts += [(port, "127.0.0.1") for _, port in self._relays.values()]
         hosts += [(self.app_port, ip) for ip in self.config.target_ips]
         hosts += [
             (self.https_port, self.config.front_host),
@@ -321,6 +318,10 @@ class Testbed:
 
     def _is_down(self, slot: TargetSlot) -> bool:
         return "target-down" in self._faults_of(slot)
+
+    def _races(self, slot: TargetSlot) -> bool:
+        """keepalive-race on this target (switched for the whole group or for it alone)."""
+        return "keepalive-race" in self._faults_of(slot)
 
     def _state_file(self, slot: TargetSlot) -> Path:
         assert self._tmp is not None
@@ -346,11 +347,11 @@ class Testbed:
 
     def _gunicorn_spec(self, slot: TargetSlot | None = None) -> GunicornSpec:
         cfg = self.config
-        race = "keepalive-race" in self.faults
         assert self._tmp is not None
         slot = slot or (
             self.slots[0] if self.slots else TargetSlot(1, cfg.target_ip, self.app_port)
         )
+        race = self._races(slot)
         return GunicornSpec(
             bind_host=slot.ip,
             port=self.app_port,
@@ -393,10 +394,12 @@ class Testbed:
             slot.gunicorn = None
         self._start_gunicorn(slot)
 
-    def _start_relay(self) -> None:
-        if self._relay and self._relay.alive():
+    def _start_relay(self, slot: TargetSlot) -> None:
+        """The latency relay in front of one target (upstream: that target's own address)."""
+        running = self._relays.get(slot.index)
+        if running and running[0].alive():
             return
-        self._relay_port = port = free_port("127.0.0.1")
+        port = free_port("127.0.0.1")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
@@ -408,28 +411,29 @@ class Testbed:
             "--listen",
             f"127.0.0.1:{port}",
             "--upstream",
-            f"{self.config.target_ip}:{self.app_port}",
+            f"{slot.ip}:{self.app_port}",
             "--delay-ms",
             f"{self.config.relay_delay_ms:g}",
         ]
-        self._relay = spawn(ChildSpec("latency relay", argv, env=env, cwd=REPO_ROOT))
+        relay = spawn(ChildSpec(f"latency relay ({slot.label})", argv, env=env, cwd=REPO_ROOT))
         try:
-            self._relay.wait_ready(lambda: port_open("127.0.0.1", port), 15, "listening")
+            relay.wait_ready(lambda: port_open("127.0.0.1", port), 15, "listening")
         except BaseException:
-            self._relay = None
+            relay.stop(5)
             raise
+        self._relays[slot.index] = (relay, port)
 
-    def _stop_relay(self) -> None:
-        if self._relay is not None:
-            self._relay.stop(5)
-            self._relay = None
+    def _stop_relay(self, index: int) -> None:
+        relay = self._relays.pop(index, None)
+        if relay is not None:
+            relay[0].stop(5)
 
     def _route(self, slot: TargetSlot) -> tuple[str, int]:
         """Where the proxy's connections to a target really go."""
         if "blocked-port" in self.faults:
             return self._blackhole.host, self._blackhole.port
-        if "keepalive-race" in self.faults:
-            return "127.0.0.1", self._relay_port
+        if self._races(slot):
+            return "127.0.0.1", self._relays[slot.index][1]
         return slot.ip, self.app_port
 
     def _start_haproxy(self) -> None:
@@ -474,8 +478,9 @@ class Testbed:
     def _backend(self) -> str:
         return BLOCKED if "blocked-port" in self.faults else BACKEND
 
-    def _set_route(self) -> None:
-        for slot in self.slots:
+    def _set_route(self, slots: list[TargetSlot] | None = None) -> None:
+        """Re-route ``slots`` (default: every target); the others keep their connections."""
+        for slot in self.slots if slots is None else slots:
             host, port = self._route(slot)
             group.set_addr(self.stats_socket, slot, host, port, self.config.fail_open)
         # Traffic takes the blocked backend (connect timeouts -> the ALB's 504) or the normal one.
@@ -550,7 +555,7 @@ class Testbed:
     # ---- faults ------------------------------------------------------------------------------
     def set_fault(self, name: str, on: bool, target: int | None = None) -> None:
         """Switch a fault on or off while the testbed runs: on every target, or on ``target``
-        (1-based; target-down, hang and health-host only)."""
+        (1-based; the faults of testbed.config.TARGET_FAULTS)."""
         if name not in FAULTS:
             raise TestbedError(f"unknown fault {name!r}", hint=f"one of: {', '.join(FAULTS)}")
         if target is not None and name not in TARGET_FAULTS:
@@ -583,14 +588,15 @@ class Testbed:
             elif name == "blocked-port":
                 self._set_route()
             elif name == "keepalive-race":
-                if on:
-                    self._start_relay()
                 for slot in affected:
+                    if self._races(slot):
+                        self._start_relay(slot)
                     if not self._is_down(slot):
                         self._restart_gunicorn(slot)  # worker class and keep-alive change
-                self._set_route()
-                if not on:
-                    self._stop_relay()
+                self._set_route(affected)
+                for slot in affected:
+                    if not self._races(slot):
+                        self._stop_relay(slot.index)
             label = self.slot(target).label if target is not None else None
             self._emit("fault_on" if on else "fault_off", name, target=label)
 

@@ -18,7 +18,7 @@ from analysis.capacity.result import (
     parse_gates,
     summarise_pass,
 )
-from analysis.capacity.steps import StepFigures, step_figures
+from analysis.capacity.steps import StepFigures, StepWindow, window_figures
 from analysis.capacity.usl import UslFit, fit_usl, usl
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Recommendation",
     "SloCheck",
     "StepFigures",
+    "StepWindow",
     "UslFit",
     "check_slo",
     "find_knee",
@@ -40,6 +41,6 @@ __all__ = [
     "next_rate",
     "parse_slo",
     "recommend",
-    "step_figures",
+    "window_figures",
     "usl",
 ]

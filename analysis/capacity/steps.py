@@ -1,4 +1,5 @@
-"""Per-step figures of a tuning run: one open-model step = one run directory at one arrival rate."""
+"""Per-step figures of a tuning run: one open-model step at one arrival rate, a window of a
+stepped run (the `rate-steps` shape: every step of a pass in one Locust process)."""
 
 from __future__ import annotations
 
@@ -79,33 +80,53 @@ SELECT count(*) AS requests,
   quantile_cont(coalesce(co_latency_ms, latency_ms), 0.5) AS p50_ms,
   quantile_cont(coalesce(co_latency_ms, latency_ms), 0.99) AS p99_ms,
   quantile_cont(latency_ms, 0.99) AS service_p99_ms
-FROM requests WHERE kind = 'actual' AND ts IS NOT NULL
+FROM requests WHERE kind = 'actual' AND ts IS NOT NULL {window}
 """
 
 
-def step_figures(
-    run_dir: str | Path, offered_rps: float, *, cpu_seconds: float | None = None
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepWindow:
+    """One step of a stepped run (the `rate-steps` shape: many steps in one run directory): its
+    offered rate and the intended send times it covered, as the load process answered them."""
+
+    run_id: str
+    offered_rps: float
+    start: float
+    end: float
+    status: str = "complete"
+    status_reason: str | None = None
+    scheduled: int = 0
+    dropped: int = 0
+
+
+def window_figures(
+    run_dir: str | Path, step: StepWindow, *, cpu_seconds: float | None = None
 ) -> StepFigures:
-    """Figures of one step from its run directory (the `requests` table and run.json)."""
+    """Figures of one step of a stepped run: the requests whose intended send time fell in the
+    step's window (a late completion still belongs to the step that sent it)."""
     ds = dataset.open_run(run_dir)
     try:
-        meta = ds.meta
-        counts = meta.get("counts") or {}
         base: dict[str, Any] = dict(
-            offered_rps=float(offered_rps),
-            run_id=str(meta.get("run_id") or Path(run_dir).name),
-            status=str(meta.get("status") or "unknown"),
-            status_reason=meta.get("status_reason"),
-            scheduled=int(counts.get("scheduled_iterations") or 0),
-            dropped=int(counts.get("dropped_iterations") or 0),
+            offered_rps=float(step.offered_rps),
+            run_id=step.run_id,
+            status=step.status,
+            status_reason=step.status_reason,
+            scheduled=step.scheduled,
+            dropped=step.dropped,
             cpu_seconds=cpu_seconds,
         )
-        if not ds.present.get("requests"):
-            return StepFigures(**base)
-        row = correlate._one(ds, _STEP_SQL)
-        service = correlate.mix_service_ms(ds)
+        where = f"AND intended_ts >= {step.start!r} AND intended_ts < {step.end!r}"
+        return _measure(ds, base, where)
     finally:
         ds.close()
+
+
+def _measure(ds: dataset.Dataset, base: dict[str, Any], where: str) -> StepFigures:
+    """The step's figures from its `requests` rows (``where``: more conditions on them)."""
+    if not ds.present.get("requests"):
+        return StepFigures(**base)
+    row = correlate._one(ds, _STEP_SQL.format(window=where))
+    service = correlate.mix_service_ms(ds)
     n = int(row.get("requests") or 0)
     first, last = row.get("first_ts"), row.get("last_done")
     # Completions are counted over the span from the first send to the last completion: past the

@@ -183,7 +183,7 @@ def _steps_table(p: PassResult) -> str:
         )
     return _table(
         (
-            "step (run directory)",
+            "step (run directory/step)",
             "offered req/s",
             "throughput req/s",
             "concurrency",

@@ -45,6 +45,7 @@ KEY_FIGURES = (
     "failure_onset_rps",
     "failure_onset_concurrency",
     "recommended_workers",
+    "worker_gap_seconds",
     "alb_entries",
     "alb_elb_5xx",
     "alb_elb_502",
@@ -133,6 +134,11 @@ def render(
         subtitle=escape(subtitle),
         at_fault=escape(v.at_fault),
         headline=escape(v.headline),
+        caveats="".join(f"<li>{escape(c)}</li>" for c in v.caveats).join(
+            ("<div class='caveats'><b>Caveats</b><ul>", "</ul></div>")
+        )
+        if v.caveats
+        else "",
         causes=_causes(v),
         timeline_png=_b64(timeline),
         cross_table=_table(v.cross_table, ["source", "cors", "count"])

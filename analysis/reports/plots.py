@@ -54,6 +54,22 @@ def _markers(axes: list[Any], tl: Timeline) -> None:
         seen.add(kind)
 
 
+def _gaps(axes: list[Any], tl: Timeline) -> None:
+    """Lost Locust workers as hatched spans on every panel: the load there is incomplete."""
+    for i, (a, b, worker) in enumerate(tl.gaps):
+        for ax in axes:
+            ax.axvspan(
+                a - tl.t0,
+                max(b, a + 1) - tl.t0,
+                facecolor="#bbbbbb",
+                alpha=0.3,
+                hatch="//",
+                edgecolor="#777777",
+                lw=0,
+                label=f"worker {worker} lost: load incomplete" if ax is axes[0] and i < 5 else None,
+            )
+
+
 def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     """Requests/s by outcome, 5xx rate + healthy targets, concurrency vs capacity, latency."""
     x = np.arange(tl.seconds)
@@ -178,7 +194,8 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     ax.set_xlabel("seconds since start")
     ax.legend(loc="upper left", fontsize=7)
     _markers(list(axes), tl)
-    if any(k in EVENT_COLOURS for _, k, _ in tl.events):
+    _gaps(list(axes), tl)
+    if tl.gaps or any(k in EVENT_COLOURS for _, k, _ in tl.events):
         axes[0].legend(loc="upper left", fontsize=7, ncol=4)
     fig.tight_layout()
     return _png(fig)

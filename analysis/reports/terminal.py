@@ -30,6 +30,8 @@ def print_summary(
     con = console or Console()
     style = _STYLE.get(v.at_fault, "white")
     con.print(Panel(escape(v.headline), title=f"at fault: {v.at_fault}", border_style=style))
+    for c in v.caveats:
+        con.print(f"[yellow]caveat:[/yellow] {escape(c)}")
     if v.causes:
         t = Table(title="causes", show_lines=True)
         t.add_column("cause", style="bold")

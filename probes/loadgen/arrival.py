@@ -81,6 +81,10 @@ class ArrivalScheduler:
     def next_slot(self) -> float:
         return self._channel.get()
 
+    def waiting(self) -> int:
+        """Users idle in next_slot(), waiting for an intended time."""
+        return len(self._channel.getters)
+
     def drain_seconds(self, upto: float) -> list[tuple[int, int, int]]:
         """Completed seconds (< upto) as (ts, scheduled, dropped), removed from the buffer."""
         done = sorted(s for s in self.per_second if s < int(upto))

@@ -39,6 +39,25 @@ def config_for_record(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def gap_reason(gaps: list[dict[str, Any]], started_at: float | None, processes: int) -> str | None:
+    """Why a run that lost load processes is partial, or None without a gap: 'lost Locust worker
+    w1 from 6.2 s to 16.0 s of the load (worker gone): 1 of 2 load processes sent nothing then'."""
+    if not gaps:
+        return None
+    t0 = started_at or min(g["from"] for g in gaps)
+    spans = ", ".join(
+        f"{g['worker_id']} from {g['from'] - t0:.1f} s"
+        + (f" to {g['to'] - t0:.1f} s" if g.get("to") is not None else "")
+        + f" of the load ({g['reason']})"
+        for g in gaps
+    )
+    lost = len({g["worker_id"] for g in gaps})
+    return (
+        f"lost Locust worker{'s' if len(gaps) > 1 else ''} {spans}: {lost} of "
+        f"{max(processes, lost)} load processes sent nothing then"
+    )
+
+
 def standalone_meta(
     s: Any, environment: Any, *, status: str, summary: dict | None = None
 ) -> dict[str, Any]:
@@ -47,7 +66,7 @@ def standalone_meta(
     meta: dict[str, Any] = {
         "run_id": s.rundir.path.name,
         "status": status,
-        "status_reason": (summary or {}).get("abort_reason"),
+        "status_reason": (summary or {}).get("abort_reason") or (summary or {}).get("gap_reason"),
         "started_at": s.started_at or time.time(),
         "ended_at": (summary or {}).get("ended_at"),
         "target": {"kind": "url", "url": host},

@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable
 
 Plan = Callable[[float], "tuple[int, float] | None"]
-OPEN_MODEL = ("constant-rate", "ramping-rate")
+# rate-steps: arrival-rate steps asked for one at a time by the parent (probes/loadgen/stepctl.py,
+# albprobe tune); load.rate is the highest rate it may ask for.
+OPEN_MODEL = ("constant-rate", "ramping-rate", "rate-steps")
 
 
 def make_plan(shape: str, load, max_users: int) -> Plan:
@@ -52,7 +54,7 @@ def make_plan(shape: str, load, max_users: int) -> Plan:
 
 def rates(shape: str, load) -> tuple[float, float]:
     """(start_rate, end_rate) of the open model, iterations/s for the whole run."""
-    if shape == "constant-rate":
+    if shape in ("constant-rate", "rate-steps"):
         return load.rate, load.rate
     return load.start_rate, load.end_rate
 

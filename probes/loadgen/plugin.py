@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from core.rundir import SCHEMAS, RunDir, TableWriter
+from probes.loadgen import stepctl
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.plans import OPEN_MODEL, rates
 from probes.loadgen.ratelimit import TokenBucket
@@ -342,7 +343,10 @@ def _on_test_start(environment, **_kw) -> None:
     if s.role == "worker":
         s._worker_id = f"w{getattr(runner, 'worker_index', 0)}"
         _adopt_master_settings(s, environment.parsed_options)
-    if s.role in ("local", "worker") and s.shape in OPEN_MODEL:
+    if s.role == "local" and s.shape == stepctl.SHAPE:
+        s.scheduler = _stepped_scheduler(s, runner)
+        s.scheduler.start()
+    elif s.role in ("local", "worker") and s.shape in OPEN_MODEL:
         from probes.loadgen.arrival import ArrivalScheduler, intended_times
 
         r0, r1 = rates(s.shape, s.config.load)
@@ -358,6 +362,34 @@ def _on_test_start(environment, **_kw) -> None:
         s.scheduler.start()
     if s.role in ("local", "master"):
         gevent.spawn(_monitor, environment)
+
+
+def _stepped_scheduler(s: LoadSession, runner) -> Any:
+    """The arrival scheduler of the `rate-steps` shape: steps as the parent asks for them
+    (probes/loadgen/stepctl.py); its rows are flushed to disk at the end of each step."""
+    from probes.loadgen.arrival import ArrivalScheduler
+    from probes.loadgen.plans import make_plan
+
+    def flush() -> None:
+        if s.writer is not None:
+            s.writer.close()  # flush and wait for the part; the writer stays open
+
+    def stop() -> None:
+        s.shape_finished = True  # the shape ends the run at its next tick
+
+    plan = make_plan(s.shape, s.config.load, s.config.safety.max_users)(0.0)
+    times = stepctl.SteppedTimes(
+        s.rundir.path,
+        users=lambda: runner.user_count,
+        expected_users=plan[0] if plan else 1,
+        waiting=lambda: scheduler.waiting(),
+        counts=lambda: (scheduler.scheduled, scheduler.dropped),
+        flush=flush,
+        on_stop=stop,
+        deadline=(s.started_at or time.time()) + s.config.load.duration,
+    )
+    scheduler = ArrivalScheduler(iter(times))
+    return scheduler
 
 
 def _adopt_master_settings(s: LoadSession, opts) -> None:
@@ -509,10 +541,13 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
             )
             ev.close()
         if s.standalone:
-            from probes.loadgen.meta import standalone_meta
+            from probes.loadgen.meta import gap_reason, standalone_meta
 
+            summary["gap_reason"] = gap_reason(s.gaps, s.started_at, s.processes)
             if s.abort_reason:
                 status = "aborted"
+            elif summary["gap_reason"]:
+                status = "partial"
             elif s.shape_finished:
                 status = "complete"
             else:

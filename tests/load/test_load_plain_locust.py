@@ -27,6 +27,63 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _master(tmp: Path, port: int, host: str, cfg: Path, *extra: str) -> subprocess.Popen:
+    """A headless master expecting two workers, shape `users`, the given config."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            LOCUSTFILE,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--expect-workers",
+            "2",
+            "--headless",
+            "--host",
+            host,
+            "--albprobe-config",
+            str(cfg),
+            "--albprobe-shape",
+            "users",
+            "--albprobe-processes",
+            "2",
+            "--only-summary",
+            *extra,
+        ],
+        cwd=str(tmp),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _worker(tmp: Path, port: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            LOCUSTFILE,
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            str(port),
+        ],
+        cwd=str(tmp),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_remote_workers_run_the_masters_config(tmp_path):
     """A master with a config, two workers started with nothing but --worker: the workers send
     the master's endpoint (from the config it ships them), and one run directory holds it all."""
@@ -38,60 +95,8 @@ def test_remote_workers_run_the_masters_config(tmp_path):
     run = tmp_path / "run"
     port = free_port()
     with Testbed(TestbedConfig()) as tb:
-        master = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "locust",
-                "-f",
-                LOCUSTFILE,
-                "--master",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(port),
-                "--expect-workers",
-                "2",
-                "--headless",
-                "--host",
-                tb.url,
-                "--albprobe-config",
-                str(cfg),
-                "--albprobe-shape",
-                "users",
-                "--albprobe-processes",
-                "2",
-                "--albprobe-run-dir",
-                str(run),
-                "--only-summary",
-            ],
-            cwd=str(tmp_path),
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "locust",
-                    "-f",
-                    LOCUSTFILE,
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    str(port),
-                ],
-                cwd=str(tmp_path),
-                env=_env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
+        master = _master(tmp_path, port, tb.url, cfg, "--albprobe-run-dir", str(run))
+        workers = [_worker(tmp_path, port) for _ in range(2)]
         try:
             out, _ = master.communicate(timeout=90)
         finally:
@@ -107,6 +112,31 @@ def test_remote_workers_run_the_masters_config(tmp_path):
     assert {e for e, _, _ in rows} == {"only-this"}, out[-2000:]
     assert {w for _, w, _ in rows} == {"w0", "w1"}
     assert sum(n for _, _, n in rows) == summary["locust_requests"] > 0
+
+
+def test_plain_locust_that_lost_a_worker_is_recorded_as_partial(tmp_path):
+    """Plain `locust` (its own run.json): a worker killed mid-run makes the run partial, with
+    the worker and its gap in the reason."""
+    cfg = tmp_path / "g.toml"
+    cfg.write_text('[load]\nusers = 4\nduration = "12s"\nthink_time = 0.05\n')
+    port = free_port()
+    with Testbed(TestbedConfig()) as tb:
+        master = _master(tmp_path, port, tb.url, cfg)
+        workers = [_worker(tmp_path, port) for _ in range(2)]
+        try:
+            wait_for_requests(tmp_path / "runs", 20, master, pattern="*/progress.json")
+            workers[0].kill()  # this test's own child
+            out, _ = master.communicate(timeout=90)
+        finally:
+            for p in [master, *workers]:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(10)
+    (run,) = (tmp_path / "runs").iterdir()
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["workers"]["gaps"], out[-2000:]
+    assert meta["status"] == "partial"
+    assert meta["status_reason"].startswith("lost Locust worker w"), meta["status_reason"]
 
 
 def test_plain_locust_refuses_a_host_not_on_the_allow_list(tmp_path):

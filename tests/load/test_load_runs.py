@@ -154,6 +154,16 @@ def test_a_dead_worker_leaves_a_recorded_gap(cli, tmp_path):
         f"select kind from read_parquet('{cli.runs / 'gap' / 'events'}/*.parquet')"
     ).fetchall()
     assert ("worker_gap",) in kinds
+    # Half the load vanished: the run says so, and so do the terminal, the verdict and the report.
+    assert meta["status"] == "partial" and p.returncode == 1
+    assert meta["status_reason"].startswith(f"lost Locust worker {gap['worker_id']} from ")
+    assert "status: partial (lost Locust worker" in out
+    assert "caveat: load incomplete: lost Locust worker" in " ".join(out.split())
+    summary = json.loads((cli.runs / "gap" / "report" / "summary.json").read_text())
+    (caveat,) = summary["caveats"]
+    assert caveat.startswith(f"load incomplete: lost Locust worker {gap['worker_id']} from ")
+    assert summary["figures"]["worker_gap_seconds"] >= int(gap["to"] - gap["from"])
+    assert caveat in (cli.runs / "gap" / "report" / "report.html").read_text()
 
 
 def test_ctrl_c_leaves_a_readable_partial_run_dir(cli, tmp_path):

@@ -87,9 +87,33 @@ def test_knee_is_within_20_percent_of_the_theoretical_capacity(
     assert doc["before"]["knee"]["bounded"], "a step above the knee must have broken the SLO"
     assert doc["before"]["capacity"]["slots"] == workers * threads
     assert (out / "report.html").exists() and (out / "capacity.png").stat().st_size > 10_000
-    # every step is an ordinary run directory
-    assert len(list((out / "steps").iterdir())) == len(doc["before"]["steps"])
+    assert_one_process_per_pass(out / "steps" / "before", doc["before"]["steps"])
     assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def assert_one_process_per_pass(run: Path, steps: list[dict]) -> None:
+    """Every step of a pass ran in one Locust process (one ordinary run directory of the
+    rate-steps shape, one Locust start), each judged from the rows of its own window."""
+    import duckdb
+
+    assert [p.name for p in run.parent.iterdir() if p.name.startswith(run.name)] == [run.name]
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["shape"]["name"] == "rate-steps" and meta["status"] == "complete"
+    assert (run / "locust" / "locust.log").read_text().count("Starting Locust") == 1
+    windows = [
+        json.loads((run / "locust" / "steps" / f"done-{i:02d}.json").read_text())
+        for i in range(1, len(steps) + 1)
+    ]
+    assert [w["rate"] for w in windows] == [s["offered_rps"] for s in steps]
+    assert all(a["end"] <= b["start"] for a, b in zip(windows, windows[1:], strict=False))
+    glob = str(run / "requests" / "*.parquet")
+    for w, step in zip(windows, steps, strict=True):
+        ((n,),) = duckdb.sql(
+            f"select count(*) from read_parquet('{glob}') where kind = 'actual' "
+            f"and intended_ts >= {w['start']!r} and intended_ts < {w['end']!r}"
+        ).fetchall()
+        assert n == step["requests"] > 0
+        assert step["scheduled"] == w["scheduled"] >= n
 
 
 def test_proof_at_the_recommended_setting_holds_the_slo_at_the_target(tmp_path):
@@ -119,6 +143,8 @@ def test_proof_at_the_recommended_setting_holds_the_slo_at_the_target(tmp_path):
         rec["workers"] * doc["measurements"]["memory"]["per_worker_mb"]
     )
     after = doc["after"]
+    assert_one_process_per_pass(out / "steps" / "before", doc["before"]["steps"])
+    assert_one_process_per_pass(out / "steps" / "after", after["steps"])
     assert after["capacity"] == {
         "worker_class": rec["worker_class"],
         "workers": rec["workers"],

@@ -197,9 +197,46 @@ def test_keepalive_race_gives_sporadic_502_and_none_when_switched_off(make_testb
     assert off[200] == sum(off.values()) == 144, off
 
 
+def _races_502_servers(tb, since: int) -> Counter:
+    """HAProxy servers of the keep-alive race's 502s (target closed, request outstanding) logged
+    after byte ``since`` of the proxy log."""
+    text = tb.haproxy_logs[0].read_text(errors="replace")[since:]
+    servers: Counter = Counter()
+    for line in text.splitlines():
+        if " 502 " in line and "SH--" in line:
+            servers[next(w.split("/")[1] for w in line.split() if w.startswith("be_"))] += 1
+    return servers
+
+
+@pytest.mark.slow
+def test_keepalive_race_on_one_target_of_two_and_on_the_whole_group(make_testbed):
+    tb = make_testbed(targets=2, health_interval=5)
+    assert [tb._gunicorn_spec(s).worker_class for s in tb.slots] == ["sync", "sync"]
+    # One target: only target 2 gets gthread with the short keep-alive and a relay in front.
+    tb.set_fault("keepalive-race", True, target=2)
+    specs = [tb._gunicorn_spec(s) for s in tb.slots]
+    assert [(g.worker_class, g.keepalive) for g in specs] == [("sync", 2.0), ("gthread", 1.0)]
+    assert set(tb._relays) == {2}
+    since = tb.haproxy_logs[0].stat().st_size
+    on = _low_rate_run(tb.url, users=12, per_user=40, stop_on_502=True)
+    assert on[502] >= 1, on
+    servers = _races_502_servers(tb, since)
+    assert servers["target-2"] >= 1 and servers["target"] == 0, servers
+    # The whole group: both targets race, each behind its own relay.
+    tb.set_fault("keepalive-race", False, target=2)
+    assert tb._relays == {}
+    tb.set_fault("keepalive-race", True)
+    assert set(tb._relays) == {1, 2}
+    assert {tb._gunicorn_spec(s).worker_class for s in tb.slots} == {"gthread"}
+    assert _low_rate_run(tb.url, users=12, per_user=40, stop_on_502=True)[502] >= 1
+    procs = [r for r, _ in tb._relays.values()]
+    tb.stop()
+    assert tb.listening_ports() == [] and all(p.poll() is not None for p in procs)
+
+
 def test_stop_leaves_nothing_listening_and_no_children(make_testbed):
     tb = make_testbed(faults={"keepalive-race"})
-    procs = [tb.slots[0].gunicorn.proc, tb._haproxy.proc, tb._relay]
+    procs = [tb.slots[0].gunicorn.proc, tb._haproxy.proc, tb._relays[1][0]]
     tb.stop()
     assert tb.listening_ports() == []
     assert all(p.poll() is not None for p in procs)
