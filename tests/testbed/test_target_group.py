@@ -170,7 +170,9 @@ def test_a_request_outliving_the_drain_is_cut_with_a_502(make_testbed):
 
 
 def test_no_registered_target_gets_the_albs_503_and_registration_waits_for_health(make_testbed):
-    tb = make_testbed(targets=2, deregistration_delay=0.0, healthy_threshold=3)
+    # Three passing checks 1 s apart: the target stays initial for 2 s or more, time for a
+    # request sent before the checker admits it, even on a busy machine.
+    tb = make_testbed(targets=2, deregistration_delay=0.0, healthy_threshold=3, health_interval=1.0)
     all_up(tb)
     # What a lock-free reader of the slot would see when each event is published: the event
     # must come first, so a reader that sees the new state always finds it (issue 24).
@@ -191,14 +193,18 @@ def test_no_registered_target_gets_the_albs_503_and_registration_waits_for_healt
     tb.register(1)
     assert tb.server_status(1).status == "INITIAL"
     # initial: not routable yet, so the group still has no target to send to
-    seen = []  # (status, the proxy's view of target 1 once the answer is in)
+    seen = []  # (the proxy's view of target 1 before the request, status, view after it)
     while tb.slot(1).initial:
+        before = tb.server_status(1).status
         status = get(tb.url).status_code
-        seen.append((status, tb.server_status(1).status))
-    assert seen[0][0] == 503, seen
+        seen.append((before, status, tb.server_status(1).status))
+    # a request answered while the target was still initial (before and after) met no target:
+    # the ALB's 503; the first one was sent at once, well within the 2 s of checks
+    during = [code for b, code, after in seen if b == after == "INITIAL"]
+    assert during and set(during) == {503}, seen
     # a 200 only ever came from a target the checker had already marked UP (UP is sticky here)
-    assert all(st.startswith("UP") for code, st in seen if code == 200), seen
-    assert {code for code, _ in seen} <= {200, 503}, seen
+    assert all(after.startswith("UP") for _, code, after in seen if code == 200), seen
+    assert {code for _, code, _ in seen} <= {200, 503}, seen
     registered = [e for e in tb.events if e["kind"] == "target_healthy"]
     assert registered and registered[-1]["target"] == tb.target_labels[0]
     assert at_emit["target_deregistered"] == (True, False, False)  # still registered
