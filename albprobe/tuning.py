@@ -121,13 +121,29 @@ def _capacity_dict(cap: Capacity) -> dict[str, Any]:
     }
 
 
-def _cpu(s: _Session) -> float | None:
-    """CPU seconds of the current workers; a worker replaced mid-step makes the delta unusable,
-    which the caller sees as a decrease and drops."""
+def _cpu(s: _Session) -> tuple[float, float | None] | None:
+    """CPU seconds of the current workers and the seconds they waited for a CPU; a worker
+    replaced mid-step makes the delta unusable, which the caller sees as a decrease and drops."""
     if s.tb is None:
         return None
     usage = s.tb.worker_usage()
-    return sum(u.cpu_seconds for u in usage) if usage else None
+    if not usage:
+        return None
+    waits = [u.wait_seconds for u in usage]
+    wait = None if any(w is None for w in waits) else sum(w for w in waits if w is not None)
+    return sum(u.cpu_seconds for u in usage), wait
+
+
+def cpu_share_of(
+    cpu_seconds: float, wait_seconds: float | None, requests: int, service_ms: float
+) -> float | None:
+    """The share of a request's service time its worker spends on a CPU. The service time was
+    measured on this machine: time a worker spent runnable but waiting for a core (other
+    processes' load, not the request's work) is taken out of it, so a busy machine does not
+    make a CPU-bound endpoint look I/O-bound."""
+    busy = requests * service_ms / 1000.0 - (wait_seconds or 0.0)
+    busy = max(busy, cpu_seconds)  # never above 1: the wait cannot exceed the time in system
+    return min(1.0, cpu_seconds / busy) if busy > 0 else None
 
 
 def _describe(step: StepFigures, holds: bool, failed: tuple[str, ...]) -> str:
@@ -152,7 +168,7 @@ def _steps(s: _Session, pass_name: str, rates: Rates, most: int) -> list[StepFig
     o = s.opts
     steps: list[StepFigures] = []
     tried: list[tuple[float, bool]] = []
-    cpu0: list[float | None] = [None]
+    cpu0: list[tuple[float, float | None] | None] = [None]
 
     def next_rate() -> float | None:
         rate = rates(tried) if s.interrupted is None else None
@@ -166,8 +182,12 @@ def _steps(s: _Session, pass_name: str, rates: Rates, most: int) -> list[StepFig
             if pss:
                 s.pss_mb.append(sum(pss) / len(pss))
         c0 = cpu0[0]
-        cpu = cpu1 - c0 if c0 is not None and cpu1 is not None and cpu1 >= c0 else None
-        step = window_figures(run_dir, window, cpu_seconds=cpu)
+        cpu = wait = None
+        if c0 is not None and cpu1 is not None and cpu1[0] >= c0[0]:
+            cpu = cpu1[0] - c0[0]
+            if c0[1] is not None and cpu1[1] is not None and cpu1[1] >= c0[1]:
+                wait = cpu1[1] - c0[1]
+        step = window_figures(run_dir, window, cpu_seconds=cpu, cpu_wait_seconds=wait)
         check = check_slo(step, o.slo)
         s.log(_describe(step, check.holds, check.failed))
         steps.append(step)
@@ -248,11 +268,20 @@ def _measurements(s: _Session, before: PassResult) -> tuple[dict[str, Any], Memo
     )
     cpu_share, cpu_source = o.cpu_share, "--cpu-share" if o.cpu_share else None
     if cpu_share is None and s.tb is not None and lowest is not None:
-        cpu = [(st.cpu_seconds, st.ok) for st in before.steps if st.cpu_seconds is not None]
-        busy = sum(ok for _, ok in cpu) * (lowest.mean_ms or 0) / 1000.0
-        if cpu and busy > 0:
-            cpu_share = min(1.0, sum(c for c, _ in cpu) / busy)
-            cpu_source = "testbed: gunicorn workers' CPU time / (requests x service time)"
+        measured = [st for st in before.steps if st.cpu_seconds is not None]
+        waits = [st.cpu_wait_seconds for st in measured]
+        wait = None if None in waits else sum(w for w in waits if w is not None)
+        if measured and lowest.mean_ms:
+            cpu_share = cpu_share_of(
+                sum(st.cpu_seconds or 0.0 for st in measured),
+                wait,
+                sum(st.ok for st in measured),
+                lowest.mean_ms,
+            )
+            cpu_source = (
+                "testbed: gunicorn workers' CPU time / (requests x service time"
+                + (" - time they waited for a CPU)" if wait is not None else ")")
+            )
     m["cpu_share"], m["cpu_source"] = cpu_share, cpu_source
     m["cores"] = os.cpu_count() if s.tb is not None else None
     memory = None

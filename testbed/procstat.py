@@ -6,6 +6,7 @@ forked from the master and share its pages copy-on-write, which RSS counts once 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ class ProcUsage:
     rss_mb: float
     pss_mb: float | None  # None when smaps_rollup is unreadable
     cpu_seconds: float  # user + system since the process started
+    # Time it was runnable but waited for a CPU (/proc/PID/schedstat): on a busy machine this,
+    # not the request's own work, is what stretches its time in system.
+    wait_seconds: float | None = None
 
 
 def children(pid: int) -> list[int]:
@@ -59,7 +63,10 @@ def usage(pid: int) -> ProcUsage | None:
                 break
     except OSError:
         pass
-    return ProcUsage(pid, rss_kb / 1024, pss, cpu)
+    wait = None
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        wait = int((base / "schedstat").read_text().split()[1]) / 1e9
+    return ProcUsage(pid, rss_kb / 1024, pss, cpu, wait)
 
 
 def workers_usage(master_pid: int) -> list[ProcUsage]:

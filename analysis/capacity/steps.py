@@ -37,6 +37,7 @@ class StepFigures:
     service_ms: float | None = None  # the mix's service time (requests that did not wait)
     concurrency: float | None = None
     cpu_seconds: float | None = None  # gunicorn workers' CPU time in the step (testbed only)
+    cpu_wait_seconds: float | None = None  # ... and the time they waited for a CPU
 
     @property
     def error_rate(self) -> float | None:
@@ -100,7 +101,11 @@ class StepWindow:
 
 
 def window_figures(
-    run_dir: str | Path, step: StepWindow, *, cpu_seconds: float | None = None
+    run_dir: str | Path,
+    step: StepWindow,
+    *,
+    cpu_seconds: float | None = None,
+    cpu_wait_seconds: float | None = None,
 ) -> StepFigures:
     """Figures of one step of a stepped run: the requests whose intended send time fell in the
     step's window (a late completion still belongs to the step that sent it)."""
@@ -114,6 +119,7 @@ def window_figures(
             scheduled=step.scheduled,
             dropped=step.dropped,
             cpu_seconds=cpu_seconds,
+            cpu_wait_seconds=cpu_wait_seconds,
         )
         where = f"AND intended_ts >= {step.start!r} AND intended_ts < {step.end!r}"
         return _measure(ds, base, where)

@@ -189,3 +189,26 @@ def test_usl_fit_of_a_worker_pool_plateau_says_kappa_is_not_backed_by_a_decline(
     assert fit.retrograde_measured in (False, None)
     decline = fit_usl([(1, 10), (2, 18), (4, 30), (8, 38), (16, 33), (32, 20)])
     assert decline.supported and decline.kappa > 0 and decline.retrograde_measured is True
+
+
+def test_cpu_share_takes_out_the_time_workers_waited_for_a_cpu():
+    from albprobe.tuning import cpu_share_of
+
+    # 100 requests of 50 ms CPU each, but a busy machine stretched each to 250 ms in system:
+    # 20 s of the 25 s were waits for a core. Without the waits it would read 20 %: I/O-bound.
+    assert cpu_share_of(5.0, None, 100, 250.0) == 0.2
+    assert cpu_share_of(5.0, 20.0, 100, 250.0) == 1.0
+    # a sleeping endpoint stays I/O-bound whatever the machine's load
+    assert cpu_share_of(0.5, 0.1, 100, 100.0) == 0.5 / (10.0 - 0.1)
+    assert cpu_share_of(1.0, 50.0, 10, 100.0) == 1.0  # never above 1
+    assert cpu_share_of(0.0, None, 0, 100.0) is None
+
+
+def test_worker_usage_reads_the_time_a_process_waited_for_a_cpu():
+    import os
+
+    from testbed.procstat import usage
+
+    u = usage(os.getpid())
+    assert u is not None and u.cpu_seconds > 0
+    assert u.wait_seconds is not None and u.wait_seconds >= 0
