@@ -278,9 +278,8 @@ def _measurements(s: _Session, before: PassResult) -> tuple[dict[str, Any], Memo
                 sum(st.ok for st in measured),
                 lowest.mean_ms,
             )
-            cpu_source = (
-                "testbed: gunicorn workers' CPU time / (requests x service time"
-                + (" - time they waited for a CPU)" if wait is not None else ")")
+            cpu_source = "testbed: gunicorn workers' CPU time / (requests x service time" + (
+                " - time they waited for a CPU)" if wait is not None else ")"
             )
     m["cpu_share"], m["cpu_source"] = cpu_share, cpu_source
     m["cores"] = os.cpu_count() if s.tb is not None else None
