@@ -30,7 +30,7 @@ TEST_WORKERS ?= 6
 test: setup-test
 	@.venv/bin/ruff check .
 	@.venv/bin/lint-imports --no-cache
-	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(PYTEST_ARGS)
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 # The inner loop: the tests that need no testbed, browser or moto server (tests/conftest.py marks
 # the others), in well under a minute.

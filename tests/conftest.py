@@ -3,7 +3,9 @@ a skip there means a test silently stopped running)."""
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +64,28 @@ _NEEDS = {
 _STACK_DIRS = ("tests/load/", "tests/e2e/", "tests/testbed/")
 
 
+# Load-generating tests (marked slow: Locust through HAProxy to gunicorn, tune, the demos) each
+# keep a core busy. Run all at once on two cores, they would stretch each other past their
+# health checks and timeouts. So `make test` (--dist loadgroup) deals them into HEAVY groups, each
+# run in turn on one worker, balanced by their recorded durations (tests/durations.json);
+# the other workers take the light tests one at a time meanwhile.
+HEAVY = max(1, int(os.environ.get("ALBPROBE_TEST_HEAVY", "4")))
+DURATIONS = Path(__file__).with_name("durations.json")
+UNKNOWN_DURATION = 30.0  # a new slow test until `python tests/durations.py` records it
+
+
+def heavy_groups(durations: dict[str, float], nodeids: list[str], groups: int) -> dict[str, int]:
+    """Longest first, each to the group with the least work so far (LPT scheduling)."""
+    load = [0.0] * groups
+    out: dict[str, int] = {}
+    for nodeid in sorted(nodeids, key=lambda n: -durations.get(n, UNKNOWN_DURATION)):
+        g = min(range(groups), key=lambda k: load[k])
+        out[nodeid] = g
+        load[g] += durations.get(nodeid, UNKNOWN_DURATION)
+    return out
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
@@ -71,16 +95,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rel = item.nodeid.replace("\\", "/")
         if rel.startswith(_STACK_DIRS):
             item.add_marker("testbed")
-    # The longest tests first: with work stealing, a long test that starts last is the tail.
-    rank = {"browser": 0, "slow": 1, "testbed": 2, "moto": 3}
-
-    def own(item: pytest.Item) -> int:
-        return min((rank[m.name] for m in item.iter_markers() if m.name in rank), default=9)
-
-    # Ranked by module, so a module's tests stay together and its module-scoped testbed or
-    # browser starts once per worker.
-    by_module: dict[str, int] = {}
-    for item in items:
-        mod = item.nodeid.split("::")[0]
-        by_module[mod] = min(by_module.get(mod, 9), own(item))
-    items.sort(key=lambda item: by_module[item.nodeid.split("::")[0]])
+    heavy = [item for item in items if item.get_closest_marker("slow") is not None]
+    try:
+        durations = json.loads(DURATIONS.read_text())
+    except (OSError, ValueError):
+        durations = {}
+    groups = heavy_groups(durations, [item.nodeid for item in heavy], HEAVY)
+    for item in heavy:
+        item.add_marker(pytest.mark.xdist_group(f"heavy-{groups[item.nodeid]}"))
