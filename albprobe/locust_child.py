@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,17 @@ def locust_command(
         "--exit-code-on-error",
         "0",
     ]
+    if opts.replay is not None:
+        # The plan's offset 0 is fixed now, on the clock the fault schedule follows too.
+        opts.replay.start = time.time() + opts.replay.lead
+        cmd += [
+            "--albprobe-replay-plan",
+            str(opts.replay.plan),
+            "--albprobe-replay-start",
+            repr(opts.replay.start),
+            "--albprobe-replay-speed",
+            repr(opts.replay.speed),
+        ]
     if opts.workers > 0:
         cmd += ["--processes", str(opts.workers), "--albprobe-processes", str(opts.workers)]
     if opts.web_ui and web_port:
