@@ -138,6 +138,21 @@ def _socket_queue(session: Any, url: str) -> Any:
         return None
 
 
+def close_idle_connections(session: Any, url: str) -> int:
+    """Close the client's idle keep-alive sockets to ``url``'s host, so that the next request
+    opens a new connection (a new client:port); returns how many were closed."""
+    queue = _socket_queue(session, url)
+    n = 0
+    while queue is not None and queue.qsize():
+        try:
+            sock = queue.get(block=False)
+        except Exception:  # emptied meanwhile
+            break
+        sock.close()
+        n += 1
+    return n
+
+
 class BrowserCaller:
     """The fetch() of one simulated browser: its own preflight cache, shared rate limiter."""
 

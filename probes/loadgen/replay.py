@@ -23,7 +23,12 @@ from typing import Any
 from core.config import Endpoint
 from core.replay import ENGINE_MODES, SLEEP_HEADER, WRITE_METHODS
 from probes.loadgen.arrival import ArrivalScheduler
-from probes.loadgen.browser import BrowserCaller, PreparedEndpoint, prepare_endpoints
+from probes.loadgen.browser import (
+    BrowserCaller,
+    PreparedEndpoint,
+    close_idle_connections,
+    prepare_endpoints,
+)
 
 _BATCH = 8192
 _PREPARED_MAX = 2048  # distinct (kind, method, path) kept prepared per user
@@ -185,7 +190,12 @@ class ReplayCaller:
     def run_lane(self, slot: tuple[Line, Any]) -> None:
         """Send a lane's lines in order: the first now, the others as the scheduler hands them."""
         ln, queue = slot
-        self.send(ln)
-        while queue is not None and not ln.last:
-            ln = queue.get()
+        try:
             self.send(ln)
+            while queue is not None and not ln.last:
+                ln = queue.get()
+                self.send(ln)
+        finally:
+            # The log's next client:port is another TCP connection: this user's next lane must
+            # not ride on this one (connection reuse is what a keep-alive race needs).
+            close_idle_connections(self._session, self._base)
