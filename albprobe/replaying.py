@@ -229,12 +229,8 @@ def run_options(req: ReplayRequest, prep: Prepared) -> Any:
     load = dataclasses.replace(
         cfg.load, duration=lead + prep.summary.duration_s + tail, max_vus=prep.users
     )
+    # (the command refused --with-cause without the testbed; runner.validate refuses faults too)
     faults = [shift(f, lead) for f in prep.diagnosis.faults] if req.with_cause else []
-    if faults and not cfg.is_testbed:
-        raise ConfigError(
-            "--with-cause needs the testbed as the target (a fault cannot be switched on a URL)",
-            hint="drop --with-cause, or use --target testbed",
-        )
     return RunOptions(
         config=dataclasses.replace(cfg, load=load),
         shape="replay",

@@ -32,21 +32,8 @@ CLONE_JITTER_S = 0.5  # a --scale clone's lane arrives up to this much before or
 # Statuses the ALB returns itself for a request it rejects before choosing a target: these lines
 # were never forwarded (with no target port logged).
 REJECTED_STATUSES = (400, 405, 408, 413, 414, 417, 431, 463, 464)
-_FIELDS = (
-    "type",
-    "time",
-    "elb",
-    "client_port",
-    "target_port",
-    "request_processing_time",
-    "target_processing_time",
-    "response_processing_time",
-    "elb_status_code",
-    "target_status_code",
-    "request",
-    "user_agent",
-    "request_creation_time",
-)
+# The fields the analysis reads, and the user agent (its engine judges the responses).
+_FIELDS = (*alb_parser.ANALYSIS_FIELDS, "user_agent")
 LISTED_MAX = 50  # never-forwarded lines listed in plan.json
 
 
@@ -125,9 +112,10 @@ def _engine_sql(ua: str) -> str:
 def _connect(tmp: Path) -> duckdb.DuckDBPyConnection:
     """An on-disk database with a memory cap: window functions over millions of lines spill."""
     con = duckdb.connect(str(tmp / "replay.duckdb"))
-    con.execute("SET memory_limit='400MB'")
+    con.execute("SET memory_limit='256MB'")
     con.execute(f"SET temp_directory={sql_str(str(tmp / 'spill'))}")
     con.execute("SET preserve_insertion_order=true")
+    con.execute("SET threads=2")
     return con
 
 
@@ -265,7 +253,7 @@ def _plan_table(con: duckdb.DuckDBPyConnection, since: float | None, opts: PlanO
     # uniform [0, 1) from a hash: deterministic for a seed, independent per (lane, clone)
     u = "((hash(base_lane, k, {s}) % 1000003) / 1000003.0)"
     con.execute(f"""
-        CREATE TABLE classified AS
+        CREATE VIEW classified AS
         SELECT l.*, dense_rank() OVER (ORDER BY client_port) AS base_lane,
           CASE WHEN method IS NULL OR raw_path IS NULL OR method = '-' THEN 'not-forwarded'
                WHEN target_port IS NULL AND target_status_code IS NULL
@@ -279,7 +267,7 @@ def _plan_table(con: duckdb.DuckDBPyConnection, since: float | None, opts: PlanO
                  ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING), 'GET') END AS preflight_for
         FROM lines l""")
     con.execute(f"""
-        CREATE TABLE cloned AS
+        CREATE VIEW cloned AS
         SELECT c.*, k AS clone, base_lane * {copies} + k AS lane,
           CASE WHEN k = 0 THEN offset0
                ELSE greatest(0.0, offset0 + ({u.format(s=seed)} - 0.5) * 2 * {CLONE_JITTER_S!r})
@@ -293,7 +281,7 @@ def _plan_table(con: duckdb.DuckDBPyConnection, since: float | None, opts: PlanO
         else ""
     )
     con.execute(f"""
-        CREATE TABLE acted AS
+        CREATE VIEW acted AS
         SELECT *, CASE {limit} WHEN true THEN action0 END AS action FROM cloned""")
     con.execute(f"""
         CREATE TABLE plan AS
