@@ -190,8 +190,16 @@ def prepare(req: ReplayRequest) -> Iterator[Prepared]:
                 con, folder / "plan.parquet", req.plan.speed, alb_only=True
             )
         burst = (b.first_s, b.last_s) if b.count else None
-        users = max(1, int(summary.peak_lanes * 1.2) + 2 * max(req.workers, 1))
-        yield Prepared(folder, summary, diagnose(verdict, burst), users)
+        yield Prepared(folder, summary, diagnose(verdict, burst), users_for(summary, req))
+
+
+def users_for(summary: PlanSummary, req: ReplayRequest) -> int:
+    """Browser users for the plan: the connections it keeps open at once (by the logged times),
+    plus a second's worth of arrivals at the peak, since the replay's own answers (a new
+    connection per lane, a loaded machine) take longer than the log says and a line that finds no
+    idle user is dropped. Capped at max_users."""
+    need = int(summary.peak_lanes * 1.2) + int(summary.peak_rps) + 2 * max(req.workers, 1)
+    return max(1, min(need, req.config.safety.max_users))
 
 
 def refuse(cfg: Config, prep: Prepared) -> None:
@@ -203,9 +211,9 @@ def refuse(cfg: Config, prep: Prepared) -> None:
             f"scale, x{s.speed:g} speed), above safety.max_rps = {cfg.safety.max_rps:g}",
             hint="lower --scale or --speed, cut the window, or raise [safety] max_rps deliberately",
         )
-    if prep.users > cfg.safety.max_users:
+    if s.peak_lanes > cfg.safety.max_users:
         raise ConfigError(
-            f"the replay keeps {s.peak_lanes} connections open at once ({prep.users} users), above "
+            f"the replay keeps {s.peak_lanes} connections open at once, above "
             f"safety.max_users = {cfg.safety.max_users}",
             hint="lower --scale or --speed, or raise [safety] max_users deliberately",
         )
