@@ -176,7 +176,7 @@ def _lines_sql(since: float | None) -> str:
     start = f"{float(since)!r}" if since is not None else "min(arrival) OVER ()"
     return f"""
         SELECT row_number() OVER (ORDER BY arrival, ts, client_port) AS line,
-               greatest(0.0, arrival - {start}) AS offset0, *
+               coalesce(greatest(0.0, arrival - {start}), 0.0) AS offset0, *
         FROM (
           SELECT {arrival} AS arrival, ts, client_port,
                  split_part(client_port, ':', 1) AS client_ip,

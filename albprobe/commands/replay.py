@@ -210,6 +210,10 @@ def _send(console: Any, req: Any, prep: Any) -> None:
     from analysis.reports.terminal import print_summary
 
     opts = replaying.run_options(req, prep)
+    if req.with_cause and not opts.faults:
+        console.print(
+            "  --with-cause: the diagnosis names no cause the testbed can add; the traffic alone"
+        )
     if opts.faults:
         console.print(
             "  with the cause: "
