@@ -63,6 +63,13 @@ def locust_command(
         ]
     if opts.workers > 0:
         cmd += ["--processes", str(opts.workers), "--albprobe-processes", str(opts.workers)]
+        # Locust's master port is 5557 unless told: two distributed runs on one machine would
+        # collide (the second exits 1). A free port, for the master and its forked workers.
+        from testbed.ports import free_port
+
+        port = str(free_port())
+        cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+        cmd += ["--master-host", "127.0.0.1", "--master-port", port]
     if opts.web_ui and web_port:
         cmd += [
             "--web-host",

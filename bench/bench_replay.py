@@ -103,8 +103,6 @@ def fidelity(rates: list[float], speeds: list[float]) -> dict:
                 r = _replay(Path(t), rate, speed)
                 results.append(r)
                 print(json.dumps(r), flush=True)
-                if not r["ok"]:
-                    break  # the next rate up only gets worse
     best = {
         f"x{speed:g}": max(
             (r["rate"] for r in results if r["speed"] == speed and r["ok"]), default=None
