@@ -139,6 +139,12 @@ def test_a_known_window_replays_one_row_per_sent_line_and_accounts_for_the_rest(
     # a connection's lines went out on one simulated browser (a lane never changes user)
     assert lanes and all(len(users) == 1 for users in lanes.values())
     assert "replay: per second" in (run / "report" / "report.html").read_text()
+    # `albprobe analyze` of the replay gives the comparison again, offline
+    again = albprobe(tmp_path, "analyze", str(run), "--out", str(tmp_path / "again"))
+    assert again.returncode == 0 and "replay: status mix" in again.stdout, again.stderr
+    summary = json.loads((tmp_path / "again" / "summary.json").read_text())
+    assert summary["replay"]["reproduced"]["answer"] == "n/a"
+    assert summary["replay"]["fidelity"]["planned"] == len(sent)
 
 
 def test_a_target_down_incident_is_reproduced_with_the_cause_and_not_without(tmp_path):
