@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,14 +50,26 @@ def locust_command(
         "--exit-code-on-error",
         "0",
     ]
+    if opts.replay is not None:
+        # The plan's offset 0 is fixed now, on the clock the fault schedule follows too.
+        opts.replay.start = time.time() + opts.replay.lead
+        cmd += [
+            "--albprobe-replay-plan",
+            str(opts.replay.plan),
+            "--albprobe-replay-start",
+            repr(opts.replay.start),
+            "--albprobe-replay-speed",
+            repr(opts.replay.speed),
+        ]
     if opts.workers > 0:
+        # Locust's master port is 5557 unless told: two distributed runs on one machine would
+        # collide (the second exits 1). A free port, for the master and its forked workers.
         from testbed.ports import free_port
 
-        # The forked workers reach their master on this port; Locust's default (5557) would
-        # collide with any other distributed run on the machine.
-        master_port = str(free_port())
+        port = str(free_port())
         cmd += ["--processes", str(opts.workers), "--albprobe-processes", str(opts.workers)]
-        cmd += ["--master-bind-port", master_port, "--master-port", master_port]
+        cmd += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port]
+        cmd += ["--master-host", "127.0.0.1", "--master-port", port]
     if opts.web_ui and web_port:
         cmd += [
             "--web-host",

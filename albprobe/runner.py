@@ -82,6 +82,17 @@ def check_caps(cfg: Config, shape: str) -> None:
 
 
 @dataclass
+class ReplayRun:
+    """`albprobe replay`: the plan Locust sends, its speed, and the lead before its offset 0.
+    ``start`` (epoch) is fixed when Locust is started: Locust start + lead."""
+
+    plan: Path
+    speed: float
+    lead: float
+    start: float | None = None
+
+
+@dataclass
 class RunOptions:
     config: Config
     shape: str
@@ -94,6 +105,7 @@ class RunOptions:
     ssm_logs: bool = False  # opt-in: gunicorn container logs via SSM Run Command after the run
     # opt-in collectors by registry name (albprobe/collectors.py), e.g. {"alb-access-logs"}
     collect: frozenset[str] = frozenset()
+    replay: ReplayRun | None = None  # the replay shape's plan (albprobe/replaying.py)
 
     def opt_ins(self) -> frozenset[str]:
         return frozenset(self.collect) | ({"ssm-logs"} if self.ssm_logs else frozenset())

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import correlate, dataset, verdict
+from analysis import correlate, dataset, replay_compare, verdict
 from analysis.parsers import alb as alb_parser
 from analysis.parsers.common import ParseStats
 from analysis.reports import html as html_report
@@ -26,6 +26,7 @@ class Result:
     outputs: list[Path] = field(default_factory=list)
     breaches: list[dict[str, Any]] = field(default_factory=list)
     extra_tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    replay: dict[str, Any] | None = None  # a replay run: reproduced?, fidelity (replay_compare)
 
     @property
     def exit_code(self) -> int:
@@ -78,6 +79,11 @@ def analyze_run(
         res = Result(v, tl, breaches=th.evaluate(thresholds, figs))
         if ds.present.get("alb_log"):
             res.extra_tables = alb_tables(ds)
+        # `albprobe replay`'s runs: original vs replay
+        replay = replay_compare.section(ds.con, Path(run_dir), ds.meta)
+        if replay is not None:
+            res.extra_tables.update(replay.pop("tables"))
+            res.replay = replay
     finally:
         ds.close()
     if write:
@@ -92,7 +98,7 @@ def analyze_run(
             Path(out) if out else Path(run_dir) / "report",
             str(meta.get("run_id") or Path(run_dir).name),
             subtitle,
-            {"run_dir": str(run_dir)},
+            {"run_dir": str(run_dir)} | ({"replay": res.replay} if res.replay else {}),
         )
     return res
 

@@ -195,6 +195,16 @@ class Fingerprint:
 
 
 @dataclass(frozen=True)
+class Replay:
+    """`albprobe replay`: what an ALB log does not carry."""
+
+    # more query-parameter names whose values are replaced (token, key, ... are always)
+    secret_params: tuple[str, ...] = ()
+    # path -> body template of a write (sent only with --allow-writes)
+    bodies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     target: str = TESTBED  # "testbed" or a base URL
     endpoints: tuple[Endpoint, ...] = ()
@@ -206,6 +216,7 @@ class Config:
     testbed: TestbedGroup = field(default_factory=TestbedGroup)
     aws: Aws = field(default_factory=Aws)
     fingerprints: tuple[Fingerprint, ...] = ()
+    replay: Replay = field(default_factory=Replay)
     source_path: str | None = None
 
     @property
@@ -529,6 +540,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         "testbed",
         "aws",
         "fingerprints",
+        "replay",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -628,6 +640,7 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
     if not isinstance(fps, list):
         raise ConfigError("fingerprints: expected [[fingerprints]] tables")
     fingerprints = tuple(_fingerprint(i, f) for i, f in enumerate(fps))
+    replay = _replay(raw.get("replay"))
     return Config(
         target=target,
         endpoints=endpoints,
@@ -639,8 +652,24 @@ def config_from_dict(raw: dict[str, Any], *, source_path: str | None = None) -> 
         testbed=testbed,
         aws=aws,
         fingerprints=fingerprints,
+        replay=replay,
         source_path=source_path,
     )
+
+
+def _replay(raw: Any) -> Replay:
+    """[replay]: secret_params = [...] and a [replay.bodies] table of path = body."""
+    raw = dict(raw or {})
+    bodies = raw.pop("bodies", {})
+    base = _build("replay", Replay, raw)
+    if not isinstance(bodies, dict) or not all(
+        isinstance(k, str) and k.startswith("/") and isinstance(v, str) for k, v in bodies.items()
+    ):
+        raise ConfigError(
+            'replay.bodies: expected a table of path = body, e.g. "/api/items" = \'{"title": "x"}\'',
+            hint="paths start with '/', bodies are strings",
+        )
+    return replace(base, bodies=dict(bodies))
 
 
 def load_config(path: str | Path | None) -> Config:

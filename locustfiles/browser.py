@@ -16,7 +16,7 @@ from locust import FastHttpUser, task
 from locustfiles.shapes import AlbprobeShape  # noqa: F401  (Locust picks the shape up from here)
 from probes.loadgen import plugin
 from probes.loadgen.browser import BrowserCaller, prepare_endpoints
-from probes.loadgen.plans import OPEN_MODEL
+from probes.loadgen.plans import OPEN_MODEL, REPLAY
 from probes.loadgen.tls import ssl_context
 
 plugin.install()
@@ -38,7 +38,7 @@ class BrowserUser(FastHttpUser):
     def wait_time(self) -> float:
         s = plugin.session()
         load = s.config.load
-        if s.shape in OPEN_MODEL:
+        if s.shape in OPEN_MODEL or s.shape == REPLAY:
             return 0.0  # the arrival scheduler paces iterations
         if s.shape == "idle-gap":
             # Idle gaps straddling the backend keep-alive: the keep-alive race window.
@@ -66,9 +66,24 @@ class BrowserUser(FastHttpUser):
             user_id=self._user_no,
             worker_id=s.worker_id,
         )
+        if s.shape == REPLAY:
+            from probes.loadgen.replay import ReplayCaller
+
+            self._replay = ReplayCaller(
+                self.client,
+                self.host,
+                s.config,
+                user_id=self._user_no,
+                worker_id=s.worker_id,
+                acquire=s.limiter.acquire if s.limiter else None,
+                sleep_header=s.config.is_testbed,
+            )
 
     @task
     def fetch(self) -> None:
         s = plugin.session()
+        if s.shape == REPLAY:  # the log's lines, one lane at a time (probes/loadgen/replay.py)
+            self._replay.run_lane(s.scheduler.next_slot())
+            return
         intended = s.scheduler.next_slot() if s.scheduler is not None else None
         self._caller.call(s.pick_endpoint(self._endpoints), intended)

@@ -110,7 +110,12 @@ def register(app: typer.Typer) -> None:
             print_summary(
                 res.verdict,
                 breaches=res.breaches,
-                extra_tables={k: v for k, v in res.extra_tables.items() if "minute" not in k},
+                # long time series stay in report.html / summary.json
+                extra_tables={
+                    k: v
+                    for k, v in res.extra_tables.items()
+                    if "minute" not in k and "per second" not in k
+                },
                 outputs=[str(p) for p in res.outputs],
             )
         if res.exit_code:

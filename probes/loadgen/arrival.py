@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 
 def intended_times(
@@ -63,22 +64,35 @@ class ArrivalScheduler:
         import time
 
         import gevent
-        import gevent.queue
 
-        for t in self._times:
+        for t, item in self._slots():
             delay = t - time.time()
             if delay > 0:
                 gevent.sleep(delay)
+            else:  # behind: let the users handed the previous slots run (and wait again) first
+                gevent.sleep(0)
             bucket = self.per_second.setdefault(int(t), [0, 0])
             bucket[0] += 1
             self.scheduled += 1
-            try:
-                self._channel.put(t, block=False)  # only succeeds if a user is waiting
-            except gevent.queue.Full:
+            if not self._hand(item):
                 bucket[1] += 1
                 self.dropped += 1
 
-    def next_slot(self) -> float:
+    def _slots(self) -> Iterator[tuple[float, Any]]:
+        """(intended time, what a user gets) in time order; here the time itself."""
+        return ((t, t) for t in self._times)
+
+    def _hand(self, item: Any) -> bool:
+        """Give ``item`` to an idle user now; False (a dropped iteration) when none is idle."""
+        import gevent.queue
+
+        try:
+            self._channel.put(item, block=False)  # only succeeds if a user is waiting
+        except gevent.queue.Full:
+            return False
+        return True
+
+    def next_slot(self) -> Any:
         return self._channel.get()
 
     def waiting(self) -> int:

@@ -138,6 +138,21 @@ def _socket_queue(session: Any, url: str) -> Any:
         return None
 
 
+def close_idle_connections(session: Any, url: str) -> int:
+    """Close the client's idle keep-alive sockets to ``url``'s host, so that the next request
+    opens a new connection (a new client:port); returns how many were closed."""
+    queue = _socket_queue(session, url)
+    n = 0
+    while queue is not None and queue.qsize():
+        try:
+            sock = queue.get(block=False)
+        except Exception:  # emptied meanwhile
+            break
+        sock.close()
+        n += 1
+    return n
+
+
 class BrowserCaller:
     """The fetch() of one simulated browser: its own preflight cache, shared rate limiter."""
 
@@ -188,12 +203,29 @@ class BrowserCaller:
         if needed is None:  # a pure function of the request: once per endpoint
             needed = self._needs_preflight[id(req)] = needs_preflight(req, self.mode)
         preflight = needed and (req.force_preflight or not self.cache.allows(req, time.time()))
-        if preflight and not self._send(ep, "preflight", intended_ts):
+        if preflight and not self.send(ep, "preflight", intended_ts):
             return False  # the browser never sends the actual request
-        return self._send(ep, "actual", intended_ts)
+        return self.send(ep, "actual", intended_ts)
 
-    def _send(self, ep: PreparedEndpoint, kind: str, intended_ts: float | None) -> bool:
+    def forget(self) -> None:
+        """Drop the memos keyed by request identity: call it before the requests they were built
+        from can die (their ids may then be reused by other requests)."""
+        self._memo.clear()
+        self._memo_raw.clear()
+        self._needs_preflight.clear()
+
+    def send(
+        self,
+        ep: PreparedEndpoint,
+        kind: str,
+        intended_ts: float | None,
+        wire_extra: dict[str, str] | None = None,
+    ) -> bool:
         """One HTTP exchange, judged, then reported as exactly one Locust request event.
+
+        ``kind`` is "preflight" (the OPTIONS for ``ep``) or "actual". ``wire_extra``: headers sent
+        but not part of the browser's request (not judged by CORS): the replay's testbed-only
+        sleep header.
 
         The request goes straight through geventhttpclient (cookies and pooling as FastHttpUser
         has them) and the event is fired here, as Locust documents for custom clients: Locust's
@@ -212,6 +244,8 @@ class BrowserCaller:
                 cookie = self.cookie if req.credentials == "include" else None
                 headers = dict(actual_headers(req, self.mode, cookie=cookie))
             self._wire[(kind, ep.name)] = headers
+        if wire_extra:
+            headers = {**headers, **wire_extra}
         self.acquire()
         queue = self._idle_queues.get(req.url, _UNSET)
         if queue is _UNSET:

@@ -13,6 +13,8 @@ Plan = Callable[[float], "tuple[int, float] | None"]
 # rate-steps: arrival-rate steps asked for one at a time by the parent (probes/loadgen/stepctl.py,
 # albprobe tune); load.rate is the highest rate it may ask for.
 OPEN_MODEL = ("constant-rate", "ramping-rate", "rate-steps")
+# `albprobe replay`: an open model too, whose arrivals are an ALB log's (probes/loadgen/replay.py)
+REPLAY = "replay"
 
 
 def make_plan(shape: str, load, max_users: int) -> Plan:
@@ -46,7 +48,7 @@ def make_plan(shape: str, load, max_users: int) -> Plan:
     if shape == "soak":
         ramp = min(60.0, d / 10)
         return lambda t: (cap(load.users), max(load.users / ramp, 1.0)) if t < d else None
-    if shape in OPEN_MODEL:
+    if shape in OPEN_MODEL or shape == REPLAY:
         # A pool of virtual users, all spawned at once; the arrival scheduler paces them.
         return lambda t: (cap(load.max_vus), float(max(load.max_vus, 1))) if t < d else None
     raise ValueError(f"unknown shape {shape!r}")

@@ -31,7 +31,7 @@ from typing import Any
 from core.rundir import SCHEMAS, RunDir, TableWriter
 from probes.loadgen import stepctl
 from probes.loadgen.abort import AbortRule
-from probes.loadgen.plans import OPEN_MODEL, rates
+from probes.loadgen.plans import OPEN_MODEL, REPLAY, rates
 from probes.loadgen.ratelimit import TokenBucket
 from probes.loadgen.signals import OrderlyStop
 
@@ -193,6 +193,23 @@ def _add_arguments(parser) -> None:
         help="load shape (default: the config's load.shape)",
     )
     g.add_argument(
+        "--albprobe-replay-plan",
+        default="",
+        help="with --albprobe-shape replay: the plan.parquet of `albprobe replay`",
+    )
+    g.add_argument(
+        "--albprobe-replay-start",
+        type=float,
+        default=0.0,
+        help="with --albprobe-shape replay: epoch second of the plan's offset 0 (default: test start)",
+    )
+    g.add_argument(
+        "--albprobe-replay-speed",
+        type=float,
+        default=1.0,
+        help="with --albprobe-shape replay: time compression (2 = the window in half the time)",
+    )
+    g.add_argument(
         "--albprobe-processes",
         type=int,
         default=0,
@@ -346,6 +363,9 @@ def _on_test_start(environment, **_kw) -> None:
     if s.role == "local" and s.shape == stepctl.SHAPE:
         s.scheduler = _stepped_scheduler(s, runner)
         s.scheduler.start()
+    elif s.role in ("local", "worker") and s.shape == REPLAY:
+        s.scheduler = _replay_scheduler(s, environment)
+        s.scheduler.start()
     elif s.role in ("local", "worker") and s.shape in OPEN_MODEL:
         from probes.loadgen.arrival import ArrivalScheduler, intended_times
 
@@ -390,6 +410,27 @@ def _stepped_scheduler(s: LoadSession, runner) -> Any:
     )
     scheduler = ArrivalScheduler(iter(times))
     return scheduler
+
+
+def _replay_scheduler(s: LoadSession, environment) -> Any:
+    """This process's share of the replay plan: lanes split by process, so that a lane's
+    lines stay on one process (and one user) in order."""
+    from probes.loadgen.replay import ReplayScheduler, read_lines
+
+    opts = environment.parsed_options
+    plan = getattr(opts, "albprobe_replay_plan", "")
+    if not plan:
+        raise RuntimeError("--albprobe-shape replay needs --albprobe-replay-plan")
+    index = getattr(environment.runner, "worker_index", 0) if s.role == "worker" else 0
+    start = getattr(opts, "albprobe_replay_start", 0.0) or s.started_at
+    lines = read_lines(
+        Path(plan),
+        float(start),
+        float(getattr(opts, "albprobe_replay_speed", 1.0) or 1.0),
+        index=index % s.processes,
+        processes=s.processes,
+    )
+    return ReplayScheduler(lines)
 
 
 def _adopt_master_settings(s: LoadSession, opts) -> None:

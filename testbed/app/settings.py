@@ -28,6 +28,7 @@ if "health-host" not in _faults:
 # django-cors-headers: CorsMiddleware must come before any middleware that can answer (CommonMiddleware).
 MIDDLEWARE = [
     "testbed.app.faults.TargetMiddleware",
+    "testbed.app.replay.ReplayTimeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "testbed.app.faults.HangMiddleware",

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from testbed.app import views
+from testbed.app import replay, views
 
 urlpatterns = [
     path("health", views.health),
@@ -8,4 +8,6 @@ urlpatterns = [
     path("api/slow", views.slow),
     path("api/cpu", views.cpu),
     path("api/items", views.items),
+    # `albprobe replay` sends the paths of a production log: the testbed answers them all
+    re_path(r"^(?P<path>.*)$", replay.catch_all),
 ]

@@ -96,6 +96,7 @@ def test_every_config_key_is_documented():
         cfg.testbed,
         cfg.aws,
         HealthCheck(),
+        cfg.replay,
     ):
         for f in dataclasses.fields(obj):
             assert f"| `{f.name}` |" in doc, f"{type(obj).__name__}.{f.name} not in docs/config.md"

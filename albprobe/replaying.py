@@ -1,0 +1,290 @@
+"""`albprobe replay`: an incident's ALB log window sent again, and whether its 502s came back.
+
+plan (analysis/replay_plan.py: the window line for line, in Parquet) -> diagnosis of the window
+(`analyze --alb-logs`'s Verdict) -> refusals (allow-list, max_rps, max_users) -> a normal
+`albprobe run` whose shape is the plan (probes/loadgen/replay.py; the testbed's fault schedule
+adds the diagnosed cause with --with-cause) -> the plan kept in the run directory, and the
+comparison (analysis/replay_compare.py) in its analysis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analysis.replay_plan import PlanOptions, PlanSummary, build_plan
+from analysis.verdict import Cause, Verdict
+from core.config import Config
+from core.errors import ConfigError
+
+# Seconds between Locust's start and the plan's offset 0: Locust imports and spawns its users
+# first (lines it misses are late, counted). Faults are scheduled on the same clock.
+LEAD_S = 5.0
+LEAD_WORKERS_S = 8.0
+TAIL_S = 3.0  # after the last line: its answer, then Locust stops
+# Causes a replay of the traffic alone cannot bring back, and the testbed fault that adds each
+# (None: no testbed switch for it). Causes not listed (capacity) come from the traffic itself.
+NOT_FROM_TRAFFIC: dict[str, str | None] = {
+    "target-down": "target-down",
+    "health-check-config": "health-host",
+    "connectivity": "blocked-port",
+    "deploy": "deploy",
+    "worker-kill": "worker-kill",
+    "keepalive-race": "keepalive-race",
+    "cors-setup": "cors-misconfig",
+    "worker-recycle": None,
+    "http-redirect": None,
+}
+_ONE_OFF = ("deploy", "worker-kill")
+_WHOLE_RUN = ("keepalive-race", "cors-misconfig")  # the target's configuration, from the start
+
+
+def cause_fault(cause: Cause, burst: tuple[float, float] | None) -> str | None:
+    """The testbed fault that adds ``cause`` at its time, as `run --fault` reads it; ``burst`` is
+    (first, last) replay second of the original's ALB-generated 5xx. None: the traffic makes this
+    cause itself, or the testbed has no switch for it.
+
+    Issue 19 gives each Cause its own window: when it has one (``first_s``/``last_s``), it wins
+    over the burst. The one place that maps a diagnosis to a fault.
+    """
+    fault = NOT_FROM_TRAFFIC.get(cause.id)
+    if fault is None:
+        return None
+    if fault in _WHOLE_RUN:
+        return f"{fault}@0s"
+    first = getattr(cause, "first_s", None)
+    last = getattr(cause, "last_s", None)
+    if first is None and burst is not None:
+        first, last = burst
+    if first is None:
+        return None
+    if fault in _ONE_OFF:
+        return f"{fault}@{first:g}s"
+    return f"{fault}@{first:g}s-{(last if last is not None else first) + 1:g}s"
+
+
+def shift(spec: str, by: float) -> str:
+    """A fault spec moved ``by`` seconds later (the lead before the plan's offset 0)."""
+    from albprobe.targets import _FAULT_SPEC
+
+    m = _FAULT_SPEC.match(spec)
+    assert m is not None, spec
+    head = m["name"] + (f":{m['target']}" if m["target"] else "")
+    on = float(m["on"]) + by
+    return f"{head}@{on:g}s" + (f"-{float(m['off']) + by:g}s" if m["off"] else "")
+
+
+@dataclass
+class Diagnosis:
+    """The original window's verdict, and what the replay needs to add to bring it back."""
+
+    at_fault: str
+    causes: list[dict[str, Any]]
+    not_from_traffic: list[str]  # sentences: the cause and how the replay adds it
+    faults: list[str]  # specs at replay seconds (without the lead)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def diagnose(verdict: Verdict, burst: tuple[float, float] | None) -> Diagnosis:
+    notes, faults = [], []
+    for c in verdict.causes:
+        if c.id not in NOT_FROM_TRAFFIC:
+            continue
+        spec = cause_fault(c, burst)
+        if spec and not faults:  # the strongest such cause is the one the replay tests
+            faults.append(spec)
+            notes.append(
+                f"{c.id} ({c.strength:.2f}): traffic alone does not create it; on the testbed, "
+                f"--with-cause adds {spec}"
+            )
+        elif spec:
+            notes.append(
+                f"{c.id} ({c.strength:.2f}): traffic alone does not create it either (weaker; "
+                f"`albprobe run --fault {spec}` adds it)"
+            )
+        else:
+            notes.append(
+                f"{c.id} ({c.strength:.2f}): traffic alone does not create it, and the testbed "
+                "has no switch for it: reproduce it on the target by hand"
+            )
+    return Diagnosis(
+        verdict.at_fault,
+        [{"id": c.id, "strength": round(c.strength, 3)} for c in verdict.causes],
+        notes,
+        faults,
+    )
+
+
+@dataclass
+class ReplayRequest:
+    source: str
+    since: str | None
+    until: str | None
+    plan: PlanOptions
+    config: Config
+    s3_fetch: Callable[..., list[Path]] | None = None
+    workers: int = 0
+    with_cause: bool = False
+    runs_root: Path = Path("runs")
+    run_id: str | None = None
+    gunicorn_timeout: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Prepared:
+    folder: Path  # plan.parquet, plan.json
+    summary: PlanSummary
+    diagnosis: Diagnosis
+    users: int
+
+    @property
+    def plan_file(self) -> Path:
+        return self.folder / "plan.parquet"
+
+
+@contextmanager
+def prepare(req: ReplayRequest) -> Iterator[Prepared]:
+    """The plan (in a temporary folder while it is used) and the window's diagnosis."""
+    import duckdb
+
+    from analysis import pipeline, replay_compare
+
+    t_since = pipeline.parse_when(req.since, name="--since")
+    t_until = pipeline.parse_when(req.until, name="--until")
+    if t_since is not None and t_until is not None and t_since >= t_until:
+        raise ConfigError(
+            f"--since {req.since} is not before --until {req.until}", hint="swap them"
+        )
+    with tempfile.TemporaryDirectory(prefix="albprobe-replay-") as tmp:
+        logs = Path(tmp) / "alb-logs"
+        files = pipeline.fetch_alb_logs(req.source, t_since, t_until, logs, s3_fetch=req.s3_fetch)
+        folder = Path(tmp) / "plan"
+        summary = build_plan(
+            files,
+            req.source,
+            folder,
+            since=t_since,
+            until=t_until,
+            opts=req.plan,
+            load_balancer=req.config.aws.load_balancer,
+        )
+        local = str(logs) if logs.exists() else req.source  # s3:// was downloaded once
+        verdict = pipeline.analyze_alb_logs(
+            local,
+            since=req.since,
+            until=req.until,
+            write=False,
+            gunicorn_timeout=req.gunicorn_timeout,
+        ).verdict
+        with duckdb.connect() as con:
+            b = replay_compare.original_burst(
+                con, folder / "plan.parquet", req.plan.speed, alb_only=True
+            )
+        burst = (b.first_s, b.last_s) if b.count else None
+        yield Prepared(folder, summary, diagnose(verdict, burst), users_for(summary, req))
+
+
+def users_for(summary: PlanSummary, req: ReplayRequest) -> int:
+    """Browser users for the plan: the connections it keeps open at once (by the logged times),
+    plus a second's worth of arrivals at the peak, since the replay's own answers (a new
+    connection per lane, a loaded machine) take longer than the log says and a line that finds no
+    idle user is dropped. Capped at max_users."""
+    need = int(summary.peak_lanes * 1.2) + int(summary.peak_rps) + 2 * max(req.workers, 1)
+    return max(1, min(need, req.config.safety.max_users))
+
+
+def refuse(cfg: Config, prep: Prepared) -> None:
+    """The caps: the scaled peak rate and the connections open at once."""
+    s = prep.summary
+    if s.sent and s.peak_rps > cfg.safety.max_rps:
+        raise ConfigError(
+            f"the replay's peak is {s.peak_rps:g} requests/s (second {s.peak_second:g}, x{s.scale:g} "
+            f"scale, x{s.speed:g} speed), above safety.max_rps = {cfg.safety.max_rps:g}",
+            hint="lower --scale or --speed, cut the window, or raise [safety] max_rps deliberately",
+        )
+    if s.peak_lanes > cfg.safety.max_users:
+        raise ConfigError(
+            f"the replay keeps {s.peak_lanes} connections open at once, above "
+            f"safety.max_users = {cfg.safety.max_users}",
+            hint="lower --scale or --speed, or raise [safety] max_users deliberately",
+        )
+    if not s.sent:
+        raise ConfigError(
+            f"nothing to send: none of the window's {s.lines:,} lines is sendable "
+            f"({', '.join(f'{k} {v:,}' for k, v in sorted(s.actions.items()))})",
+            hint="widen --paths or the window, or allow writes with --allow-writes and [replay.bodies]",
+        )
+
+
+def run_options(req: ReplayRequest, prep: Prepared) -> Any:
+    """The `albprobe run` of the plan: the replay shape, enough users, the faults on the plan's
+    clock (after the lead)."""
+    from albprobe.runner import ReplayRun, RunOptions, parse_fault_schedule
+    from testbed.config import FAULTS
+
+    lead = LEAD_WORKERS_S if req.workers else LEAD_S
+    tail = TAIL_S + min(60.0, _max_target_s(prep))
+    cfg = req.config
+    load = dataclasses.replace(
+        cfg.load, duration=lead + prep.summary.duration_s + tail, max_vus=prep.users
+    )
+    # (the command refused --with-cause without the testbed; runner.validate refuses faults too)
+    faults = [shift(f, lead) for f in prep.diagnosis.faults] if req.with_cause else []
+    return RunOptions(
+        config=dataclasses.replace(cfg, load=load),
+        shape="replay",
+        workers=req.workers,
+        faults=parse_fault_schedule(faults, FAULTS),
+        runs_root=req.runs_root,
+        run_id=req.run_id,
+        replay=ReplayRun(prep.plan_file, req.plan.speed, lead),
+    )
+
+
+def _max_target_s(prep: Prepared) -> float:
+    import duckdb
+
+    from analysis.parsers.common import sql_str
+
+    with duckdb.connect() as con:
+        row = con.execute(
+            f"SELECT coalesce(max(target_ms), 0) / 1000 FROM read_parquet({sql_str(str(prep.plan_file))}) "
+            "WHERE action = 'send'"
+        ).fetchall()[0]
+    return float(row[0])
+
+
+def keep_plan(rundir: Path, prep: Prepared, req: ReplayRequest, start: float | None) -> None:
+    """The plan and the replay's facts into the run directory (run.json ``replay``)."""
+    from core.rundir import RunDir
+
+    dest = rundir / "replay"
+    dest.mkdir(exist_ok=True)
+    for name in ("plan.parquet", "plan.json"):
+        shutil.copy2(prep.folder / name, dest / name)
+    rd = RunDir(rundir)
+    meta = rd.read_meta()
+    meta["replay"] = {
+        "source": req.source,
+        "since": req.since,
+        "until": req.until,
+        "start": start,
+        "speed": req.plan.speed,
+        "scale": req.plan.scale,
+        "with_cause": req.with_cause,
+        "faults": prep.diagnosis.faults if req.with_cause else [],
+        "diagnosis": prep.diagnosis.to_dict(),
+        "not_from_traffic": "; ".join(prep.diagnosis.not_from_traffic) or None,
+        "plan": prep.summary.to_dict(),
+    }
+    meta["files"] = sorted(p.name for p in rundir.iterdir() if p.name != "run.json")
+    rd.write_meta(meta)
