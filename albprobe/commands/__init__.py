@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from albprobe.commands import analyze, check, cors, demo, explain, run, testbed, tune
+from albprobe.commands import analyze, check, compare, cors, demo, explain, run, testbed, tune
 
-COMMAND_MODULES = [testbed, cors, explain, check, run, analyze, demo, tune]
+COMMAND_MODULES = [testbed, cors, explain, check, run, analyze, compare, demo, tune]
