@@ -265,18 +265,21 @@ class Overall:
 
 def overall(figures: list[Figure], s: Settings) -> Overall:
     """fail: a figure regressed. marginal: none regressed, but a figure is worse beyond the
-    minimum effect and significant on its own, not after the correction for many figures (a
-    lead worth a second run); or the whole run's latency could not be judged. pass: otherwise."""
+    minimum effect and significant under the laxer Benjamini-Hochberg correction, though not
+    under Holm (a lead worth a second run); or the whole run's latency could not be judged.
+    pass: otherwise."""
     reg = [f for f in figures if f.judgement == "regressed"]
     if reg:
         return Overall("fail", [f"{f.key} regressed: {f.why}" for f in reg])
     reasons = []
-    for f in figures:
-        if f.judgement != "unchanged" or f.effect is None or f.p is None:
+    tested = [f for f in figures if f.tested and f.p is not None]
+    lax = stats.benjamini_hochberg([f.p for f in tested])  # type: ignore[misc]
+    for f, p_bh in zip(tested, lax, strict=True):
+        if f.judgement != "unchanged" or f.effect is None or s.correction == "bh":
             continue
         floor = s.min_latency_effect if f.unit == "ms" else s.min_rate_effect
-        if f.effect > floor and f.p < s.alpha:
-            reasons.append(f"{f.key} looks worse (p={f.p:.2g} alone; {f.why})")
+        if f.effect > floor and p_bh < s.alpha:
+            reasons.append(f"{f.key} looks worse (p={p_bh:.2g} after bh; {f.why})")
     lat_all = [f for f in figures if f.scope == ALL and f.unit == "ms"]
     if lat_all and all(f.judgement == "inconclusive" for f in lat_all):
         reasons.append("the overall latency could not be judged (too few requests or windows)")
