@@ -233,3 +233,47 @@ def test_tune_sessions_side_by_side(capsys, tmp_path):
     assert "USL kappa (coherency)" in rows and out["result"] == "fail"
     rc, _, _ = compare(capsys, str(a), str(a), "--json")
     assert rc == 0
+
+
+def test_analyze_writes_one_junit_case_per_gate(capsys, tmp_path, junit_schema):
+    from fixtures import synth
+
+    run = synth.write(tmp_path, "healthy", seconds=20, rps=20)
+    junit = tmp_path / "a.xml"
+    rc = main(
+        [
+            "analyze",
+            str(run),
+            "--fail-on",
+            "p99>1",
+            "--fail-on",
+            "5xx_rate>0.5",
+            "--junit",
+            str(junit),
+        ]
+    )
+    capsys.readouterr()
+    assert rc == 1
+    junit_schema.validate(str(junit))
+    text = junit.read_text()
+    assert 'tests="2"' in text and 'failures="1"' in text
+    assert 'name="p99&gt;1"' in text and "breached" in text
+    plain = tmp_path / "b.xml"
+    assert main(["analyze", str(run), "--junit", str(plain)]) == 0
+    capsys.readouterr()
+    junit_schema.validate(str(plain))
+    assert 'name="verdict"' in plain.read_text() and 'failures="0"' in plain.read_text()
+
+
+def test_dropped_iterations_and_targets_are_compared(tmp_path):
+    from analysis.compare import compare_runs
+
+    a = sc.write_run(tmp_path, "a", seed=1, targets=2, dropped_share=0.01)
+    b = sc.write_run(tmp_path, "b", seed=2, targets=2, dropped_share=0.08)
+    cmp = compare_runs(a, b, with_verdicts=False)
+    dropped = next(f for f in cmp.figures if f.name == "dropped_rate")
+    assert dropped.judgement == "regressed" and dropped.effect > 0.05
+    assert cmp.throughput["new"]["dropped"] > cmp.throughput["baseline"]["dropped"]
+    assert cmp.throughput["new"]["intended_iterations_per_s"] == pytest.approx(50, rel=0.05)
+    assert [r["target"] for r in cmp.targets] == ["127.0.0.2:8000", "127.0.0.3:8000"]
+    assert all(0.4 < r["share_new"] < 0.6 and r["p95_ms_baseline"] > 0 for r in cmp.targets)
