@@ -182,12 +182,19 @@ def speed(requests: int, root: Path) -> dict:
     runs = []
     for k, seed in enumerate((11, 12)):
         d = root / f"speed-{k}"
+        if (d / f"synth-large-{requests}").exists():  # --keep: generated before
+            runs.append(d / f"synth-large-{requests}")
+            continue
         t = time.perf_counter()
         runs.append(synth.write_large(d, requests, seed=seed))
         print(
             f"generated run {k + 1}: {requests:,} requests in {time.perf_counter() - t:.0f} s",
             flush=True,
         )
+    for r in runs:
+        shutil.rmtree(r / "report", ignore_errors=True)
+    for c in ("c1", "c2"):
+        shutil.rmtree(root / c, ignore_errors=True)
     py = [sys.executable, "-m", "albprobe"]
     analyze_s, analyze_mb = _child([*py, "analyze", str(runs[0])])
     _child([*py, "analyze", str(runs[1])])
@@ -225,6 +232,9 @@ def main() -> int:
     ap.add_argument("--testbed-duration", default="8s")
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument(
+        "--keep", type=Path, default=None, help="speed: keep/reuse the 10 M-row runs here"
+    )
     args = ap.parse_args()
     ok = True
     result: dict = {}
@@ -247,7 +257,7 @@ def main() -> int:
             )
             ok &= top["detected"] / top["pairs"] >= 0.95
         if args.part in ("all", "speed"):
-            result["speed"] = sp = speed(args.requests, root)
+            result["speed"] = sp = speed(args.requests, args.keep or root)
             ok &= sp["ratio"] <= 2.0
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

@@ -26,6 +26,8 @@ PRODUCERS: dict[str, str] = {
 # the latency figures are of the app's own good answers: a fast proxy 502 neither hides nor
 # fakes a slowdown (failures have their own figures)
 LATENCY_ROWS = "kind = 'actual' AND source = 'app' AND status BETWEEN 200 AND 399"
+QUANTILES = (0.5, 0.95, 0.99)
+SAMPLE_ROWS = 20_000  # latency rows per endpoint kept for the bootstrap (a uniform sample)
 WINDOWS = 40  # a run is cut into about this many time blocks ...
 MIN_WINDOW_S = 0.5  # ... none shorter than this
 
@@ -44,10 +46,28 @@ class Counts:
 
 @dataclass
 class Latency:
+    """The app's good answers of one endpoint (or all): ``ms``/``window`` are the rows, or a
+    uniform sample of them (at most SAMPLE_ROWS, for the bootstrap and the CDF plot); ``n``,
+    ``quantiles`` and ``medians`` (per window) are from every row when the reader gave them."""
+
     ms: np.ndarray
     window: np.ndarray
+    n: int = -1
+    quantiles: dict[float, float] = field(default_factory=dict)
+    medians: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            self.n = len(self.ms)
+
+    def quantile(self, q: float) -> float | None:
+        if q in self.quantiles:
+            return self.quantiles[q]
+        return float(np.quantile(self.ms, q)) if len(self.ms) else None
 
     def window_medians(self) -> np.ndarray:
+        if self.medians is not None:
+            return self.medians
         if not len(self.ms):
             return self.ms
         order = np.lexsort((self.ms, self.window))
@@ -124,12 +144,15 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
                 hint="compare runs that sent requests; re-run `albprobe run` if it was cut short",
             )
         con = ds.con
+        con.execute("SET enable_progress_bar = false")  # stdout may be --json's document
         t0, t1 = con.execute("SELECT min(ts), max(ts) FROM requests").fetchone()  # type: ignore[misc]
         span = max(float(t1) - float(t0), 0.0)
         w = window_seconds(span)
+        # one scan of the Parquet parts: every query below reads this table
         con.execute(
-            f"""CREATE TEMP VIEW r AS SELECT *, CAST(floor((ts - {float(t0)!r}) / {w!r}) AS INTEGER)
-                AS win FROM requests"""
+            f"""CREATE TEMP TABLE r AS SELECT ts, kind, source, status, cors_ok, cors_step,
+                  cors_message, latency_ms, target, coalesce(endpoint, '?') AS endpoint,
+                  CAST(floor((ts - {float(t0)!r}) / {w!r}) AS INTEGER) AS win FROM requests"""
         )
         rd = RunData(root, meta, w, span)
         _counts(con, rd)
@@ -155,7 +178,7 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
             f"""SELECT floor(ts - {float(t0)!r}) AS t, count(*) AS requests,
                   quantile_cont(latency_ms, 0.95) FILTER (WHERE {LATENCY_ROWS}) AS p95_ms,
                   count(*) FILTER (WHERE status >= 500 OR status = 0 OR NOT cors_ok) AS failures
-               FROM requests GROUP BY 1 ORDER BY 1""",
+               FROM r GROUP BY 1 ORDER BY 1""",
         )
         if ds.present.get("schedule"):
             s = con.execute("SELECT scheduled, dropped FROM schedule ORDER BY ts").fetchnumpy()
@@ -172,15 +195,22 @@ def _dicts(con: Any, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
+def _scope_sql(by: str = "") -> tuple[str, str]:
+    """GROUPING SETS per endpoint and over all endpoints ('(all)'), optionally also by ``by``."""
+    extra = f", {by}" if by else ""
+    return (
+        f"CASE WHEN grouping(endpoint) = 1 THEN '{ALL}' ELSE endpoint END AS scope",
+        f"GROUP BY GROUPING SETS ((endpoint{extra}), ({by}))",
+    )
+
+
 def _counts(con: Any, rd: RunData) -> None:
     cols = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}" for name, sql in PRODUCERS.items())
+    scope, group = _scope_sql("win")
     res = con.execute(
-        f"""SELECT CASE WHEN grouping(ep) = 1 THEN '{ALL}' ELSE ep END AS endpoint, win,
-                   count(*) AS n, {cols}
-            FROM (SELECT *, coalesce(endpoint, '?') AS ep FROM r)
-            GROUP BY GROUPING SETS ((ep, win), (win)) ORDER BY 1, win"""
+        f"SELECT {scope}, win, count(*) AS n, {cols} FROM r {group} ORDER BY 1, win"
     ).fetchnumpy()
-    names = np.asarray(res["endpoint"], dtype=object)
+    names = np.asarray(res["scope"], dtype=object)
     for name in dict.fromkeys(names.tolist()):
         sel = names == name
         rd.counts[name] = Counts(
@@ -190,19 +220,53 @@ def _counts(con: Any, rd: RunData) -> None:
 
 
 def _latency(con: Any, rd: RunData) -> None:
+    """Exact quantiles and per-window medians from every good answer (DuckDB), and a uniform
+    sample of the rows (a hash of the send time, so the same run always gives the same sample)."""
+    scope, group = _scope_sql()
+    qs = ", ".join(repr(q) for q in QUANTILES)
+    stats = {
+        r[0]: (int(r[1]), r[2])
+        for r in con.execute(
+            f"SELECT {scope}, count(*), quantile_cont(latency_ms, [{qs}]) FROM r "
+            f"WHERE {LATENCY_ROWS} AND latency_ms IS NOT NULL {group}"
+        ).fetchall()
+    }
+    scope_w, group_w = _scope_sql("win")
+    med = con.execute(
+        f"SELECT {scope_w}, median(latency_ms) AS m FROM r "
+        f"WHERE {LATENCY_ROWS} AND latency_ms IS NOT NULL {group_w} ORDER BY 1, win"
+    ).fetchnumpy()
+    med_scope = np.asarray(med["scope"], dtype=object)
+    mod = 1_000_003
+    keep = {k: min(mod, int(np.ceil(SAMPLE_ROWS / max(n, 1) * mod))) for k, (n, _) in stats.items()}
     eps = [e for e in rd.counts if e != ALL]
-    con.execute("CREATE TEMP TABLE eps (endpoint VARCHAR, id INTEGER)")
-    con.executemany("INSERT INTO eps VALUES (?, ?)", [(e, i) for i, e in enumerate(eps)])
+    con.execute("CREATE TEMP TABLE eps (endpoint VARCHAR, id INTEGER, keep BIGINT)")
+    con.executemany(
+        "INSERT INTO eps VALUES (?, ?, ?)", [(e, i, keep.get(e, mod)) for i, e in enumerate(eps)]
+    )
+    keep_all = keep.get(ALL, mod)
     res = con.execute(
-        f"""SELECT e.id, r.win, r.latency_ms FROM r JOIN eps e ON coalesce(r.endpoint, '?') = e.endpoint
-            WHERE {LATENCY_ROWS} AND r.latency_ms IS NOT NULL"""
+        f"""SELECT e.id, e.keep, r.win, r.latency_ms, hash(r.ts) % {mod} AS h
+            FROM r JOIN eps e ON r.endpoint = e.endpoint
+            WHERE {LATENCY_ROWS} AND r.latency_ms IS NOT NULL
+              AND hash(r.ts) % {mod} < greatest(e.keep, {keep_all})"""
     ).fetchnumpy()
     ids = np.asarray(res["id"], dtype=np.int32)
+    h = np.asarray(res["h"], dtype=np.int64)
+    ep_keep = np.asarray(res["keep"], dtype=np.int64)
     win = np.asarray(res["win"], dtype=np.int32)
     ms = np.asarray(res["latency_ms"], dtype=np.float64)
-    rd.latency[ALL] = Latency(ms, win)
-    order = np.argsort(ids, kind="stable")
-    bounds = np.searchsorted(ids[order], np.arange(len(eps) + 1))
+
+    def make(name: str, sel: np.ndarray) -> Latency:
+        n, q = stats.get(name, (0, None))
+        return Latency(
+            ms[sel],
+            win[sel],
+            n,
+            dict(zip(QUANTILES, q, strict=True)) if q else {},
+            np.asarray(med["m"], dtype=np.float64)[med_scope == name],
+        )
+
+    rd.latency[ALL] = make(ALL, h < keep_all)
     for i, e in enumerate(eps):
-        sl = order[bounds[i] : bounds[i + 1]]
-        rd.latency[e] = Latency(ms[sl], win[sl])
+        rd.latency[e] = make(e, (ids == i) & (h < ep_keep))

@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from analysis.compare import stats
+from analysis.compare import data, stats
 from analysis.compare.data import ALL, PRODUCERS, Counts, Latency, RunData
 
 Judgement = Literal["regressed", "improved", "unchanged", "inconclusive"]
-QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+QUANTILES = dict(zip(("p50", "p95", "p99"), data.QUANTILES, strict=True))
 
 
 @dataclass(frozen=True)
@@ -78,12 +78,12 @@ def latency_figures(scope: str, b: Latency, n: Latency, s: Settings) -> list[Fig
     """p50/p95/p99 with block-bootstrap CIs, and the rank test on per-window medians."""
     rng = np.random.default_rng(s.seed)
     out: list[Figure] = []
+    fewest = min(b.n, n.n)
     ok = {
-        name: min(len(b.ms), len(n.ms)) * (1 - q) >= s.tail_samples
-        and min(len(b.ms), len(n.ms)) >= s.min_requests
+        name: fewest * (1 - q) >= s.tail_samples and fewest >= s.min_requests
         for name, q in QUANTILES.items()
     }
-    nwb, nwn = len(np.unique(b.window)), len(np.unique(n.window))
+    nwb, nwn = len(b.window_medians()), len(n.window_medians())
     blocks_ok = not s.blocks or min(nwb, nwn) >= s.min_windows
     test_q = [name for name in QUANTILES if ok[name] and blocks_ok]
     shifts: dict[str, stats.QuantileShift] = {}
@@ -102,9 +102,8 @@ def latency_figures(scope: str, b: Latency, n: Latency, s: Settings) -> list[Fig
         )
         shifts = dict(zip(test_q, res, strict=True))
     for name, q in QUANTILES.items():
-        bq = float(np.quantile(b.ms, q)) if len(b.ms) else None
-        nq = float(np.quantile(n.ms, q)) if len(n.ms) else None
-        f = Figure(scope, name, "ms", bq, nq, None, n_base=len(b.ms), n_new=len(n.ms))
+        bq, nq = b.quantile(q), n.quantile(q)
+        f = Figure(scope, name, "ms", bq, nq, None, n_base=b.n, n_new=n.n)
         if bq and nq is not None:
             f.effect = nq / bq - 1
         sh = shifts.get(name)

@@ -38,9 +38,11 @@ def cdf_png(cmp: Comparison) -> str:
     qs = np.linspace(0, 1, CDF_POINTS)
     for ax, scope in zip(axes.flat, scopes, strict=False):
         for side, rd in (("baseline", cmp.base), ("new", cmp.new)):
-            ms = rd.latency[scope].ms
-            if len(ms):
-                ax.plot(np.quantile(ms, qs), qs, color=COLOURS[side], label=f"{side} ({len(ms):,})")
+            lat = rd.latency[scope]  # the rows, or a uniform sample of them
+            if len(lat.ms):
+                ax.plot(
+                    np.quantile(lat.ms, qs), qs, color=COLOURS[side], label=f"{side} ({lat.n:,})"
+                )
         ax.set_xscale("log")
         ax.set_title("all endpoints" if scope == ALL else scope, fontsize=10)
         ax.set_xlabel("latency (ms)")
