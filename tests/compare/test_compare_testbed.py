@@ -62,7 +62,7 @@ class Runs:
         cfg.write_text(CONFIG.format(slow_ms=slow_ms))
         r = self.albprobe(
             "run", "--runs-dir", str(self.runs), "--config", str(cfg), "--shape", "users",
-            "--users", "32", "--duration", "6s", "--run-id", run_id, *extra,
+            "--users", "32", "--duration", "8s", "--run-id", run_id, *extra,
         )  # fmt: skip
         self.results[run_id] = r
         return r
