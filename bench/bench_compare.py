@@ -90,13 +90,13 @@ think_time = 0.0
 [capacity]
 worker_class = "gthread"
 workers = 2
-threads = 8
+threads = 20
 [[endpoints]]
 name = "steady"
-path = "/api/slow?ms=60"
+path = "/api/slow?ms=300"
 [[endpoints]]
 name = "slow"
-path = "/api/slow?ms=120"
+path = "/api/slow?ms=600"
 [[endpoints]]
 name = "fast"
 path = "/api/fast"
@@ -107,14 +107,14 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
     """Real pairs: the same config run twice on the testbed (HAProxy, gunicorn, Django)."""
     cfg = root / "tb.toml"
     cfg.write_text(TESTBED_CONFIG)
-    res = {"block": 0, "naive": 0, "pairs": n, "results": []}
+    res = {"block": 0, "naive": 0, "block_25": 0, "pairs": n, "results": []}
     for i in range(n):
         paths = []
         for side in ("a", "b"):
             run_id = f"tb-{i}-{side}"
             r = subprocess.run(
                 [sys.executable, "-m", "albprobe", "run", "--runs-dir", str(root / "runs"),
-                 "--config", str(cfg), "--shape", "users", "--users", "12", "--duration",
+                 "--config", str(cfg), "--shape", "users", "--users", "32", "--duration",
                  duration, "--run-id", run_id, "--no-analyze"],
                 cwd=ROOT, capture_output=True, text=True, timeout=300,
             )  # fmt: skip
@@ -122,12 +122,17 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
                 raise SystemExit(f"testbed run failed: {r.stderr[-1500:]}")
             paths.append(root / "runs" / run_id)
         row = {}
-        for label, settings in (("block", Settings()), ("naive", Settings(blocks=False))):
+        variants = (
+            ("block", Settings()),
+            ("naive", Settings(blocks=False)),
+            ("block_25", Settings(min_latency_effect=0.25)),  # what tests/compare use
+        )
+        for label, settings in variants:
             cmp = _judge(paths[0], paths[1], settings)
             row[label] = cmp.overall.result
             res[label] += cmp.overall.result == "fail"
         res["results"].append(row)
-        print(f"testbed pair {i + 1}/{n}: block {row['block']}, naive {row['naive']}", flush=True)
+        print(f"testbed pair {i + 1}/{n}: {row}", flush=True)
     return res
 
 
@@ -229,7 +234,7 @@ def main() -> int:
     ap.add_argument("--part", default="all", choices=["all", "false-alarms", "power", "speed"])
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--testbed-pairs", type=int, default=3)
-    ap.add_argument("--testbed-duration", default="8s")
+    ap.add_argument("--testbed-duration", default="10s")
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     ap.add_argument(
