@@ -130,6 +130,18 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
         for label, settings in variants:
             cmp = _judge(paths[0], paths[1], settings)
             row[label] = cmp.overall.result
+            if cmp.overall.result == "fail":
+                row[label] += (
+                    " ("
+                    + ", ".join(
+                        f"{f.key} {f.effect:+.0%}"
+                        if f.unit == "ms"
+                        else f"{f.key} {f.effect * 100:+.2f} pt"
+                        for f in cmp.figures
+                        if f.judgement == "regressed"
+                    )
+                    + ")"
+                )
             res[label] += cmp.overall.result == "fail"
         res["results"].append(row)
         print(f"testbed pair {i + 1}/{n}: {row}", flush=True)
@@ -231,7 +243,9 @@ def speed(requests: int, root: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--part", default="all", choices=["all", "false-alarms", "power", "speed"])
+    ap.add_argument(
+        "--part", default="all", choices=["all", "false-alarms", "testbed", "power", "speed"]
+    )
     ap.add_argument("--pairs", type=int, default=20)
     ap.add_argument("--testbed-pairs", type=int, default=3)
     ap.add_argument("--testbed-duration", default="10s")
@@ -248,11 +262,10 @@ def main() -> int:
         if args.part in ("all", "false-alarms"):
             fa = false_alarms(args.pairs, root)
             result["false_alarms"] = fa
-            if args.testbed_pairs:
-                result["testbed_pairs"] = testbed_pairs(
-                    args.testbed_pairs, root, args.testbed_duration
-                )
             ok &= fa["block"]["rate"] <= 0.05
+        if args.part in ("all", "false-alarms", "testbed") and args.testbed_pairs:
+            tb = testbed_pairs(args.testbed_pairs, root, args.testbed_duration)
+            result["testbed_pairs"] = tb
         if args.part in ("all", "power"):
             result["power"] = pw = power(args.pairs, root)
             top = next(
