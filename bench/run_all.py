@@ -17,6 +17,7 @@ BENCHES = [
     "bench_analyze_10m.py",
     "bench_alb_ingest.py",
     "bench_cors_eval.py",
+    "bench_compare.py",
 ]
 
 
