@@ -223,9 +223,15 @@ def split_fail_on(exprs: list[str], baseline: Path | None) -> tuple[list[str], l
                 )
             gates.parse([e])
             compare_gates.append(e)
-        else:
+        elif name in th.METRICS:
             th.parse(e)
             analyze_gates.append(e)
+        else:
+            raise ConfigError(
+                f"--fail-on {e!r}: cannot read this threshold",
+                hint=f"write METRIC OP VALUE; metrics: {', '.join(th.METRICS)}"
+                + (f"; with --baseline also {', '.join(gates.METRICS)}" if baseline else ""),
+            )
     return analyze_gates, compare_gates
 
 

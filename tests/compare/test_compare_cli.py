@@ -277,3 +277,29 @@ def test_dropped_iterations_and_targets_are_compared(tmp_path):
     assert cmp.throughput["new"]["intended_iterations_per_s"] == pytest.approx(50, rel=0.05)
     assert [r["target"] for r in cmp.targets] == ["127.0.0.2:8000", "127.0.0.3:8000"]
     assert all(0.4 < r["share_new"] < 0.6 and r["p95_ms_baseline"] > 0 for r in cmp.targets)
+
+
+def test_run_refuses_a_bad_baseline_or_gate_before_any_load(capsys, tmp_path, runs):
+    # nothing starts: these are refused while reading the command line
+    cases = [
+        (["--baseline", str(tmp_path / "nope")], "does not exist"),
+        (["--fail-on", "p99_regression>10%"], "a comparison threshold needs --baseline"),
+        (
+            ["--baseline", str(runs["base"]), "--fail-on", "p99_regresion>1"],
+            "cannot read this threshold",
+        ),
+    ]
+    for args, expect in cases:
+        rc = main(["run", "--runs-dir", str(tmp_path / "runs"), "--duration", "1s", *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and expect in err and err.count("\n") == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_force_compares_a_partial_run_and_says_so(runs, capsys, tmp_path):
+    partial = _edit_meta(runs["same"], tmp_path / "p", status="partial", status_reason="SIGTERM")
+    rc, stdout, _ = compare(
+        capsys, str(runs["base"]), str(partial), "--force", "--json", "-o", str(tmp_path / "c")
+    )
+    assert rc == 0
+    assert any("is a partial run (SIGTERM)" in d for d in json.loads(stdout)["differences"])
