@@ -90,7 +90,7 @@ think_time = 0.0
 [capacity]
 worker_class = "gthread"
 workers = 2
-threads = 20
+threads = 32
 [[endpoints]]
 name = "steady"
 path = "/api/slow?ms=300"

@@ -2,7 +2,8 @@
 short runs that every test reads.
 
 Latency comes from the testbed's sleeping endpoint (`?ms=`), so the machine's own load adds
-little to it; 40 gthread slots for 32 users keep the endpoints from queueing behind each other.
+little to it. Each of the 2 gthread workers has a thread for every one of the 32 users (a user's
+keep-alive connection stays on one worker), so the endpoints never queue behind each other.
 The runs follow each other on a shared machine: a neighbour's load that starts between two runs
 is a real difference between them (not noise within a run, which the block tests absorb), so the
 comparisons here use a minimum latency effect of +25 %, which a busy 2-core box still meets; the
@@ -27,7 +28,7 @@ think_time = 0.0
 [capacity]
 worker_class = "gthread"
 workers = 2
-threads = 20
+threads = 32
 [[endpoints]]
 name = "steady"
 path = "/api/slow?ms=300"
