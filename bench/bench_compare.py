@@ -107,7 +107,7 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
     """Real pairs: the same config run twice on the testbed (HAProxy, gunicorn, Django)."""
     cfg = root / "tb.toml"
     cfg.write_text(TESTBED_CONFIG)
-    res = {"block": 0, "naive": 0, "block_25": 0, "pairs": n, "results": []}
+    res = {"block": 0, "naive": 0, "block_25": 0, "block_2ms": 0, "pairs": n, "results": []}
     for i in range(n):
         paths = []
         for side in ("a", "b"):
@@ -126,6 +126,7 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
             ("block", Settings()),
             ("naive", Settings(blocks=False)),
             ("block_25", Settings(min_latency_effect=0.25)),  # what tests/compare use
+            ("block_2ms", Settings(min_latency_ms=2.0)),  # --min-latency-ms 2
         )
         for label, settings in variants:
             cmp = _judge(paths[0], paths[1], settings)

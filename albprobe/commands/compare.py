@@ -22,6 +22,7 @@ class CompareOptions:
     min_latency_effect: float = 0.10
     min_rate_effect: float = 0.005
     correction: str = "holm"
+    min_latency_ms: float = 0.0
 
 
 def _settings(o: CompareOptions):
@@ -31,9 +32,10 @@ def _settings(o: CompareOptions):
         raise AlbprobeError(
             f"--alpha {o.alpha:g}: must be between 0 and 1", hint="e.g. --alpha 0.05"
         )
-    if o.min_latency_effect < 0 or o.min_rate_effect < 0:
+    if o.min_latency_effect < 0 or o.min_rate_effect < 0 or o.min_latency_ms < 0:
         raise AlbprobeError(
-            "--min-latency-effect / --min-rate-effect must be >= 0", hint="e.g. 0.1 and 0.005"
+            "--min-latency-effect, --min-rate-effect and --min-latency-ms must be >= 0",
+            hint="e.g. 0.1, 0.005 and 2",
         )
     if o.correction not in ("holm", "bh"):
         raise AlbprobeError(f"--correction {o.correction!r}: unknown", hint="holm or bh")
@@ -42,6 +44,7 @@ def _settings(o: CompareOptions):
         min_latency_effect=o.min_latency_effect,
         min_rate_effect=o.min_rate_effect,
         correction=o.correction,
+        min_latency_ms=o.min_latency_ms,
     )
 
 
@@ -160,6 +163,13 @@ def register(app: typer.Typer) -> None:
                 help="Smallest failure-rate change judged a regression (0.005 = +0.5 points).",
             ),
         ] = 0.005,
+        min_latency_ms: Annotated[
+            float,
+            typer.Option(
+                "--min-latency-ms",
+                help="Also require a latency change of this many ms (default 0: none), so that +40 % of a 3 ms endpoint is not a regression.",
+            ),
+        ] = 0.0,
         correction: Annotated[
             str,
             typer.Option(
@@ -178,5 +188,6 @@ def register(app: typer.Typer) -> None:
             min_latency_effect,
             min_rate_effect,
             correction,
+            min_latency_ms,
         )
         gate_error(execute(baseline, new, opts))

@@ -57,6 +57,7 @@ class Comparison:
                 "alpha": s.alpha,
                 "min_latency_effect": s.min_latency_effect,
                 "min_rate_effect": s.min_rate_effect,
+                "min_latency_ms": s.min_latency_ms,
                 "min_requests": s.min_requests,
                 "min_windows": s.min_windows,
                 "correction": s.correction,

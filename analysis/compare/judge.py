@@ -26,6 +26,7 @@ class Settings:
     alpha: float = 0.05
     min_latency_effect: float = 0.10  # +10 %: relative change of a latency figure
     min_rate_effect: float = 0.005  # +0.5 points: absolute change of a failure rate
+    min_latency_ms: float = 0.0  # optional floor in ms: +40 % of a 3 ms endpoint is 1.2 ms
     min_requests: int = 100  # per run, for a rate or the median
     min_windows: int = 5  # time blocks per run
     tail_samples: int = 5  # rows beyond a quantile per run (p99 needs 500 rows)
@@ -236,14 +237,17 @@ def judge(figures: list[Figure], s: Settings) -> None:
             continue
         floor = s.min_latency_effect if f.unit == "ms" else s.min_rate_effect
         sig = f.p_adj < s.alpha
-        if sig and f.effect > floor:
+        big = abs(f.effect) > floor and _beyond_ms(f, s)
+        if sig and big and f.effect > 0:
             f.judgement = "regressed"
-        elif sig and f.effect < -floor:
+        elif sig and big:
             f.judgement = "improved"
         else:
             f.judgement = "unchanged"
         size = f"{f.effect:+.1%}" if f.unit == "ms" else f"{f.effect * 100:+.2f} points"
         floor_s = f"{floor:.0%}" if f.unit == "ms" else f"{floor * 100:.2g} points"
+        if f.unit == "ms" and s.min_latency_ms:
+            floor_s += f" and {s.min_latency_ms:g} ms"
         sig_s = f"p={f.p_adj:.2g} after {s.correction}"
         if f.judgement in ("regressed", "improved"):
             f.why = f"{size}, significant ({sig_s}) and beyond the minimum effect {floor_s}"
@@ -251,6 +255,13 @@ def judge(figures: list[Figure], s: Settings) -> None:
             f.why = f"{size}: significant ({sig_s}) but within the minimum effect {floor_s}"
         else:
             f.why = f"{size}: not significant ({sig_s})" + (f"; {f.why}" if f.why else "")
+
+
+def _beyond_ms(f: Figure, s: Settings) -> bool:
+    """The optional absolute floor of a latency change (always true for rates)."""
+    if f.unit != "ms" or not s.min_latency_ms or f.base is None or f.new is None:
+        return True
+    return abs(f.new - f.base) > s.min_latency_ms
 
 
 @dataclass
@@ -277,7 +288,7 @@ def overall(figures: list[Figure], s: Settings) -> Overall:
         if f.judgement != "unchanged" or f.effect is None or s.correction == "bh":
             continue
         floor = s.min_latency_effect if f.unit == "ms" else s.min_rate_effect
-        if f.effect > floor and p_bh < s.alpha:
+        if f.effect > floor and _beyond_ms(f, s) and p_bh < s.alpha:
             reasons.append(f"{f.key} looks worse (p={p_bh:.2g} after bh; {f.why})")
     lat_all = [f for f in figures if f.scope == ALL and f.unit == "ms"]
     if lat_all and all(f.judgement == "inconclusive" for f in lat_all):

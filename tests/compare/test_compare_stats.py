@@ -121,3 +121,14 @@ def test_overall_is_marginal_on_a_lead_the_correction_removes():
     judge([f, *others], s)
     assert f.judgement == "unchanged" and f.p_adj > 0.05
     assert overall([f, *others], s).result == "marginal"
+
+
+def test_an_absolute_floor_keeps_a_small_endpoint_from_regressing():
+    s = Settings(min_latency_ms=2.0)
+    tiny = Figure("fast", "p50", "ms", 3.0, 4.2, 0.4, p=1e-9, tested=True)  # +40 %, +1.2 ms
+    big = Figure("slow", "p50", "ms", 300.0, 420.0, 0.4, p=1e-9, tested=True)
+    judge([tiny, big], s)
+    assert tiny.judgement == "unchanged" and "2 ms" in tiny.why
+    assert big.judgement == "regressed"
+    judge([tiny], Settings())
+    assert tiny.judgement == "regressed"  # no floor by default
