@@ -170,6 +170,17 @@ def _load_events(ds: Dataset) -> None:
     ds.present["gunicorn_events"] = bool(row and row[0])
 
 
+def open_tables(
+    path: str | Path, tables: tuple[str, ...] = TABLES, *, memory_limit: str = "1500MB"
+) -> Dataset:
+    """Only the run directory's Parquet tables as views (no log parsing, no run.json): the
+    cheap read `albprobe compare` needs. ``present[table]`` says which have rows."""
+    ds = Dataset(connect(memory_limit), Path(path), {})
+    for t in tables:
+        _parquet_view(ds, t)
+    return ds
+
+
 def open_run(path: str | Path, *, memory_limit: str = "1500MB") -> Dataset:
     """Open a run directory; raise AlbprobeError (exit 2) if it is not one."""
     root = Path(path)

@@ -18,6 +18,7 @@ BENCHES = [
     "bench_alb_ingest.py",
     "bench_cors_eval.py",
     "bench_replay.py",
+    "bench_compare.py",
 ]
 
 

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-from albprobe.commands import analyze, check, cors, demo, explain, replay, run, testbed, tune
+from albprobe.commands import (
+    analyze,
+    check,
+    compare,
+    cors,
+    demo,
+    explain,
+    replay,
+    run,
+    testbed,
+    tune,
+)
 
-COMMAND_MODULES = [testbed, cors, explain, check, run, replay, analyze, demo, tune]
+COMMAND_MODULES = [testbed, cors, explain, check, run, replay, analyze, compare, demo, tune]

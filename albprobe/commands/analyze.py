@@ -68,6 +68,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--profile", help="With s3://: AWS profile of the shared config."),
         ] = None,
+        junit: Annotated[
+            Path | None,
+            typer.Option("--junit", help="Write the --fail-on gates as JUnit XML to this file."),
+        ] = None,
         gunicorn_timeout: Annotated[
             float | None,
             typer.Option(
@@ -102,6 +106,15 @@ def register(app: typer.Typer) -> None:
         else:
             assert run_dir is not None
             res = pipeline.analyze_run(run_dir, out=out, fail_on=fail_on or [])
+        if junit is not None:
+            from analysis.reports import compare_output
+            from analysis.reports import junit as junit_xml
+
+            junit_xml.write(
+                junit,
+                "albprobe.analyze",
+                compare_output.gate_cases(res.breaches, res.verdict.headline),
+            )
         if json_only:
             typer.echo(res.outputs[0].read_text(encoding="utf-8"))
         else:

@@ -99,6 +99,21 @@ def run(
         help="After a run against a URL: fetch each instance target's `docker logs` via SSM Run "
         "Command (opt-in; IAM: docs/iam-policy-ssm-logs.json).",
     ),
+    baseline: Path | None = typer.Option(
+        None,
+        "--baseline",
+        help="After the run: compare it against this run directory (`albprobe compare`); the "
+        "report goes to <run>/compare/.",
+    ),
+    fail_on: list[str] = typer.Option(
+        [],
+        "--fail-on",
+        help="Exit 1 when breached: the analysis' thresholds ('5xx_rate>0.01', 'p99>800') and, "
+        "with --baseline, the comparison's ('p99_regression>10%', 'new_cors_failures>0').",
+    ),
+    junit: Path | None = typer.Option(
+        None, "--junit", help="Write the gates as JUnit XML to this file."
+    ),
     alb_access_logs: bool = typer.Option(
         False,
         "--alb-access-logs",
@@ -114,6 +129,11 @@ def run(
     from core.config import load_config
     from testbed.config import FAULTS, LISTENERS
 
+    analyze_gates, compare_gates = split_fail_on(fail_on, baseline)
+    if baseline is not None:
+        from analysis.compare.data import read_meta
+
+        read_meta(baseline)  # a wrong --baseline fails now, not after the run
     if listener not in LISTENERS:
         raise ConfigError(
             f"--listener: unknown listener {listener!r}", hint=f"one of: {', '.join(LISTENERS)}"
@@ -152,13 +172,79 @@ def run(
         f"run directory: {result.rundir.path}  status: {result.status}"
         + (f" ({result.status_reason})" if result.status_reason else "")
     )
+    breached: list[str] = []
+    cases = []
     if analyze and result.rundir.parts("requests"):
         from analysis.pipeline import analyze_run
+        from analysis.reports import compare_output
         from analysis.reports.terminal import print_summary
 
-        analysis = analyze_run(result.rundir.path)
-        print_summary(analysis.verdict, console=console, outputs=[str(p) for p in analysis.outputs])
+        analysis = analyze_run(result.rundir.path, fail_on=analyze_gates)
+        print_summary(
+            analysis.verdict,
+            console=console,
+            breaches=analysis.breaches,
+            outputs=[str(p) for p in analysis.outputs],
+        )
+        breached += [b["threshold"] for b in analysis.breaches if b["breached"]]
+        cases += compare_output.gate_cases(analysis.breaches, analysis.verdict.headline)
+        if baseline is not None and result.status == "complete":
+            breached += _compare(baseline, result.rundir.path, compare_gates, console, cases)
+    if junit is not None:
+        from analysis.reports import junit as junit_xml
+
+        junit_xml.write(junit, "albprobe.run", cases)
     if result.status == "aborted":
         raise typer.Exit(3)
     if result.status == "partial":
         raise typer.Exit(130 if "Ctrl-C" in (result.status_reason or "") else 1)
+    if breached:
+        raise ConfigError(
+            f"--fail-on breached: {', '.join(breached)}",
+            hint=f"run directory {result.rundir.path}",
+            exit_code=1,
+        )
+
+
+def split_fail_on(exprs: list[str], baseline: Path | None) -> tuple[list[str], list[str]]:
+    """--fail-on of `run`: the analysis' thresholds and (with --baseline) the comparison's,
+    told apart by the metric name; each parsed now, so a typo fails before the run."""
+    from analysis.compare import gates
+    from analysis.reports import thresholds as th
+
+    analyze_gates, compare_gates = [], []
+    for e in exprs:
+        name = e.split(">")[0].split("<")[0].split("=")[0].strip()
+        if name in gates.METRICS:
+            if baseline is None:
+                raise ConfigError(
+                    f"--fail-on {e!r}: a comparison threshold needs --baseline",
+                    hint="add --baseline runs/<id> or use an analysis threshold like '5xx_rate>0.01'",
+                )
+            gates.parse([e])
+            compare_gates.append(e)
+        elif name in th.METRICS:
+            th.parse(e)
+            analyze_gates.append(e)
+        else:
+            raise ConfigError(
+                f"--fail-on {e!r}: cannot read this threshold",
+                hint=f"write METRIC OP VALUE; metrics: {', '.join(th.METRICS)}"
+                + (f"; with --baseline also {', '.join(gates.METRICS)}" if baseline else ""),
+            )
+    return analyze_gates, compare_gates
+
+
+def _compare(baseline: Path, new: Path, fail_on: list[str], console, cases: list) -> list[str]:
+    """`albprobe compare BASELINE <this run>`: its tables, report and gates."""
+    from analysis.compare import compare_runs
+    from analysis.reports import compare_output
+    from analysis.reports.compare_terminal import print_comparison
+
+    cmp = compare_runs(baseline, new, fail_on=fail_on)
+    paths = compare_output.write(cmp, new / "compare")
+    print_comparison(cmp, console=console, outputs=[str(p) for p in paths])
+    cases += [
+        dataclasses.replace(c, name=f"compare: {c.name}") for c in compare_output.junit_cases(cmp)
+    ]
+    return [f"compare {g.name}" for g in cmp.gates if not g.passed]
