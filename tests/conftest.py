@@ -74,15 +74,31 @@ DURATIONS = Path(__file__).with_name("durations.json")
 UNKNOWN_DURATION = 30.0  # a new slow test until `python tests/durations.py` records it
 
 
-def heavy_groups(durations: dict[str, float], nodeids: list[str], groups: int) -> dict[str, int]:
-    """Longest first, each to the group with the least work so far (LPT scheduling)."""
+def heavy_groups(
+    durations: dict[str, float], units: dict[str, list[str]], groups: int
+) -> dict[str, int]:
+    """Units of tests (one test, or a module whose tests share a module-scoped testbed), longest
+    first, each to the group with the least work so far (LPT scheduling): node id -> group."""
+
+    def cost(unit: str) -> float:
+        return sum(durations.get(n, UNKNOWN_DURATION) for n in units[unit])
+
     load = [0.0] * groups
     out: dict[str, int] = {}
-    for nodeid in sorted(nodeids, key=lambda n: -durations.get(n, UNKNOWN_DURATION)):
+    for unit in sorted(units, key=lambda u: -cost(u)):
         g = min(range(groups), key=lambda k: load[k])
-        out[nodeid] = g
-        load[g] += durations.get(nodeid, UNKNOWN_DURATION)
+        out.update((n, g) for n in units[unit])
+        load[g] += cost(unit)
     return out
+
+
+def _unit(item: pytest.Item) -> str:
+    """The tests of a module that share a module-scoped fixture go to one group: its setup
+    (several testbed runs, a browser) is then made once."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    shared = any(d[-1].scope in ("module", "class", "package") for d in defs if d)
+    return item.nodeid.split("::")[0] if shared else item.nodeid
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers
@@ -100,6 +116,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         durations = json.loads(DURATIONS.read_text())
     except (OSError, ValueError):
         durations = {}
-    groups = heavy_groups(durations, [item.nodeid for item in heavy], HEAVY)
+    units: dict[str, list[str]] = {}
+    for item in heavy:
+        units.setdefault(_unit(item), []).append(item.nodeid)
+    groups = heavy_groups(durations, units, HEAVY)
     for item in heavy:
         item.add_marker(pytest.mark.xdist_group(f"heavy-{groups[item.nodeid]}"))
+
+
+# ALBPROBE_TEST_CPU=FILE: each test's CPU seconds (the test process and the children it reaped:
+# testbeds, Locust, albprobe commands) appended to FILE as "seconds<TAB>node id", to see where
+# the suite's CPU goes. Long-lived fixtures are charged to the test that tears them down.
+_CPU_LOG = os.environ.get("ALBPROBE_TEST_CPU")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    if not _CPU_LOG:
+        yield
+        return
+    import resource
+
+    def cpu() -> float:
+        s, c = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    before = cpu()
+    yield
+    with open(_CPU_LOG, "a") as f:
+        f.write(f"{cpu() - before:.2f}\t{item.nodeid}\n")
