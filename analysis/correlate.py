@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis import alb_patterns
 from analysis.dataset import Dataset
 from analysis.figures import Figures
 from analysis.parsers import alb
@@ -41,6 +42,8 @@ class Timeline:
     series: dict[str, np.ndarray] = field(default_factory=dict)
     events: list[tuple[float, str, str]] = field(default_factory=list)  # (ts, kind, detail)
     cloudwatch: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # 5xx per target per second (the report's heat strip): first second, targets, matrix
+    by_target: tuple[int, list[str], np.ndarray] | None = None
 
     def get(self, name: str) -> np.ndarray:
         return self.series.get(name, np.zeros(self.seconds))
@@ -280,6 +283,8 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     )
     fig.update({f"alb_{k}": v for k, v in a.items()})
     fig["alb_kill_timeout_s"] = timeout  # the gunicorn --timeout the timeout_kill count assumed
+    pat = alb_patterns.compute(ds.con, timeout)
+    fig["alb_patterns"] = pat.to_dict() if pat else None
     lat = _one(
         ds,
         """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,
@@ -443,6 +448,8 @@ def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
             keep = (idx >= 0) & (idx < tl.seconds)
             arr[idx[keep]] = vals[keep]
             tl.series["h_" + k] = _ffill(arr)
+    if ds.present.get("alb_log"):
+        tl.by_target = alb_patterns.heat(ds.con)
     if ds.present.get("metrics"):
         for r in _rows(ds, "SELECT metric, stat, ts, value FROM metrics ORDER BY ts"):
             tl.cloudwatch.setdefault(f"{r['metric']}.{r['stat']}", []).append((r["ts"], r["value"]))

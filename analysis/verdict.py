@@ -183,6 +183,8 @@ def decide(
     if alb_only:
         proxy_fail = _f(fig.alb_elb_5xx) + _f(fig.alb_target_5xx)
     causes = _judge_all(fig, ctx) if (proxy_fail or network) else []
+    if alb_only and not _f(fig.alb_elb_5xx) and not causes:
+        proxy_fail = 0.0  # the app's own few 5xx and nothing else: a healthy window (noted below)
     causes = _rank(fig, _with_target_split(fig, causes))
     corroborated = any(c.strength >= 0.5 for c in causes)
     # Network-only failures (no HTTP response) are "CORS errors" too, but without proxy-side
@@ -231,6 +233,11 @@ def decide(
             )
         return Verdict("proxy", head, causes, cross, sec, missing, fig)
     if not failing and not cors:
+        found = _findings(fig, ctx)
+        if found:
+            return Verdict(
+                "proxy", _finding_headline(fig, ctx, found[0]), found, cross, sec, missing, fig
+            )
         latent = _latent(fig, ctx, few)
         if latent:
             return Verdict(
@@ -239,7 +246,12 @@ def decide(
     if cors:  # a few app CORS failures, below the noise threshold
         return Verdict("cors-setup", cors.evidence[0] + ".", [cors], cross, sec, missing, fig)
     if alb_only:
-        head = f"No ALB- or target-generated 5xx in {_n(_f(fig.alb_entries))} ALB log entries."
+        t5 = _f(fig.alb_target_5xx)
+        head = f"No ALB-generated 5xx in {_n(_f(fig.alb_entries))} ALB log entries" + (
+            f"; {_n(t5)} 5xx from the target itself, too few to point at a cause (the app's own errors)."
+            if t5
+            else " and none from the target."
+        )
     else:
         head = (
             f"No failures in {_n(n)} requests: no proxy or gunicorn 5xx, every app response passed CORS"
@@ -281,6 +293,26 @@ _LET_IN = ("high", "critical")
 def _judge_all(fig: Figures, ctx: Context) -> list[Cause]:
     """Every registered proxy cause that the figures support (MIN_STRENGTH and up)."""
     return [c for c in (spec.judge(fig, ctx) for spec in registry.PROXY) if c is not None]
+
+
+def _findings(fig: Figures, ctx: Context) -> list[Cause]:
+    """Nothing failed, yet a cause that stands without failures is well supported (e.g. a target
+    leaving and coming back in the ALB log): those causes, strongest first."""
+    found = [
+        c
+        for c in (spec.judge(fig, ctx) for spec in registry.PROXY if spec.without_failures)
+        if c is not None and c.strength >= 0.5
+    ]
+    return sorted(found, key=lambda c: -c.strength)
+
+
+def _finding_headline(fig: Figures, ctx: Context, top: Cause) -> str:
+    return (
+        f"No request failed in {_span(ctx)}, but {top.evidence[0].split(': ', 1)[-1]}; cause: "
+        f"{top.id} (strength {top.strength:.2f}). Clients did not see it because other targets "
+        "served; with fewer targets, or all of them flapping, they would get 502/503/504s - "
+        "which browsers report as CORS errors."
+    )
 
 
 def _with_target_split(fig: Figures, causes: list[Cause]) -> list[Cause]:
@@ -358,7 +390,7 @@ def _proxy_headline(fig: Figures, failing: float, causes: list[Cause], alb_only:
         if _f(fig.alb_keepalive_race):
             head += (
                 f"; {_n(fig.alb_keepalive_race)} of the ALB 502s carry the keep-alive signature "
-                "(target closed the connection within 1 s of dispatch)"
+                "(target closed the connection at once, within 0.1 s of dispatch)"
             )
     else:
         n = _f(fig.requests)

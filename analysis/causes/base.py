@@ -86,6 +86,8 @@ class CauseSpec:
     explained: Callable[[Figures], float | None] = _none
     # the "1 of N targets" split goes into its evidence (not for causes of a whole deploy)
     target_split: bool = True
+    # a finding even when no request failed (e.g. a target leaving and coming back in the log)
+    without_failures: bool = False
 
 
 def val(v: float | None) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
     Cause,
@@ -42,7 +43,10 @@ WEIGHTS = {
     "alb.response-timeout": 0.4,
     "alb.target-5xx": 0.3,
     "alb.timeout-kill": 0.5,
+    "alb.latency-climb": 0.6,
 }
+CLIMB = 2.0  # the answered requests' median target time this many times the start's: falling behind
+TARGET_5XX_SHARE = 0.02  # the target's own 5xx at this share of the entries and more: a full signal
 
 
 def judge(fig: Figures, ctx: Context) -> Cause | None:
@@ -166,10 +170,22 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             f"ALB log: {cnt(rt)} 504s after the request reached the target (target too slow for the idle timeout)",
         )
     if val(fig.alb_target_5xx):
+        # A few of the app's own 500s are in every window; many are gunicorn's overload answers.
+        share = val(fig.alb_target_5xx) / max(1.0, val(fig.alb_entries))
         sc.add(
             "alb.target-5xx",
-            1.0,
-            f"ALB log: {cnt(fig.alb_target_5xx)} 5xx returned by the target itself",
+            share / TARGET_5XX_SHARE,
+            f"ALB log: {cnt(fig.alb_target_5xx)} 5xx returned by the target itself ({pct(share)} of the entries)",
+        )
+    pat = alb_log.patterns(fig)
+    climb = (pat or {}).get("latency_climb")
+    if climb is not None and climb >= CLIMB:
+        sc.add(
+            "alb.latency-climb",
+            (climb - CLIMB) / 4,
+            f"ALB log: the answered requests' median target time climbed {climb:.1f}x (p90 "
+            f"{pat['latency_p90_before_fail_s']:.1f} s) in the run-up to the first failure: the "
+            "workers fell behind",
         )
     tk = val(fig.alb_timeout_kill)
     if tk:
@@ -201,6 +217,12 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             1 - conn / h5,
             f"but {pct(conn / h5)} of the proxy's 5xx were failed connects (target down or unreachable), not overload",
         )
+    if climb is not None and climb < CLIMB / 1.5 and not val(fig.alb_timeout_kill):
+        sc.damp(
+            0.5,
+            f"but the answered requests' median target time held steady up to the failures "
+            f"({climb:.1f}x the start's): the targets were not falling behind",
+        )
     if sc.strength < MIN_STRENGTH:
         return None
     onset = fig.failure_onset_concurrency
@@ -211,7 +233,12 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             f"{onset:.1f} concurrent by Little's law"
             + (f", {inflight:.0f} in flight at the target" if inflight is not None else "")
         )
-    return Cause("capacity", sc.strength, sc.evidence, _capacity_fix(fig), sc.signals)
+    window = None
+    if pat is not None and pat.get("fail_first_ts") is not None:
+        window = alb_log.window(pat, pat["fail_first_ts"], pat["fail_last_ts"], None)
+    return Cause(
+        "capacity", sc.strength, sc.evidence, _capacity_fix(fig), sc.signals, window=window
+    )
 
 
 def _capacity_fix(fig: Figures) -> str:

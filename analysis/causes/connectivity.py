@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
     TIMEOUT_REASONS,
@@ -28,7 +29,9 @@ WEIGHTS = {
     "gunicorn.running": 0.2,
     "alb.connect-timeout": 0.5,
     "alb.connect-fail": 0.3,
+    "alb.target-unreachable": 0.6,
 }
+SUSTAINED_S = 10.0  # a target failing every connect this long is unreachable, not restarting
 
 
 def judge(fig: Figures, ctx: Context) -> Cause | None:
@@ -81,6 +84,42 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             cf / val(fig.alb_elb_5xx),
             f"ALB log: {cnt(cf)} 502s with -1/-1/-1 times (no connection to the target: unreachable or refused)",
         )
+    pat = alb_log.patterns(fig)
+    t = alb_log.worst(pat) if pat else None
+    window = None
+    if pat is not None and t is not None:
+        refused = int(t["fails"].get("connect_fail", 0))
+        timed_out = int(t["fails"].get("connect_timeout", 0))
+        n_own = alb_log.own(t)
+        lasted = float(t["fail_last_ts"]) - float(t["fail_first_ts"])
+        if (
+            n_own >= 3
+            and (refused + timed_out) / n_own >= 0.9
+            and t["ok_after_fail"] == 0
+            and lasted >= SUSTAINED_S
+        ):
+            how = (
+                f"{cnt(timed_out)} x 504 after the ALB's 10 s connect timeout: packets dropped, "
+                "a security group or NACL"
+                if timed_out >= refused
+                else f"{cnt(refused)} x 502 with -1/-1/-1: refused, nothing listening on the port"
+            )
+            sc.add(
+                "alb.target-unreachable",
+                1.0,
+                f"ALB log: every request routed to {t['target']} from "
+                f"{alb_log.clock(t['fail_first_ts'])} on failed at connect ({how}), for "
+                f"{lasted:.0f} s, with no request closed mid-request before: the ALB never reached "
+                "the app",
+            )
+            if refused > timed_out:
+                sc.evidence.append(
+                    "the log alone cannot tell a wrong port (or a security group that rejects) "
+                    "from an app that is down on the right one: `ss -ltnp` on the target and "
+                    f"`curl -v http://{t['target']}/health` from a host in the ALB's security "
+                    "group tell them apart"
+                )
+            window = alb_log.window(pat, t["fail_first_ts"], t["fail_last_ts"], t["target"])
     if sc.strength < MIN_STRENGTH:
         return None
     port = hc_port(fig)
@@ -92,6 +131,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         f"--protocol tcp --port {port} --source-group <alb-sg>`; check the target subnet's route table and "
         "NACLs (ephemeral ports 1024-65535 back to the ALB); `albprobe check` verifies the chain.",
         sc.signals,
+        window=window,
     )
 
 

@@ -1,7 +1,11 @@
-"""A deploy that fails requests: stopped before deregistered, short drain or graceful timeout, registered before ready."""
+"""A deploy that fails requests: stopped before deregistered, short drain or graceful timeout,
+registered before ready (from the testbed's deploy events); or, from the ALB log alone, targets
+that left with their in-flight requests cut (502s, refused connects, 503s in the second they
+left) while a new target took their place and the others served."""
 
 from __future__ import annotations
 
+from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
     Cause,
@@ -24,7 +28,12 @@ WEIGHTS = {
     "events.graceful-short": 0.4,
     "events.registered-before-ready": 0.5,
     "haproxy.no-routable-503": 0.4,
+    "alb.replaced-without-drain": 0.7,
+    "alb.others-served": 0.3,
 }
+CUT_S = 4.0  # a target's failures within this many seconds at its exit: in-flight work cut
+AT_EXIT_S = 2.0  # ... ending this close to its last line
+NEW_TARGET_S = 30.0  # a new target this close to the exit: its replacement
 
 
 def targets_named(counts: dict[str, int]) -> str:
@@ -32,6 +41,11 @@ def targets_named(counts: dict[str, int]) -> str:
 
 
 def judge(fig: Figures, ctx: Context) -> Cause | None:
+    """From the deploy's events when the run recorded them, else from the ALB log."""
+    return _from_events(fig, ctx) or _from_alb_log(fig, ctx)
+
+
+def _from_events(fig: Figures, ctx: Context) -> Cause | None:
     """Failures inside a deploy's deregistration / stop / registration windows."""
     rel = release_of(fig)
     total = val(rel.get("failures"))
@@ -112,6 +126,75 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     return Cause("deploy", sc.strength, sc.evidence, fix[0].upper() + fix[1:] + ".", sc.signals)
 
 
-SPEC = CauseSpec(
-    "deploy", WEIGHTS, judge, explained=release_explained("in_windows"), target_split=False
-)
+def _from_alb_log(fig: Figures, ctx: Context) -> Cause | None:
+    """Targets replaced with their in-flight requests cut, read from the ALB log alone."""
+    pat = alb_log.patterns(fig)
+    if pat is None:
+        return None
+    new = [t for t in pat["targets"] if t["appeared"]]
+    cut = []  # (old target, its replacement)
+    for t in pat["targets"]:
+        if not (t["gone"] and alb_log.own(t) and t["fail_first_ts"] is not None):
+            continue
+        short = float(t["burst_s"]) <= CUT_S  # (a stray failure earlier does not lengthen it)
+        at_exit = float(t["last_ts"]) - float(t["fail_last_ts"]) <= AT_EXIT_S
+        repl = [x for x in new if abs(float(x["first_ts"]) - float(t["last_ts"])) <= NEW_TARGET_S]
+        if short and at_exit and repl:
+            cut.append((t, repl[0]))
+    if not cut:
+        return None
+    cut.sort(key=lambda pair: float(pair[0]["fail_first_ts"]))
+    sc = Score(WEIGHTS, fig, ctx)
+    n_cut = sum(alb_log.own(t) for t, _ in cut)
+    first, second = cut[0]
+    sc.add(
+        "alb.replaced-without-drain",
+        1.0,
+        f"ALB log: {len(cut)} target(s) left with their requests cut ({cnt(n_cut)} ALB 5xx in the "
+        f"seconds they left: {_kinds(first['fails'])}) and a new target took each one's place, "
+        f"e.g. {first['target']} left at {alb_log.clock(first['last_ts'])} and "
+        f"{second['target']} appeared at {alb_log.clock(second['first_ts'])}: a deploy that "
+        "stopped targets without a drain",
+    )
+    if alb_log.served_meanwhile(pat, first["target"]):
+        sc.add(
+            "alb.others-served",
+            1.0,
+            "the other targets served meanwhile: the failures belong to the targets leaving",
+        )
+    if sc.strength < MIN_STRENGTH:
+        return None
+    sc.evidence.append(
+        "the log alone cannot tell a deploy from a target killed and replaced at that moment: "
+        "the deployment history (`aws ecs describe-services --query 'services[].events[:10]'`, "
+        "CloudTrail's DeregisterTargets) does"
+    )
+    return Cause(
+        ID,
+        sc.strength,
+        sc.evidence,
+        "Deregister each target and wait out deregistration_delay.timeout_seconds before "
+        "stopping it (ECS does this when the container stops gracefully: handle SIGTERM, and "
+        "keep stopTimeout above the longest request); replace targets one at a time.",
+        sc.signals,
+        window=alb_log.window(
+            pat,
+            min(float(t["fail_first_ts"]) for t, _ in cut),
+            max(float(t["fail_last_ts"]) for t, _ in cut),
+            first["target"],
+        ),
+    )
+
+
+def _kinds(fails: dict[str, int]) -> str:
+    names = {
+        "closed_mid_request": "closed mid-request",
+        "closed_at_once": "closed at once",
+        "connect_fail": "refused",
+        "connect_timeout": "connect timeout",
+        "no_target": "503 no target",
+    }
+    return ", ".join(f"{cnt(v)} {names.get(k, k)}" for k, v in sorted(fails.items()) if k in names)
+
+
+SPEC = CauseSpec(ID, WEIGHTS, judge, explained=release_explained("in_windows"), target_split=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analysis.capacity.recommend import safe_keepalive
+from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
     Cause,
@@ -27,7 +28,9 @@ WEIGHTS = {
     "alb.keepalive-race": 0.6,
     "requests.sporadic-low-load": 0.4,
     "requests.reused-connections": 0.25,
+    "alb.race-spread": 0.4,
 }
+SPORADIC = 0.3  # proxy_5xx_spread below this: the failures came in bursts
 
 
 def judge(fig: Figures, ctx: Context) -> Cause | None:
@@ -72,7 +75,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         sc.add(
             "alb.keepalive-race",
             tc / val(fig.alb_elb_5xx) * 1.5,
-            f"ALB log: {cnt(tc)} ALB 502s where the target closed the connection within 1 s of dispatch "
+            f"ALB log: {cnt(tc)} ALB 502s where the target closed the connection at once, within 0.1 s of dispatch "
             f"(target_status_code '-', response_processing_time -1: the keep-alive signature)"
             + (
                 f"; {cnt(other)} more closed after longer processing, not counted as races"
@@ -85,11 +88,24 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     # ALB logs say what each closed connection was: when none closed at once, sporadic 502s are
     # the timeout kills and late closes counted there, not races.
     closes_explained = bool(val(fig.alb_target_closed)) and not val(fig.alb_keepalive_race)
-    if low is not None and spread is not None and not closes_explained:
+    # One reading of the spread: sporadic (a signal) or bursts (counter-evidence), never both.
+    if low is not None and spread is not None and spread >= SPORADIC and not closes_explained:
         sc.add(
             "requests.sporadic-low-load",
             low * spread,
             f"{pct(low)} of proxy 5xx at low load, spread over {fig.proxy_5xx_seconds} separate seconds (max {fig.proxy_5xx_max_per_s} per s): sporadic",
+        )
+    pat = alb_log.patterns(fig)
+    at_once = int(((pat or {}).get("kinds") or {}).get("closed_at_once", 0))
+    if pat is not None and at_once:
+        hit, of = int(pat["closed_at_once_targets"]), len(pat["targets"])
+        one_by_one = float(pat["closed_at_once_spread"] or 0)
+        sc.add(
+            "alb.race-spread",
+            1.0 if hit >= min(of, 2) and one_by_one >= 0.7 else 0.0,
+            f"ALB log: the closes at once hit {hit} of the {of} targets, one at a time "
+            f"({cnt(at_once)} closes in {round(one_by_one * at_once)} separate seconds): a race on "
+            "reused connections, not one target failing",
         )
     reused, base = fig.share_5xx_reused, fig.share_reused
     if reused is not None and reused >= 0.8:
@@ -108,7 +124,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
                 max(2 * closed_share, 0.1),
                 f"but only {pct(closed_share)} of the proxy's 5xx were closed connections",
             )
-    if spread is not None and spread < 0.3:
+    if spread is not None and spread < SPORADIC:
         sc.damp(
             0.5,
             f"but the failures came in bursts (up to {fig.proxy_5xx_max_per_s} per s), not sporadically",
@@ -138,6 +154,18 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     if sc.strength < MIN_STRENGTH:
         return None
     new_ka = safe_keepalive(idle)
+    window = None
+    if pat is not None and at_once:
+        window = alb_log.window(
+            pat, pat["closed_at_once_first_ts"], pat["closed_at_once_last_ts"], None
+        )
+        if ka is None:
+            sc.evidence.append(
+                "the log alone cannot tell this race from gunicorn's --max-requests recycling, "
+                "which closes kept-alive connections the same way: the gunicorn log "
+                "('Autorestarting worker') and `albprobe check` (the ALB idle timeout vs "
+                "--keep-alive) tell them apart"
+            )
     return Cause(
         "keepalive-race",
         sc.strength,
@@ -145,6 +173,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         f"Keep backend connections open longer than the proxy: `gunicorn --keep-alive {new_ka}` (> idle timeout "
         f"{idle or 60} s; e.g. GUNICORN_CMD_ARGS='--keep-alive {new_ka}') with gthread/gevent workers.",
         sc.signals,
+        window=window,
     )
 
 

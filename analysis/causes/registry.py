@@ -8,10 +8,14 @@ from analysis.causes import (
     connectivity,
     cors,
     deploy,
+    flapping,
     health_check,
     http_redirect,
     keepalive,
+    no_target,
+    target_crash,
     target_down,
+    target_timeout,
     worker_kill,
     worker_recycle,
 )
@@ -28,6 +32,11 @@ PROXY: tuple[CauseSpec, ...] = (
     worker_kill.SPEC,
     worker_recycle.SPEC,
     http_redirect.SPEC,
+    # read from the ALB access log alone (analysis/alb_patterns.py)
+    target_crash.SPEC,
+    no_target.SPEC,
+    target_timeout.SPEC,
+    flapping.SPEC,
 )
 CORS: CauseSpec = cors.SPEC
 ALL: tuple[CauseSpec, ...] = (*PROXY, CORS)
