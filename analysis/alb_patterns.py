@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
-import numpy as np
 
 from analysis.parsers import alb
 
@@ -139,33 +138,32 @@ def _burst(seconds: list[int]) -> float:
     return best
 
 
-def _gaps(
-    ts: np.ndarray, others: np.ndarray, t0: float, t1: float
-) -> tuple[list[tuple[float, float]], bool, bool]:
-    """(internal gaps, gone at the end, appeared after the start) of one target's line times,
-    counted only where the other targets served meanwhile (the load, not the target, paused)."""
-    if ts.size < 2:
-        return [], False, False
-    rate = ts.size / max(1.0, ts[-1] - ts[0])
-    min_gap = max(MIN_GAP_S, GAP_EXPECTED / rate)
+def _gap_s(n: int, first: float, last: float) -> float:
+    """How long a target must be missing to count as away: its rate would have given it
+    GAP_EXPECTED lines in that time (and never less than MIN_GAP_S)."""
+    rate = n / max(1.0, last - first)
+    return max(MIN_GAP_S, GAP_EXPECTED / rate)
 
-    def others_served(a: float, b: float) -> bool:
-        i, j = np.searchsorted(others, [a, b])
-        return (j - i) >= GAP_EXPECTED
 
-    d = np.diff(ts)
-    gaps = [
-        (float(ts[k]), float(ts[k + 1]))
-        for k in np.where(d > min_gap)[0]
-        if others_served(float(ts[k]) + 1, float(ts[k + 1]) - 1)
-    ]
-    gone = t1 - ts[-1] > min_gap and others_served(float(ts[-1]) + 1, t1)
-    appeared = ts[0] - t0 > min_gap and others_served(t0, float(ts[0]) - 1)
-    return gaps, bool(gone), bool(appeared)
+def _others_served(con: duckdb.DuckDBPyConnection, target: str, a: float, b: float) -> bool:
+    """The other targets answered >= GAP_EXPECTED lines between a and b: the load did not pause."""
+    row = con.execute(
+        "SELECT count(*) FROM _alb_kinds WHERE target_port IS NOT NULL AND target_port <> ? "
+        "AND ts > ? AND ts < ?",
+        [target, float(a), float(b)],
+    ).fetchone()
+    return bool(row and row[0] >= GAP_EXPECTED)
+
+
+# The ALB's own 5xx (the app's odd 500 is not the incident): a target's failure timing is theirs.
+_OWN = "kind IS NOT NULL AND kind <> 'target_5xx'"
+CLOSE_KINDS = "('closed_at_once', 'closed_mid_request', 'timeout_kill')"
+MAX_GAPS = 100  # candidate gaps checked per target (a window where a target is mostly away)
 
 
 def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | None:
-    """The figures of the ``alb`` table; None when it has no entry."""
+    """The figures of the ``alb`` table; None when it has no entry. Aggregates in DuckDB: only
+    per-target rows, failing seconds and candidate gaps come back to Python."""
     kind = _kind_sql(timeout_s)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _alb_kinds AS
@@ -181,78 +179,96 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
     pat.kinds = {
         r["kind"]: int(r["n"])
         for r in _rows(
-            con,
-            "SELECT kind, count(*) AS n FROM _alb_kinds WHERE kind IS NOT NULL GROUP BY 1",
+            con, "SELECT kind, count(*) AS n FROM _alb_kinds WHERE kind IS NOT NULL GROUP BY 1"
         )
     }
-    fails = _rows(
+    per = _rows(
         con,
-        "SELECT ts, target_port AS target, kind, closed_after FROM _alb_kinds "
-        "WHERE kind IS NOT NULL ORDER BY ts",
+        f"""WITH f AS (
+              SELECT target_port, min(ts) FILTER (WHERE {_OWN}) AS fa,
+                     max(ts) FILTER (WHERE {_OWN}) AS fb
+              FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1)
+            SELECT k.target_port AS target, count(*) AS n, min(ts) AS a, max(ts) AS b,
+                   count(*) FILTER (WHERE elb_status_code < 500) AS ok,
+                   any_value(f.fa) AS fa, any_value(f.fb) AS fb,
+                   count(*) FILTER (WHERE ts BETWEEN f.fa AND f.fb) AS during,
+                   count(*) FILTER (WHERE ts > f.fb AND elb_status_code < 500) AS ok_after,
+                   median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med
+            FROM _alb_kinds k JOIN f USING (target_port) GROUP BY 1 ORDER BY 1""",
     )
-    lines = _rows(
+    counts: dict[str, dict[str, int]] = {}
+    for r in _rows(
         con,
-        "SELECT target_port AS target, list(ts ORDER BY ts) AS ts, "
-        "count(*) FILTER (WHERE elb_status_code < 500) AS ok FROM _alb_kinds "
-        "WHERE target_port IS NOT NULL GROUP BY 1 ORDER BY 1",
-    )
-    every = np.sort(np.concatenate([np.asarray(r["ts"], dtype=float) for r in lines] or [[]]))
-    for r in lines:
-        ts = np.asarray(r["ts"], dtype=float)
-        every_kind = [x for x in fails if x["target"] == r["target"]]
-        # its timing is the ALB's own failures': the app's odd 500 is not the incident
-        mine = [x for x in every_kind if x["kind"] != "target_5xx"]
-        others = np.setdiff1d(every, ts) if len(lines) > 1 else np.array([])
-        gaps, gone, appeared = _gaps(ts, others, t0, t1)
-        secs = sorted({int(x["ts"]) for x in mine})
-        counts: dict[str, int] = {}
-        for x in every_kind:
-            counts[x["kind"]] = counts.get(x["kind"], 0) + 1
-        last_fail = mine[-1]["ts"] if mine else None
-        closes = [
-            x["closed_after"]
-            for x in mine
-            if x["kind"] in ("closed_at_once", "closed_mid_request", "timeout_kill")
-        ]
-        per_second = np.bincount(np.array([int(x["ts"]) - secs[0] for x in mine], dtype=int))
+        "SELECT target_port AS target, kind, count(*) AS n FROM _alb_kinds "
+        "WHERE target_port IS NOT NULL AND kind IS NOT NULL GROUP BY 1, 2",
+    ):
+        counts.setdefault(r["target"], {})[r["kind"]] = int(r["n"])
+    secs: dict[str, list[tuple[int, int]]] = {}
+    for r in _rows(
+        con,
+        f"""SELECT target_port AS target, CAST(floor(ts) AS BIGINT) AS s, count(*) AS n
+            FROM _alb_kinds WHERE target_port IS NOT NULL AND {_OWN} GROUP BY 1, 2 ORDER BY 1, 2""",
+    ):
+        secs.setdefault(r["target"], []).append((int(r["s"]), int(r["n"])))
+    gaps = _gap_candidates(con)
+    for r in per:
+        name = str(r["target"])
+        away = _gap_s(int(r["n"]), float(r["a"]), float(r["b"]))
+        mine = secs.get(name, [])
         pat.targets.append(
             TargetLife(
-                target=str(r["target"]),
-                requests=int(ts.size),
+                target=name,
+                requests=int(r["n"]),
                 ok=int(r["ok"]),
-                first_ts=float(ts[0]),
-                last_ts=float(ts[-1]),
-                fails=counts,
-                fail_first_ts=float(mine[0]["ts"]) if mine else None,
-                fail_last_ts=float(last_fail) if last_fail is not None else None,
-                fail_seconds=len(secs),
-                fail_max_per_s=int(per_second.max()) if mine else 0,
-                burst_s=_burst(secs),
-                during_fail=int(
-                    ((ts >= mine[0]["ts"]) & (ts <= mine[-1]["ts"])).sum() if mine else 0
-                ),
-                ok_after_fail=_ok_after(con, str(r["target"]), last_fail),
-                gaps=gaps,
-                gone=gone,
-                appeared=appeared,
-                median_close_s=float(np.median(closes)) if closes else None,
+                first_ts=float(r["a"]),
+                last_ts=float(r["b"]),
+                fails=counts.get(name, {}),
+                fail_first_ts=_float(r["fa"]),
+                fail_last_ts=_float(r["fb"]),
+                fail_seconds=len(mine),
+                fail_max_per_s=max((c for _s, c in mine), default=0),
+                burst_s=_burst([s for s, _c in mine]),
+                during_fail=int(r["during"]),
+                ok_after_fail=int(r["ok_after"]),
+                gaps=[
+                    (a, b)
+                    for a, b in gaps.get(name, [])[:MAX_GAPS]
+                    if _others_served(con, name, a + 1, b - 1)
+                ],
+                gone=t1 - float(r["b"]) > away and _others_served(con, name, float(r["b"]) + 1, t1),
+                appeared=float(r["a"]) - t0 > away
+                and _others_served(con, name, t0, float(r["a"]) - 1),
+                median_close_s=_float(r["med"]),
             )
         )
     _no_target(con, pat)
-    _closed_at_once(fails, pat)
+    _closed_at_once(con, pat)
     _response_timeouts(con, pat)
-    _latency(con, pat, fails)
+    _latency(con, pat)
     return pat
 
 
-def _ok_after(con: duckdb.DuckDBPyConnection, target: str, ts: float | None) -> int:
-    if ts is None:
-        return 0
-    row = con.execute(
-        "SELECT count(*) FROM _alb_kinds WHERE target_port = ? AND ts > ? AND elb_status_code < 500",
-        [target, float(ts)],
-    ).fetchone()
-    return int(row[0]) if row else 0
+def _float(v: Any) -> float | None:
+    return float(v) if v is not None else None
+
+
+def _gap_candidates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[float, float]]]:
+    """Per target, the stretches without a line of it longer than its own rate explains."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for r in _rows(
+        con,
+        f"""WITH t AS (SELECT target_port, count(*) AS n, min(ts) AS a, max(ts) AS b
+                       FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1),
+                 g AS (SELECT target_port, ts,
+                              ts - lag(ts) OVER (PARTITION BY target_port ORDER BY ts) AS d
+                       FROM _alb_kinds WHERE target_port IS NOT NULL)
+            SELECT g.target_port AS target, g.ts - g.d AS left_ts, g.ts AS back_ts
+            FROM g JOIN t USING (target_port)
+            WHERE g.d > greatest({MIN_GAP_S!r}, {GAP_EXPECTED!r} * greatest(1, t.b - t.a) / t.n)
+            ORDER BY 1, 2""",
+    ):
+        out.setdefault(str(r["target"]), []).append((float(r["left_ts"]), float(r["back_ts"])))
+    return out
 
 
 def _no_target(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
@@ -272,14 +288,17 @@ def _no_target(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     pat.served_during_no_target = int(served[0]) if served else 0
 
 
-def _closed_at_once(fails: list[dict[str, Any]], pat: AlbPatterns) -> None:
-    at_once = [x for x in fails if x["kind"] == "closed_at_once"]
-    if not at_once:
+def _closed_at_once(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
+    row = _rows(
+        con,
+        """SELECT count(*) AS n, count(DISTINCT floor(ts)) AS s, count(DISTINCT target_port) AS t,
+                  min(ts) AS a, max(ts) AS b FROM _alb_kinds WHERE kind = 'closed_at_once'""",
+    )[0]
+    if not row["n"]:
         return
-    pat.closed_at_once_targets = len({x["target"] for x in at_once})
-    pat.closed_at_once_spread = len({int(x["ts"]) for x in at_once}) / len(at_once)
-    pat.closed_at_once_first_ts = float(at_once[0]["ts"])
-    pat.closed_at_once_last_ts = float(at_once[-1]["ts"])
+    pat.closed_at_once_targets = int(row["t"])
+    pat.closed_at_once_spread = int(row["s"]) / int(row["n"])
+    pat.closed_at_once_first_ts, pat.closed_at_once_last_ts = float(row["a"]), float(row["b"])
 
 
 def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
@@ -288,10 +307,11 @@ def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None
     url = alb.request_part_sql("request", "url")
     row = _rows(
         con,
-        f"""SELECT median(closed_after) AS med, arg_max(u, n) AS top, max(n) AS top_n,
-                   sum(n) AS total, min(a) AS a, max(b) AS b
-            FROM (SELECT {url} AS u, count(*) AS n, median(closed_after) AS closed_after,
-                         min(ts) AS a, max(ts) AS b
+        f"""SELECT arg_max(u, n) AS top, max(n) AS top_n, sum(n) AS total, min(a) AS a,
+                   max(b) AS b,
+                   (SELECT median(closed_after) FROM _alb_kinds
+                    WHERE kind = 'response_timeout') AS med
+            FROM (SELECT {url} AS u, count(*) AS n, min(ts) AS a, max(ts) AS b
                   FROM _alb_kinds WHERE kind = 'response_timeout' GROUP BY 1)""",
     )[0]
     pat.response_timeout_first_ts, pat.response_timeout_last_ts = float(row["a"]), float(row["b"])
@@ -300,14 +320,14 @@ def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None
     pat.response_timeout_top_url_share = float(row["top_n"]) / float(row["total"])
 
 
-def _latency(con: duckdb.DuckDBPyConnection, pat: AlbPatterns, fails: list[dict[str, Any]]) -> None:
+def _latency(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     """Does the target time of the answered requests climb before the failures? p50 of the
-    first fifth of the window vs the fifth before the first failure."""
-    own = [x for x in fails if x["kind"] != "target_5xx"]  # the ALB's own 5xx: the incident
-    if not own:
+    first fifth of the window vs the fifth before the first ALB-generated 5xx."""
+    row = _rows(con, f"SELECT min(ts) AS a, max(ts) AS b FROM _alb_kinds WHERE {_OWN}")[0]
+    if row["a"] is None:
         return
-    first_fail = float(own[0]["ts"])
-    pat.fail_first_ts, pat.fail_last_ts = first_fail, float(own[-1]["ts"])
+    first_fail = float(row["a"])
+    pat.fail_first_ts, pat.fail_last_ts = first_fail, float(row["b"])
     span = first_fail - pat.first_ts
     if span < 10:
         return
@@ -325,25 +345,3 @@ def _latency(con: duckdb.DuckDBPyConnection, pat: AlbPatterns, fails: list[dict[
     if row["early"] and row["late"] is not None:
         pat.latency_climb = float(row["late"]) / max(0.001, float(row["early"]))
         pat.latency_p90_before_fail_s = float(row["late_p90"])
-
-
-def heat(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str], np.ndarray] | None:
-    """5xx per target per second: (first second, targets with '-' last, matrix targets x
-    seconds), for the report's heat strip; None without an ALB 5xx."""
-    rows = _rows(
-        con,
-        """SELECT CAST(floor(ts) AS BIGINT) AS t, coalesce(target_port, '-') AS target,
-                  count(*) FILTER (WHERE elb_status_code >= 500) AS n
-           FROM alb WHERE ts IS NOT NULL GROUP BY 1, 2""",
-    )
-    if not rows or not any(r["n"] for r in rows):
-        return None
-    t0 = min(r["t"] for r in rows)
-    t1 = min(max(r["t"] for r in rows), t0 + 7 * 86400)
-    names = sorted({r["target"] for r in rows}, key=lambda t: (t == "-", t))
-    m = np.zeros((len(names), int(t1 - t0 + 1)))
-    idx = {t: i for i, t in enumerate(names)}
-    for r in rows:
-        if r["t"] <= t1:
-            m[idx[r["target"]], r["t"] - t0] = r["n"]
-    return int(t0), names, m

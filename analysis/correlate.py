@@ -20,7 +20,7 @@ from analysis.figures import Figures
 from analysis.parsers import alb
 from analysis.parsers.haproxy import classify_sql
 from analysis.release import release_figures
-from analysis.targets import breakdown
+from analysis.targets import breakdown, heat
 
 WORKER_EVENT_KINDS = (
     "worker_timeout",
@@ -448,8 +448,7 @@ def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
             keep = (idx >= 0) & (idx < tl.seconds)
             arr[idx[keep]] = vals[keep]
             tl.series["h_" + k] = _ffill(arr)
-    if ds.present.get("alb_log"):
-        tl.by_target = alb_patterns.heat(ds.con)
+    tl.by_target = heat(ds.con, list((ds.meta.get("testbed") or {}).get("targets") or []))
     if ds.present.get("metrics"):
         for r in _rows(ds, "SELECT metric, stat, ts, value FROM metrics ORDER BY ts"):
             tl.cloudwatch.setdefault(f"{r['metric']}.{r['stat']}", []).append((r["ts"], r["value"]))

@@ -82,8 +82,10 @@ def table(outcomes: list[Outcome]) -> str:
     pats = list(alb_incidents.PATTERNS)
     got_ids = sorted({o.got or NONE for o in outcomes})
     lines = [
-        "| pattern (expected cause) | windows | right | accuracy | " + " | ".join(got_ids) + " |",
-        "|---|---|---|---|" + "---|" * len(got_ids),
+        "| pattern (expected cause) | windows | right | accuracy | strength | "
+        + " | ".join(got_ids)
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(got_ids),
     ]
     for p in pats:
         mine = [o for o in outcomes if o.pattern == p]
@@ -91,9 +93,11 @@ def table(outcomes: list[Outcome]) -> str:
             continue
         c = Counter(o.got or NONE for o in mine)
         right = sum(o.ok for o in mine)
+        top = [o.causes[0][1] for o in mine if o.got and o.causes]
+        strength = f"{min(top):.2f}-{max(top):.2f}" if top else "-"
         lines.append(
             f"| {p} ({alb_incidents.PATTERNS[p] or NONE}) | {len(mine)} | {right} | "
-            f"{100 * right / len(mine):.0f} % | "
+            f"{100 * right / len(mine):.0f} % | {strength} | "
             + " | ".join(str(c.get(g, "")) for g in got_ids)
             + " |"
         )

@@ -33,7 +33,7 @@ def worst(pat: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(ts))
+    return time.strftime("%H:%M:%S", time.gmtime(ts))  # the ALB logs UTC
 
 
 def window(pat: dict[str, Any], first: float, last: float, target: str | None) -> Window:

@@ -8,6 +8,7 @@ with weight ``w`` contributes ``1 - w*s`` to a noisy-OR, so strength = 1 - prod(
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -42,6 +43,13 @@ class Window:
     last_ts: float
     offset_s: float
     target: str | None = None
+
+    def describe(self) -> str:
+        """'struck 07:34:31 to 07:35:09 UTC (151 s into the window) on 10.0.2.108:8000'."""
+        clock = time.strftime("%H:%M:%S", time.gmtime(self.first_ts))
+        until = time.strftime("%H:%M:%S", time.gmtime(self.last_ts))
+        on = f" on {self.target}" if self.target else ""
+        return f"struck {clock} to {until} UTC ({self.offset_s:.0f} s into the window){on}"
 
 
 @dataclass

@@ -91,6 +91,12 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         )
     if sc.strength < MIN_STRENGTH:
         return None
+    if not new and burst <= SHORT_S:
+        sc.evidence.append(
+            f"its failures came within {burst:.0f} s, all at once: the log alone cannot tell a "
+            "kill from a target stopped without a drain (a scale-in or a deploy); the task's stop "
+            "reason and the ECS service events tell them apart"
+        )
     if new and burst > SHORT_S:
         sc.evidence.append(
             f"a new target ({', '.join(new)}) appeared near the end: the log alone cannot tell a "
@@ -112,4 +118,4 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     )
 
 
-SPEC = CauseSpec(ID, WEIGHTS, judge)
+SPEC = CauseSpec(ID, WEIGHTS, judge, target_split=False)  # it states the split itself
