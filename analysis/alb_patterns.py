@@ -65,7 +65,7 @@ class TargetLife:
     target: str
     requests: int
     ok: int  # answered below 500
-    first_ts: float
+    first_ts: float  # the first and last request routed to it (request_creation_time)
     last_ts: float
     fails: dict[str, int]  # kind -> count
     fail_first_ts: float | None  # its first ALB-generated 5xx
@@ -74,7 +74,7 @@ class TargetLife:
     fail_max_per_s: int
     burst_s: float  # the longest run of its failing seconds (gaps <= BURST_JOIN_S joined)
     during_fail: int  # its lines from its first to its last ALB-generated 5xx
-    ok_after_fail: int  # answered below 500 after its last failure
+    ok_after_fail: int  # requests routed to it after its last failure and answered below 500
     gaps: list[tuple[float, float]]  # (left, back): it was away while the others served
     gone: bool  # disappeared before the window's end while the others served
     appeared: bool  # appeared after the window's start while the others served
@@ -149,7 +149,7 @@ def _others_served(con: duckdb.DuckDBPyConnection, target: str, a: float, b: flo
     """The other targets answered >= GAP_EXPECTED lines between a and b: the load did not pause."""
     row = con.execute(
         "SELECT count(*) FROM _alb_kinds WHERE target_port IS NOT NULL AND target_port <> ? "
-        "AND ts > ? AND ts < ?",
+        "AND created > ? AND created < ?",
         [target, float(a), float(b)],
     ).fetchone()
     return bool(row and row[0] >= GAP_EXPECTED)
@@ -167,7 +167,8 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
     kind = _kind_sql(timeout_s)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _alb_kinds AS
-            SELECT ts, target_port, elb_status_code, target_processing_time, request,
+            SELECT ts, coalesce(request_creation_time, ts) AS created, target_port,
+                   elb_status_code, target_processing_time, request,
                    {alb.closed_after_sql()} AS closed_after, {kind} AS kind FROM alb
             WHERE ts IS NOT NULL"""
     )
@@ -188,11 +189,11 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
               SELECT target_port, min(ts) FILTER (WHERE {_OWN}) AS fa,
                      max(ts) FILTER (WHERE {_OWN}) AS fb
               FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1)
-            SELECT k.target_port AS target, count(*) AS n, min(ts) AS a, max(ts) AS b,
+            SELECT k.target_port AS target, count(*) AS n, min(created) AS a, max(created) AS b,
                    count(*) FILTER (WHERE elb_status_code < 500) AS ok,
                    any_value(f.fa) AS fa, any_value(f.fb) AS fb,
                    count(*) FILTER (WHERE ts BETWEEN f.fa AND f.fb) AS during,
-                   count(*) FILTER (WHERE ts > f.fb AND elb_status_code < 500) AS ok_after,
+                   count(*) FILTER (WHERE created > f.fb AND elb_status_code < 500) AS ok_after,
                    median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med
             FROM _alb_kinds k JOIN f USING (target_port) GROUP BY 1 ORDER BY 1""",
     )
@@ -257,12 +258,13 @@ def _gap_candidates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[floa
     out: dict[str, list[tuple[float, float]]] = {}
     for r in _rows(
         con,
-        f"""WITH t AS (SELECT target_port, count(*) AS n, min(ts) AS a, max(ts) AS b
+        f"""WITH t AS (SELECT target_port, count(*) AS n, min(created) AS a, max(created) AS b
                        FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1),
-                 g AS (SELECT target_port, ts,
-                              ts - lag(ts) OVER (PARTITION BY target_port ORDER BY ts) AS d
+                 g AS (SELECT target_port, created,
+                              created - lag(created) OVER (PARTITION BY target_port ORDER BY created)
+                                  AS d
                        FROM _alb_kinds WHERE target_port IS NOT NULL)
-            SELECT g.target_port AS target, g.ts - g.d AS left_ts, g.ts AS back_ts
+            SELECT g.target_port AS target, g.created - g.d AS left_ts, g.created AS back_ts
             FROM g JOIN t USING (target_port)
             WHERE g.d > greatest({MIN_GAP_S!r}, {GAP_EXPECTED!r} * greatest(1, t.b - t.a) / t.n)
             ORDER BY 1, 2""",

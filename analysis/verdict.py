@@ -310,7 +310,7 @@ def _finding_headline(fig: Figures, ctx: Context, top: Cause) -> str:
     return (
         f"No request failed in {_span(ctx)}, but {top.evidence[0].split(': ', 1)[-1]}; cause: "
         f"{top.id} (strength {top.strength:.2f}). Clients did not see it because other targets "
-        "served; with fewer targets, or all of them flapping, they would get 502/503/504s - "
+        "served; with fewer targets, or all of them affected, they would get 502/503/504s - "
         "which browsers report as CORS errors."
     )
 

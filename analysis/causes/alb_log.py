@@ -10,6 +10,9 @@ from analysis.causes.base import Window
 from analysis.figures import Figures
 
 CONNECT = ("connect_fail", "connect_timeout")
+# A target's failures within this many seconds are a cut (its in-flight requests at one moment,
+# as when it is stopped); longer, a burst (a target dying under its requests).
+CUT_S = 6.0
 CLOSES = ("closed_at_once", "closed_mid_request", "timeout_kill")
 
 

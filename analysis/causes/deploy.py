@@ -5,6 +5,8 @@ left) while a new target took their place and the others served."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
@@ -31,7 +33,6 @@ WEIGHTS = {
     "alb.replaced-without-drain": 0.7,
     "alb.others-served": 0.3,
 }
-CUT_S = 4.0  # a target's failures within this many seconds at its exit: in-flight work cut
 AT_EXIT_S = 2.0  # ... ending this close to its last line
 NEW_TARGET_S = 30.0  # a new target this close to the exit: its replacement
 
@@ -136,22 +137,26 @@ def _from_alb_log(fig: Figures, ctx: Context) -> Cause | None:
     for t in pat["targets"]:
         if not (t["gone"] and alb_log.own(t) and t["fail_first_ts"] is not None):
             continue
-        short = float(t["burst_s"]) <= CUT_S  # (a stray failure earlier does not lengthen it)
+        short = float(t["burst_s"]) <= alb_log.CUT_S  # (a stray failure earlier does not count)
         at_exit = float(t["last_ts"]) - float(t["fail_last_ts"]) <= AT_EXIT_S
         repl = [x for x in new if abs(float(x["first_ts"]) - float(t["last_ts"])) <= NEW_TARGET_S]
         if short and at_exit and repl:
             cut.append((t, repl[0]))
     if not cut:
         return None
-    cut.sort(key=lambda pair: float(pair[0]["fail_first_ts"]))
+    cut.sort(key=lambda pair: _cut_start(pair[0]))
     sc = Score(WEIGHTS, fig, ctx)
     n_cut = sum(alb_log.own(t) for t, _ in cut)
+    kinds: dict[str, int] = {}
+    for t, _ in cut:
+        for k, v in t["fails"].items():
+            kinds[k] = kinds.get(k, 0) + v
     first, second = cut[0]
     sc.add(
         "alb.replaced-without-drain",
         1.0,
         f"ALB log: {len(cut)} target(s) left with their requests cut ({cnt(n_cut)} ALB 5xx in the "
-        f"seconds they left: {_kinds(first['fails'])}) and a new target took each one's place, "
+        f"seconds they left: {_kinds(kinds)}) and a new target took each one's place, "
         f"e.g. {first['target']} left at {alb_log.clock(first['last_ts'])} and "
         f"{second['target']} appeared at {alb_log.clock(second['first_ts'])}: a deploy that "
         "stopped targets without a drain",
@@ -179,11 +184,16 @@ def _from_alb_log(fig: Figures, ctx: Context) -> Cause | None:
         sc.signals,
         window=alb_log.window(
             pat,
-            min(float(t["fail_first_ts"]) for t, _ in cut),
+            min(_cut_start(t) for t, _ in cut),
             max(float(t["fail_last_ts"]) for t, _ in cut),
             first["target"],
         ),
     )
+
+
+def _cut_start(t: dict[str, Any]) -> float:
+    """When the target's cut began: its last burst, not a stray failure earlier."""
+    return max(float(t["fail_first_ts"]), float(t["fail_last_ts"]) - float(t["burst_s"]))
 
 
 def _kinds(fails: dict[str, int]) -> str:

@@ -16,7 +16,6 @@ WEIGHTS = {
     "alb.target-gone": 0.6,
     "alb.no-target-after": 0.3,
 }
-SHORT_S = 3.0  # a cut this short is a deploy's in-flight requests, not a target dying
 NEXT_S = 15.0  # 503s this soon after the burst belong to it
 NEW_TARGET_S = 30.0  # a target appearing this soon after may be the replacement of a deploy
 DYING = 0.3  # this share of its requests failing while it failed: the target dying, not a blip
@@ -47,7 +46,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     dying = n_own / max(1, int(t["during_fail"]))  # its requests failing while it failed
     sc.add(
         "alb.one-target-burst",
-        clip((burst - SHORT_S) / 7)
+        clip((burst - alb_log.CUT_S) / 7)
         * clip((share - 0.5) / 0.3)
         * clip((dying - DYING / 2) / (DYING / 2)),
         f"a burst of {cnt(n_own)} failures over {burst:.0f} s ({alb_log.clock(t['fail_first_ts'])} to "
@@ -83,7 +82,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         for x in pat["targets"]
         if x["appeared"] and abs(float(x["first_ts"]) - last) <= NEW_TARGET_S
     ]
-    if new and burst <= SHORT_S:
+    if new and burst <= alb_log.CUT_S:
         sc.damp(
             0.4,
             f"but its failures lasted only {burst:.0f} s, as it left, and a new target "
@@ -91,13 +90,13 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
         )
     if sc.strength < MIN_STRENGTH:
         return None
-    if not new and burst <= SHORT_S:
+    if not new and burst <= alb_log.CUT_S:
         sc.evidence.append(
             f"its failures came within {burst:.0f} s, all at once: the log alone cannot tell a "
             "kill from a target stopped without a drain (a scale-in or a deploy); the task's stop "
             "reason and the ECS service events tell them apart"
         )
-    if new and burst > SHORT_S:
+    if new and burst > alb_log.CUT_S:
         sc.evidence.append(
             f"a new target ({', '.join(new)}) appeared near the end: the log alone cannot tell a "
             "crash that was replaced from a deploy that stopped the target without a drain; the "
