@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from analysis.parsers import alb
 
@@ -29,7 +30,7 @@ MIN_GAP_S = 5.0
 GAP_EXPECTED = 10.0
 # A burst: the failing seconds of a target, no more than this apart.
 BURST_JOIN_S = 5
-CONNECT_TIMEOUT_S = 10.0  # the ALB's connect timeout (504 with request_processing_time -1)
+MAX_SPAN_S = 7 * 86400  # a stray timestamp must not allocate years of seconds
 
 KINDS = (
     "closed_at_once",  # keep-alive signature: closed within RACE_MAX_S of dispatch
@@ -145,14 +146,31 @@ def _gap_s(n: int, first: float, last: float) -> float:
     return max(MIN_GAP_S, GAP_EXPECTED / rate)
 
 
-def _others_served(con: duckdb.DuckDBPyConnection, target: str, a: float, b: float) -> bool:
-    """The other targets answered >= GAP_EXPECTED lines between a and b: the load did not pause."""
-    row = con.execute(
-        "SELECT count(*) FROM _alb_kinds WHERE target_port IS NOT NULL AND target_port <> ? "
-        "AND created > ? AND created < ?",
-        [target, float(a), float(b)],
-    ).fetchone()
-    return bool(row and row[0] >= GAP_EXPECTED)
+class _Load:
+    """Requests routed per target per second (by request_creation_time), as running sums, so
+    that "did the other targets serve between a and b" is two lookups, not a scan per gap."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, t0: float, t1: float) -> None:
+        self.t0 = int(t0)
+        width = min(int(t1) - self.t0, MAX_SPAN_S) + 2
+        rows = con.execute(
+            f"""SELECT target_port, CAST(floor(created) AS BIGINT) - {self.t0} AS i, count(*)
+                FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1, 2"""
+        ).fetchall()
+        per: dict[str, np.ndarray] = {}
+        for target, i, n in rows:
+            if 0 <= i < width:
+                per.setdefault(str(target), np.zeros(width))[int(i)] += n
+        total = sum(per.values(), np.zeros(width))
+        # cum[k] = the other targets' requests in seconds [0, k)
+        self.cum = {t: np.concatenate(([0.0], np.cumsum(total - a))) for t, a in per.items()}
+
+    def others_served(self, target: str, a: float, b: float) -> bool:
+        """The other targets got >= GAP_EXPECTED requests from second a to b: the load went on."""
+        cum = self.cum[target]
+        i = int(np.clip(np.ceil(a) - self.t0, 0, cum.size - 1))
+        j = int(np.clip(np.floor(b) - self.t0, 0, cum.size - 1))
+        return j > i and cum[j] - cum[i] >= GAP_EXPECTED
 
 
 # The ALB's own 5xx (the app's odd 500 is not the incident): a target's failure timing is theirs.
@@ -172,11 +190,24 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
                    {alb.closed_after_sql()} AS closed_after, {kind} AS kind FROM alb
             WHERE ts IS NOT NULL"""
     )
+    return _compute(con, _head(con))
+
+
+def _head(con: duckdb.DuckDBPyConnection) -> AlbPatterns | None:
+    """The window's span and entries; None when the log has no entry."""
     head = _rows(con, "SELECT count(*) AS n, min(ts) AS t0, max(ts) AS t1 FROM _alb_kinds")[0]
     if not head["n"]:
         return None
-    t0, t1 = float(head["t0"]), float(head["t1"])
-    pat = AlbPatterns(first_ts=t0, last_ts=t1, entries=int(head["n"]))
+    return AlbPatterns(
+        first_ts=float(head["t0"]), last_ts=float(head["t1"]), entries=int(head["n"])
+    )
+
+
+def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns | None) -> AlbPatterns | None:
+    """Every figure but the head, from ``_alb_kinds``."""
+    if pat is None:
+        return None
+    t0, t1 = pat.first_ts, pat.last_ts
     pat.kinds = {
         r["kind"]: int(r["n"])
         for r in _rows(
@@ -212,6 +243,7 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
     ):
         secs.setdefault(r["target"], []).append((int(r["s"]), int(r["n"])))
     gaps = _gap_candidates(con)
+    load = _Load(con, t0, t1)
     for r in per:
         name = str(r["target"])
         away = _gap_s(int(r["n"]), float(r["a"]), float(r["b"]))
@@ -234,11 +266,11 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
                 gaps=[
                     (a, b)
                     for a, b in gaps.get(name, [])[:MAX_GAPS]
-                    if _others_served(con, name, a + 1, b - 1)
+                    if load.others_served(name, a + 1, b - 1)
                 ],
-                gone=t1 - float(r["b"]) > away and _others_served(con, name, float(r["b"]) + 1, t1),
+                gone=t1 - float(r["b"]) > away and load.others_served(name, float(r["b"]) + 1, t1),
                 appeared=float(r["a"]) - t0 > away
-                and _others_served(con, name, t0, float(r["a"]) - 1),
+                and load.others_served(name, t0, float(r["a"]) - 1),
                 median_close_s=_float(r["med"]),
             )
         )
