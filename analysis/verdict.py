@@ -430,4 +430,8 @@ def _proxy_headline(fig: Figures, failing: float, causes: list[Cause], alb_only:
         )
     else:
         head += "; the cause is undetermined from the evidence available."
+        return head
+    w = proxy_causes[0].window
+    if w is not None:  # when and where, as `albprobe replay` will inject it
+        head += f" It {w.describe()}."
     return head
