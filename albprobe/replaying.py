@@ -40,6 +40,12 @@ NOT_FROM_TRAFFIC: dict[str, str | None] = {
     "cors-setup": "cors-misconfig",
     "worker-recycle": None,
     "http-redirect": None,
+    # the ALB-log-only causes (analysis/causes/): a crashed or vanished target is the testbed's
+    # target-down, a target that never answers before the idle timeout is its hang
+    "target-crash": "target-down",
+    "no-routable-target": "target-down",
+    "target-timeout": "hang",
+    "health-check-flapping": None,  # no testbed switch makes checks come and go
 }
 _ONE_OFF = ("deploy", "worker-kill")
 _WHOLE_RUN = ("keepalive-race", "cors-misconfig")  # the target's configuration, from the start
@@ -50,16 +56,19 @@ def cause_fault(cause: Cause, burst: tuple[float, float] | None) -> str | None:
     (first, last) replay second of the original's ALB-generated 5xx. None: the traffic makes this
     cause itself, or the testbed has no switch for it.
 
-    Issue 19 gives each Cause its own window: when it has one (``first_s``/``last_s``), it wins
-    over the burst. The one place that maps a diagnosis to a fault.
+    A cause diagnosed with its own window (``cause.window``: when it struck, as an offset into
+    the log window) wins over the burst. The one place that maps a diagnosis to a fault.
     """
     fault = NOT_FROM_TRAFFIC.get(cause.id)
     if fault is None:
         return None
     if fault in _WHOLE_RUN:
         return f"{fault}@0s"
-    first = getattr(cause, "first_s", None)
-    last = getattr(cause, "last_s", None)
+    first = last = None
+    window = getattr(cause, "window", None)
+    if window is not None:
+        first = window.offset_s
+        last = window.offset_s + max(0.0, window.last_ts - window.first_ts)
     if first is None and burst is not None:
         first, last = burst
     if first is None:

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np
 
+from analysis import alb_patterns
 from analysis.dataset import Dataset
 from analysis.figures import Figures
 from analysis.parsers import alb
 from analysis.parsers.haproxy import classify_sql
 from analysis.release import release_figures
-from analysis.targets import breakdown
+from analysis.targets import breakdown, heat
 
 WORKER_EVENT_KINDS = (
     "worker_timeout",
@@ -43,6 +44,8 @@ class Timeline:
     # Locust workers lost mid-run: (from, to, worker id); their share of the load is missing there
     gaps: list[tuple[float, float, str]] = field(default_factory=list)
     cloudwatch: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    # 5xx per target per second (the report's heat strip): first second, targets, matrix
+    by_target: tuple[int, list[str], np.ndarray] | None = None
 
     def get(self, name: str) -> np.ndarray:
         return self.series.get(name, np.zeros(self.seconds))
@@ -290,6 +293,8 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     )
     fig.update({f"alb_{k}": v for k, v in a.items()})
     fig["alb_kill_timeout_s"] = timeout  # the gunicorn --timeout the timeout_kill count assumed
+    pat = alb_patterns.compute(ds.con, timeout)
+    fig["alb_patterns"] = pat.to_dict() if pat else None
     lat = _one(
         ds,
         """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,
@@ -453,6 +458,7 @@ def _timeline(ds: Dataset, fig: dict[str, Any]) -> Timeline:
             keep = (idx >= 0) & (idx < tl.seconds)
             arr[idx[keep]] = vals[keep]
             tl.series["h_" + k] = _ffill(arr)
+    tl.by_target = heat(ds.con, list((ds.meta.get("testbed") or {}).get("targets") or []))
     if ds.present.get("metrics"):
         for r in _rows(ds, "SELECT metric, stat, ts, value FROM metrics ORDER BY ts"):
             tl.cloudwatch.setdefault(f"{r['metric']}.{r['stat']}", []).append((r["ts"], r["value"]))

@@ -110,7 +110,7 @@ class Figures:
     alb_target_5xx: int | None = None
     alb_connect_fail: int | None = None
     alb_target_closed: int | None = None  # 502s where the target closed: the three kinds below
-    alb_keepalive_race: int | None = None  # closed < 1 s after dispatch (a reused connection)
+    alb_keepalive_race: int | None = None  # closed < 0.1 s after dispatch (a reused connection)
     alb_timeout_kill: int | None = None  # closed at gunicorn's --timeout (a worker killed)
     alb_closed_late: int | None = None  # closed after seconds of processing, not at the timeout
     alb_kill_timeout_s: float | None = None  # the --timeout the timeout_kill count assumed
@@ -119,6 +119,7 @@ class Figures:
     alb_client_gave_up: int | None = None
     alb_targets: int | None = None
     alb_target_ms: list[float] | None = None
+    alb_patterns: Row | None = None  # AlbPatterns.to_dict(): per target life, kinds, 503 seconds
     # CloudWatch
     cloudwatch: dict[str, Row] | None = None
     # gunicorn and testbed events

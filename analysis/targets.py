@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 
 # The share of the target-attributed failures one target must hold to be "the" failing target.
 ONE_TARGET_SHARE = 0.8
@@ -178,3 +179,43 @@ def breakdown(con: duckdb.DuckDBPyConnection, targets: list[str] | None = None) 
         for t in names
     )
     return TargetBreakdown(source=source, targets=stats, no_target=none)
+
+
+# The heat strip's span: at most a week of seconds (a stray timestamp must not allocate years).
+MAX_HEAT_S = 7 * 86400
+
+
+def heat(
+    con: duckdb.DuckDBPyConnection, targets: list[str] | None = None
+) -> tuple[int, list[str], np.ndarray] | None:
+    """The proxy's 5xx per target per second, from the HAProxy or ALB log: (first second, target
+    names with '-' = no target last, matrix targets x seconds), for the report's heat strip, where
+    a burst on one target shows at a glance. None without a proxy 5xx."""
+    listed = list(targets or [])
+    rows: list[tuple[int, str, int]] = []
+    if {"server", "status", "ts"} <= table_columns(con, "haproxy"):
+        for t, server, n in con.execute(
+            """SELECT CAST(floor(ts) AS BIGINT), server, count(*) FILTER (WHERE status >= 500)
+               FROM haproxy WHERE ts IS NOT NULL GROUP BY 1, 2"""
+        ).fetchall():
+            rows.append((int(t), target_of_server(str(server), listed) or "-", int(n)))
+    if not rows and {"target_port", "elb_status_code", "ts"} <= table_columns(con, "alb"):
+        rows = [
+            (int(t), str(tp), int(n))
+            for t, tp, n in con.execute(
+                """SELECT CAST(floor(ts) AS BIGINT), coalesce(target_port, '-'),
+                          count(*) FILTER (WHERE elb_status_code >= 500)
+                   FROM alb WHERE ts IS NOT NULL GROUP BY 1, 2"""
+            ).fetchall()
+        ]
+    if not any(n for _t, _x, n in rows):
+        return None
+    t0 = min(t for t, _x, _n in rows)
+    t1 = min(max(t for t, _x, _n in rows), t0 + MAX_HEAT_S)
+    names = sorted({x for _t, x, _n in rows}, key=lambda x: (x == "-", x))
+    m = np.zeros((len(names), t1 - t0 + 1))
+    idx = {x: i for i, x in enumerate(names)}
+    for t, x, n in rows:
+        if t <= t1:
+            m[idx[x], t - t0] += n
+    return t0, names, m

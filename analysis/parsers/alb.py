@@ -451,8 +451,10 @@ CONNECT_FAILED_SQL = (
     "(elb_status_code = 502 AND target_status_code IS NULL AND request_processing_time = -1 "
     "AND target_processing_time = -1 AND response_processing_time = -1)"
 )
-# A keep-alive race closes a reused connection at once: the FIN/RST was already on its way.
-RACE_MAX_S = 1.0
+# A keep-alive race closes a reused connection at once: the FIN/RST was already on its way (a
+# round trip in the VPC, milliseconds). A close after a tenth of a second or more came while the
+# target worked on the request: a crash, a kill, a restart (closed-late), not a race.
+RACE_MAX_S = 0.1
 # gunicorn kills a silent worker once `timeout` has passed (its arbiter looks about once a second)
 # and the connection closes then: closed [timeout - 1 s, timeout + 3 s] after dispatch.
 KILL_WINDOW_S = (-1.0, 3.0)

@@ -89,6 +89,8 @@ def _causes(v: Verdict) -> str:
     out = ["<table><tr><th>cause</th><th>strength</th><th>evidence</th><th>fix</th></tr>"]
     for c in v.causes:
         ev = "".join(f"<li>{escape(e)}</li>" for e in c.evidence)
+        if c.window is not None:
+            ev += f"<li><b>{escape(c.window.describe())}</b></li>"
         out.append(
             f"<tr><td><b>{escape(c.id)}</b></td><td class='num'>{c.strength:.2f} "
             f"<span class='bar' style='width:{int(60 * c.strength)}px'></span></td>"
@@ -129,6 +131,12 @@ def render(
     if notes:
         inputs += f"<ul>{notes}</ul>"
     figs = [{"figure": k, "value": fig.get(k)} for k in KEY_FIGURES if fig.get(k) is not None]
+    strip = plots.heat_strip_png(tl, v.top.window if v.top else None)
+    heat = (
+        f'<img id="heat" alt="5xx per target per second" src="data:image/png;base64,{_b64(strip)}">'
+        if strip
+        else "<p class='muted'>no 5xx in the proxy or ALB log (or no such log)</p>"
+    )
     html = tmpl.substitute(
         title=escape(title),
         subtitle=escape(subtitle),
@@ -141,6 +149,7 @@ def render(
         else "",
         causes=_causes(v),
         timeline_png=_b64(timeline),
+        heat=heat,
         cross_table=_table(v.cross_table, ["source", "cors", "count"])
         if v.cross_table
         else "<p class='muted'>no browser-side requests recorded (ALB logs carry no CORS headers)</p>",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import matplotlib
@@ -251,3 +252,50 @@ def cross_table_png(cross: list[dict[str, Any]]) -> bytes:
     ax.set_title("Response source x browser CORS verdict")
     fig.tight_layout()
     return _png(fig)
+
+
+HEAT_MAX_COLUMNS = 1800  # wider windows are binned: a column is then several seconds
+
+
+def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
+    """The proxy's 5xx per target per second, one row per target ('-' = no target): a burst on
+    one target is a dark run on its row. ``window`` (the top cause's Window) is outlined. None
+    when no 5xx was logged."""
+    if tl.by_target is None:
+        return None
+    t0, names, m = tl.by_target
+    step = max(1, int(np.ceil(m.shape[1] / HEAT_MAX_COLUMNS)))
+    if step > 1:
+        pad = (-m.shape[1]) % step
+        m = np.pad(m, ((0, 0), (0, pad))).reshape(len(names), -1, step).sum(axis=2)
+    fig, ax = plt.subplots(figsize=(11, 0.45 * len(names) + 1.4))
+    shown = np.ma.masked_equal(m, 0)
+    cmap = plt.get_cmap("Reds").with_extremes(bad="#f4f4f4")
+    im = ax.imshow(
+        shown,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=cmap,
+        vmin=0,
+        extent=(0, m.shape[1] * step, len(names) - 0.5, -0.5),
+    )
+    ax.set_yticks(range(len(names)), [n if n != "-" else "- (no target)" for n in names])
+    ax.set_xlabel(
+        f"seconds since {_clock(t0)} UTC" + (f" ({step} s per column)" if step > 1 else "")
+    )
+    ax.set_title("5xx per target per second (proxy / ALB log)")
+    fig.colorbar(im, ax=ax, pad=0.01, label="5xx")
+    if window is not None:
+        rows = [names.index(window.target)] if window.target in names else range(len(names))
+        lo, hi = min(rows) - 0.5, max(rows) + 0.5
+        a, b = window.first_ts - t0, window.last_ts - t0 + 1
+        ax.plot(
+            [a, b, b, a, a], [lo, lo, hi, hi, lo], color="#1f77b4", lw=1.5, label="cause window"
+        )
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))

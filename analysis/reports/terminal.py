@@ -42,7 +42,12 @@ def print_summary(
             t.add_row(
                 c.id,
                 f"{c.strength:.2f}",
-                escape("\n".join(f"- {e}" for e in c.evidence)),
+                escape(
+                    "\n".join(
+                        [f"- {e}" for e in c.evidence]
+                        + ([f"- {c.window.describe()}"] if c.window else [])
+                    )
+                ),
                 escape(c.fix),
             )
         con.print(t)

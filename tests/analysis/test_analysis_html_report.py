@@ -47,7 +47,7 @@ def test_html_is_self_contained(report):
         and "@import" not in html
     )
     srcs = re.findall(r'<img[^>]+src="([^"]+)"', html)
-    assert len(srcs) == 3 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert len(srcs) == 4 and all(s.startswith("data:image/png;base64,") for s in srcs)
     assert "target-down" in html and "At fault: proxy" in html
 
 
@@ -57,7 +57,7 @@ def test_embedded_plots_are_not_empty(report):
         m.group(1): _png(base64.b64decode(m.group(2)))
         for m in re.finditer(r'<img id="(\w+)"[^>]+src="data:image/png;base64,([^"]+)"', html)
     }
-    assert set(imgs) == {"timeline", "crosstable", "latency"}
+    assert set(imgs) == {"timeline", "crosstable", "latency", "heat"}
     for name, img in imgs.items():
         assert img.shape[0] > 150 and img.shape[1] > 300, name
         assert _ink(img) > 0.03, name

@@ -8,6 +8,7 @@ import pytest
 
 from albprobe.cli import main
 from albprobe.replaying import cause_fault, diagnose, shift
+from analysis.causes.base import Window
 from analysis.verdict import Cause, Verdict
 from fixtures import alb_window as aw
 
@@ -60,6 +61,14 @@ def test_cause_to_fault_mapping_and_its_clock():
     assert cause_fault(c("keepalive-race"), burst) == "keepalive-race@0s"
     assert cause_fault(c("capacity"), burst) is None  # the traffic makes it
     assert cause_fault(c("target-down"), None) is None
+    # a cause diagnosed from the log with its own window wins over the 5xx burst
+    crash = c("target-crash")
+    crash.window = Window(first_ts=1000.0, last_ts=1030.0, offset_s=40.0, target="10.0.2.8:8000")
+    assert cause_fault(crash, burst) == "target-down@40s-71s"
+    timeout = c("target-timeout")
+    timeout.window = Window(first_ts=1000.0, last_ts=1005.0, offset_s=3.0)
+    assert cause_fault(timeout, burst) == "hang@3s-9s"
+    assert cause_fault(c("health-check-flapping"), burst) is None  # no testbed switch for it
     assert shift("target-down:2@12s-20s", 5) == "target-down:2@17s-25s"
     d = diagnose(
         Verdict("proxy", "", causes=[c("capacity"), c("target-down"), c("connectivity")]), burst

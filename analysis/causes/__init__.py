@@ -1,0 +1,1 @@
+"""Causes of proxy failures, one module each (registry.py lists them)."""
