@@ -76,22 +76,25 @@ def binned(tl: Timeline, max_points: int = MAX_POINTS) -> tuple[Timeline, int]:
 
 
 def _markers(axes: list[Any], tl: Timeline) -> None:
-    """gunicorn/testbed events as vertical lines on every panel (at most 200 drawn)."""
-    seen: set[str] = set()
+    """gunicorn/testbed events as vertical lines on every panel (at most 200 drawn): one
+    collection per kind and panel, not one artist per event (200 events x 4 panels cost 0.5 s)."""
+    by_kind: dict[str, list[float]] = {}
     for ts, kind, _detail in tl.events[:200]:
-        if kind not in EVENT_COLOURS:
-            continue
-        x = ts - tl.t0
+        if kind in EVENT_COLOURS:
+            by_kind.setdefault(kind, []).append(ts - tl.t0)
+    for kind, xs in by_kind.items():
         for ax in axes:
-            ax.axvline(
-                x,
-                color=EVENT_COLOURS[kind],
+            ax.vlines(
+                xs,
+                0,
+                1,
+                transform=ax.get_xaxis_transform(),  # x in data, y from bottom to top of the panel
+                colors=EVENT_COLOURS[kind],
                 lw=0.8,
-                ls="--",
+                linestyles="--",
                 alpha=0.7,
-                label=kind if (kind not in seen and ax is axes[0]) else None,
+                label=kind if ax is axes[0] else None,
             )
-        seen.add(kind)
 
 
 def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
@@ -244,7 +247,7 @@ def latency_png(fig_data: Figures) -> bytes:
     ax.set_ylabel("ms")
     ax.set_title("Latency percentiles")
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.1)  # fixed: no measuring draw
     return _png(fig)
 
 
@@ -277,5 +280,6 @@ def cross_table_png(cross: list[dict[str, Any]]) -> bytes:
     ax.set_xticks(range(len(cors)), [f"CORS {c}" for c in cors])
     ax.set_yticks(range(len(sources)), sources)
     ax.set_title("Response source x browser CORS verdict")
-    fig.tight_layout()
+    h = 0.5 + 0.45 * len(sources)  # margins in inches (the height grows with the sources)
+    fig.subplots_adjust(left=0.9 / 5, right=1 - 0.15 / 5, bottom=0.3 / h, top=1 - 0.3 / h)
     return _png(fig)
