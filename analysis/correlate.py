@@ -129,13 +129,40 @@ SELECT CAST(floor(ts) AS BIGINT) AS t, source, status, kind, cors_ok, conn_reuse
   max(latency_ms) AS lat_max, count(co_latency_ms) AS co_n, min(ts) AS first_ts, max(ts) AS last_ts
 FROM requests GROUP BY ALL"""
 
-# Pass 2: the latency quantiles, per second and over the run, from one sort per series and group.
-# (Exact per second too: cheaper than approx_quantile's digests, and the same at the run level.)
-_QUANTILES = """SELECT GROUPING(t) AS whole_run, t,
-  quantile_cont(latency_ms, [0.5, 0.9, 0.99, 0.999]) AS lat,
-  quantile_cont(co_latency_ms, [0.5, 0.99]) AS co_lat
-FROM (SELECT CAST(floor(ts) AS BIGINT) AS t, latency_ms, co_latency_ms FROM requests)
-GROUP BY GROUPING SETS ((t), ())"""
+# Passes 2 and 3: the exact latency quantiles per second (one sort per second: cheaper than
+# approx_quantile's digests) and over the run. An exact quantile keeps every value of its group
+# until the end (8 bytes a row per series), and those states are what must fit in DuckDB's memory
+# limit: up to QUANTILE_ROWS_TOGETHER rows the series of a pass share one scan; beyond, each
+# series gets its own (same values, one more scan, half the memory).
+QUANTILE_ROWS_TOGETHER = 40_000_000
+_SECOND_QUANTILES = {
+    "lat": "quantile_cont(latency_ms, [0.5, 0.99])",
+    "co_p99": "quantile_cont(co_latency_ms, 0.99)",
+}
+_RUN_QUANTILES = {
+    "lat": "quantile_cont(latency_ms, [0.5, 0.9, 0.99, 0.999])",
+    "co_lat": "quantile_cont(co_latency_ms, [0.5, 0.99])",
+}
+
+
+def _quantile_scans(
+    ds: Dataset, aggs: dict[str, str], rows: int, *, per_second: bool
+) -> dict[Any, dict[str, Any]]:
+    """{second (or None for the run): {series: value}} of ``aggs``, in one scan or one per series
+    (QUANTILE_ROWS_TOGETHER)."""
+    groups = [list(aggs)] if rows <= QUANTILE_ROWS_TOGETHER else [[k] for k in aggs]
+    out: dict[Any, dict[str, Any]] = {}
+    for g in groups:
+        cols = ", ".join(f"{aggs[k]} AS {k}" for k in g)
+        sql = (
+            f"SELECT CAST(floor(ts) AS BIGINT) AS t, {cols} FROM requests "
+            "WHERE ts IS NOT NULL GROUP BY 1"
+            if per_second
+            else f"SELECT NULL AS t, {cols} FROM requests"
+        )
+        for r in _rows(ds, sql):
+            out.setdefault(r.pop("t"), {}).update(r)
+    return out
 
 
 def _sums(counts: tuple[tuple[str, str], ...]) -> str:
@@ -144,8 +171,8 @@ def _sums(counts: tuple[tuple[str, str], ...]) -> str:
 
 @dataclass
 class _RequestPasses:
-    """What the two passes over the requests table gave: the run's totals and the per-second
-    rows of the timeline (REQ_BUCKETS' columns)."""
+    """What the passes over the requests table gave: the run's totals, the per-second rows of
+    the timeline and the mix's service time."""
 
     totals: dict[str, Any]
     seconds: list[dict[str, Any]]
@@ -154,7 +181,6 @@ class _RequestPasses:
 
 def _request_passes(ds: Dataset) -> _RequestPasses:
     ds.con.execute(_SHAPES)
-    q = {r["t"] if not r["whole_run"] else "run": r for r in _rows(ds, _QUANTILES)}
     tot = _one(
         ds,
         f"""SELECT coalesce(sum(n), 0) AS total, min(first_ts) AS first_ts, max(last_ts) AS last_ts,
@@ -165,7 +191,9 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
             / sum(n_lat) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean
         FROM _req_shapes""",
     )
-    run = q.get("run") or {}
+    rows = int(tot.get("total") or 0)
+    q = _quantile_scans(ds, _SECOND_QUANTILES, rows, per_second=True)
+    run = _quantile_scans(ds, _RUN_QUANTILES, rows, per_second=False).get(None, {})
     svc, tlat = _target_latency(ds)
     tot["lat"], tot["co_lat"], tot["tlat"] = run.get("lat"), run.get("co_lat"), tlat
     seconds = _rows(
@@ -179,8 +207,8 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
     )
     for r in seconds:
         sq = q.get(r["t"]) or {}
-        lat, co = sq.get("lat") or [None] * 4, sq.get("co_lat") or [None, None]
-        r["p50"], r["p99"], r["co_p99"] = lat[0], lat[2], co[1]
+        r["p50"], r["p99"] = sq.get("lat") or (None, None)
+        r["co_p99"] = sq.get("co_p99")
     return _RequestPasses(tot, seconds, svc)
 
 
@@ -701,22 +729,23 @@ def mix_service_ms(ds: Dataset) -> float | None:
 
 
 def _target_latency(ds: Dataset) -> tuple[float | None, list[float] | None]:
-    """(mix service time, [p50, p99] of the target's latency) from one pass over the requests the
-    target answered: per endpoint (its 10th percentile) and over them all, one sort per group."""
+    """(mix service time, [p50, p99] of the target's latency) over the requests the target
+    answered. Two queries, not one with GROUPING SETS: each value would sit in two aggregate
+    states at once, and those states bound the rows that fit in DuckDB's memory limit."""
     row = _one(
         ds,
         f"""
-        WITH g AS (
-          SELECT GROUPING(endpoint) AS whole, count(*) AS n,
-                 quantile_cont(latency_ms, [0.1, 0.5, 0.99]) AS q FROM requests
-          WHERE {_TARGET} AND latency_ms IS NOT NULL GROUP BY GROUPING SETS ((endpoint), ()))
-        SELECT (SELECT sum(n * q[1]) / sum(n) FROM g WHERE whole = 0) AS svc,
-               (SELECT [q[2], q[3]] FROM g WHERE whole = 1) AS tlat
+        SELECT sum(n * med) / sum(n) AS svc FROM (
+          SELECT endpoint, count(*) AS n, quantile_cont(latency_ms, 0.1) AS med FROM requests
+          WHERE {_TARGET} AND latency_ms IS NOT NULL GROUP BY endpoint)
     """,
     )
     v = row.get("svc")
     svc = float(v) if v is not None and math.isfinite(v) and v > 0 else None
-    return svc, row.get("tlat")
+    tlat = _one(
+        ds, f"SELECT quantile_cont(latency_ms, [0.5, 0.99]) AS q FROM requests WHERE {_TARGET}"
+    ).get("q")
+    return svc, tlat
 
 
 def compute(ds: Dataset) -> tuple[Figures, Timeline]:
