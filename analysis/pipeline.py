@@ -181,17 +181,19 @@ def alb_tables(ds: dataset.Dataset) -> dict[str, list[dict[str, Any]]]:
                   count(*) FILTER (WHERE {kind} = 'closed-late') AS closed_late"""
     per_minute = correlate._rows(
         ds,
-        f"""SELECT strftime(to_timestamp(floor(ts / 60) * 60), '%Y-%m-%d %H:%M') AS minute,
+        # grouped on the minute's number, formatted once per group kept (not once per entry)
+        f"""SELECT strftime(to_timestamp(m * 60), '%Y-%m-%d %H:%M') AS minute, * EXCLUDE (m, bad)
+           FROM (SELECT floor(ts / 60) AS m,
                   coalesce(target_port, '-') AS target,
                   count(*) AS requests,
                   count(*) FILTER (WHERE elb_status_code >= 500 AND target_status_code IS NULL) AS alb_5xx,
                   {closes},
                   count(*) FILTER (WHERE {alb_parser.CONNECT_FAILED_SQL}) AS connect_failed,
                   count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL) AS alb_504,
-                  count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx
-           FROM alb GROUP BY 1, 2
-           HAVING count(*) FILTER (WHERE elb_status_code >= 500) > 0
-           ORDER BY 1, 2 LIMIT 5000""",
+                  count(*) FILTER (WHERE target_status_code >= 500) AS target_5xx,
+                  count(*) FILTER (WHERE elb_status_code >= 500) AS bad
+           FROM alb GROUP BY 1, 2)
+           WHERE bad > 0 ORDER BY m, target LIMIT 5000""",
     )
     per_target = correlate._rows(
         ds,

@@ -13,6 +13,7 @@ BENCHES = [
     "bench_instrumented_user.py",
     "bench_loop_stall.py",
     "bench_distributed.py",
+    "bench_master_absorb.py",
     "bench_recorder_memory.py",
     "bench_analyze_10m.py",
     "bench_alb_ingest.py",

@@ -166,7 +166,10 @@ def _typed_select(src: str, keep: Sequence[tuple[str, str]] = FIELDS) -> str:
     )
     return (
         f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMP)) AS ts, "
-        f"({ok}) AS _ok, concat_ws(' ', c1, c2, c3, c4, c5, c6) AS _head FROM {src}"
+        f"({ok}) AS _ok, "
+        # the head of a malformed line, for the examples; NULL (nothing built) on good lines
+        f"CASE WHEN ({ok}) THEN NULL ELSE concat_ws(' ', c1, c2, c3, c4, c5, c6) END AS _head "
+        f"FROM {src}"
     )
 
 

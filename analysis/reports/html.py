@@ -153,7 +153,11 @@ def render(
         cross_table=_table(v.cross_table, ["source", "cors", "count"])
         if v.cross_table
         else "<p class='muted'>no browser-side requests recorded (ALB logs carry no CORS headers)</p>",
-        cross_png=_b64(plots.cross_table_png(v.cross_table)),
+        # no heat map of zeros when nothing was recorded on the browser side (ALB logs alone)
+        cross_img=f'<img id="crosstable" alt="cross table" src="data:image/png;base64,'
+        f'{_b64(plots.cross_table_png(v.cross_table))}">'
+        if v.cross_table
+        else "",
         latency_png=_b64(plots.latency_png(fig)),
         extra=extra,
         missing="".join(f"<li>{escape(m)}</li>" for m in v.missing_evidence).join(("<ul>", "</ul>"))

@@ -106,3 +106,34 @@ def test_renders_in_headless_chromium(report, tmp_path):
     # the verdict banner (v-proxy background #fdecea) is at the top
     top = img[:300]
     assert _has_colour(top, "#fdecea", 0.03) > 2000
+
+
+def test_long_timeline_is_drawn_from_bins_that_keep_rates_and_peaks():
+    """A timeline longer than the plot is wide is drawn from bins: counts as per-second means,
+    latencies as the bin's peak, healthy targets as its dip; a short one is drawn as is."""
+    import numpy as np
+
+    from analysis.correlate import Timeline
+    from analysis.reports.plots import MAX_POINTS, binned
+
+    n = 10_000
+    p99 = np.full(n, 20.0)
+    p99[4321] = 900.0  # one slow second
+    healthy = np.full(n, 2.0)
+    healthy[7000:7003] = 1.0  # a 3-s dip
+    tl = Timeline(
+        t0=100, seconds=n, series={"n": np.full(n, 100.0), "p99": p99, "h_healthy": healthy}
+    )
+    tl.series["n"][:5000] = 50.0
+    b, width = binned(tl)
+    assert b.seconds <= MAX_POINTS and width * b.seconds >= n
+    # a bin across the step from 50 to 100 requests/s is their mean, still per second
+    edge = b.series["n"][5000 // width]
+    assert 50.0 < edge < 100.0 and b.series["n"][0] == 50.0 and b.series["n"][-1] == 100.0
+    assert float(b.series["n"].max()) == 100.0 and float(b.series["n"].min()) == 50.0
+    assert (
+        float(b.series["p99"].max()) == 900.0 and int(np.argmax(b.series["p99"])) == 4321 // width
+    )
+    assert float(b.series["h_healthy"].min()) == 1.0
+    short = Timeline(t0=0, seconds=60, series={"n": np.ones(60)})
+    assert binned(short) == (short, 1)

@@ -112,3 +112,30 @@ def test_lagged_correlation_on_a_series_shorter_than_the_lag():
     y = np.concatenate([[0.5, 0.5], x[:-2]])  # y follows x by 2 s
     best = lagged_correlation(x, y, max_lag=10)
     assert best is not None and best[0] == 2 and best[1] > 0.99
+
+
+def test_quantiles_split_into_one_scan_per_series_give_the_same_figures(tmp_path, monkeypatch):
+    """A run too large for its exact-quantile states in one scan gets one scan per series: the
+    figures and the per-second series are the same as from the shared scan."""
+    import numpy as np
+
+    from analysis import correlate, dataset
+
+    run = synth.write(tmp_path, "capacity")
+
+    def figures_and_series():
+        ds = dataset.open_run(run)
+        try:
+            figs, tl = correlate.compute(ds)
+        finally:
+            ds.close()
+        return figs.to_dict(), tl.series
+
+    together, series = figures_and_series()
+    monkeypatch.setattr(correlate, "QUANTILE_ROWS_TOGETHER", 0)
+    split, split_series = figures_and_series()
+    assert together["requests"] > 0 and together["p99_ms"] is not None
+    assert split == together
+    assert set(split_series) == set(series) >= {"p50", "p99", "co_p99"}
+    for k, v in series.items():
+        np.testing.assert_array_equal(split_series[k], v, err_msg=k)
