@@ -101,8 +101,13 @@ def _unit(item: pytest.Item) -> str:
     return item.nodeid.split("::")[0] if shared else item.nodeid
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group markers
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)  # marks set before any plugin's hook: xdist reads xdist_group
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    _mark(items)
+    return (yield)
+
+
+def _mark(items: list[pytest.Item]) -> None:
     for item in items:
         names = set(getattr(item, "fixturenames", ()))
         for marker, fixtures in _NEEDS.items():
