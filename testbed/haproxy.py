@@ -6,6 +6,7 @@ import csv
 import io
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,7 +270,21 @@ def parse_show_stat(text: str) -> list[ServerStat]:
 
 
 def runtime_command(socket_path: Path, command: str, timeout: float = 2.0) -> str:
-    """Send one command to HAProxy's runtime API (the stats socket) and return its answer."""
+    """Send one command to HAProxy's runtime API (the stats socket) and return its answer.
+
+    A socket not there yet, or there with nobody listening, is HAProxy starting or restarting
+    (a route or fault change restarts it): retried until ``timeout``, then the error is raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _runtime_command_once(socket_path, command, timeout)
+        except (ConnectionRefusedError, FileNotFoundError):
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _runtime_command_once(socket_path: Path, command: str, timeout: float) -> str:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(socket_path))
