@@ -45,7 +45,8 @@ def tune(tmp: Path, *args: str, timeout: float = 400) -> subprocess.CompletedPro
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env["COLUMNS"] = "200"
     return subprocess.run(
-        ["nice", "-n", "10", sys.executable, "-m", "albprobe", "tune", *args],
+        # not niced: beside CPU hogs a nice-10 tune got a tenth of a core and missed its budget
+        [sys.executable, "-m", "albprobe", "tune", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -168,7 +169,7 @@ def test_proof_at_the_recommended_setting_holds_the_slo_at_the_target(tmp_path):
 
 
 def test_an_unreadable_slo_is_one_line_before_any_load(tmp_path):
-    proc = tune(tmp_path, "--slo", "p99 under 800ms", "--out", str(tmp_path / "t"), timeout=60)
+    proc = tune(tmp_path, "--slo", "p99 under 800ms", "--out", str(tmp_path / "t"), timeout=200)
     no_traceback(proc)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -177,7 +178,7 @@ def test_an_unreadable_slo_is_one_line_before_any_load(tmp_path):
 
 
 def test_a_bad_gate_is_one_line(tmp_path):
-    proc = tune(tmp_path, "--fail-on", "knee<200", timeout=60)
+    proc = tune(tmp_path, "--fail-on", "knee<200", timeout=200)
     no_traceback(proc)
     assert proc.returncode == 2 and "--fail-on 'knee<200'" in proc.stderr
     assert "knee_rps" in proc.stderr  # the hint lists the tuning metrics
@@ -197,7 +198,7 @@ def test_missing_the_slo_at_the_lowest_step_is_a_plain_statement(tmp_path):
         "3s",
         "--out",
         str(out),
-        timeout=120,
+        timeout=240,
     )
     no_traceback(proc)
     assert proc.returncode == 1
@@ -226,7 +227,7 @@ def test_a_step_cut_short_by_the_abort_rule_is_a_plain_statement(tmp_path):
         "20s",
         "--out",
         str(out),
-        timeout=120,
+        timeout=240,
     )
     no_traceback(proc)
     assert proc.returncode == 1
@@ -250,7 +251,7 @@ def test_a_step_cut_short_by_the_abort_rule_is_a_plain_statement(tmp_path):
 )
 def test_bad_tuning_options_are_one_line_before_any_load(tmp_path, args, message):
     out = tmp_path / "t"
-    proc = tune(tmp_path, *args, "--out", str(out), timeout=60)
+    proc = tune(tmp_path, *args, "--out", str(out), timeout=200)
     no_traceback(proc)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
