@@ -231,6 +231,10 @@ SCENARIOS: dict[str, DemoScenario] = {
                 "keepalive": 5.0,
                 "max_requests": 40,
                 "max_requests_jitter": 10,
+                # the ALB's default check timeout: a check that meets a worker booting Django on
+                # a starved machine waits for it instead of calling the target unhealthy (1 s
+                # did on a busy CI box, and the control then blamed the proxy)
+                "health_timeout": 5.0,
             },
         ),
         DemoScenario(

@@ -280,17 +280,27 @@ def _follow(
     log: Callable[[str], None],
 ) -> None:
     """Until Locust ends, a stop is asked or the hard time limit: progress and the fault schedule."""
-    load_start = time.time()
+    launched = time.time()
+    # The fault schedule counts from the load's first second, as Locust reports it in
+    # progress.json; until then nothing is due (Locust's start-up took 5 s and more on a busy
+    # machine, and a fault timed from the launch came and went before the first request).
+    load_start: float | None = None
     # Locust ignores --run-time under a shape; this bound is ours (plus start-up and drain).
-    deadline = load_start + cfg.load.duration + 60
+    deadline = launched + cfg.load.duration + 60
     while locust.alive():
         if stop.event.wait(0.25):
             break
-        if time.time() > deadline:
+        now = time.time()
+        if now > deadline:
             stop.set("hard time limit: the load process did not end by itself")
             break
-        elapsed = time.time() - load_start
-        target.advance(elapsed, meta, log)
+        if load_start is None:
+            load_start = _load_started(rundir)
+            if load_start is not None:
+                deadline = max(deadline, load_start + cfg.load.duration + 60)
+        elapsed = now - load_start if load_start is not None else 0.0
+        if load_start is not None:
+            target.advance(elapsed, meta, log)
         if on_progress:
             on_progress(_read_progress(rundir, target, elapsed))
 
@@ -303,6 +313,15 @@ def _stop_collector(c: Collector, run: RunContext | None, meta: dict[str, Any]) 
         merge_record(meta, c.result().record)
     except Exception as exc:
         meta.setdefault("collector_errors", {})[c.name] = f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _load_started(rundir: RunDir) -> float | None:
+    """When Locust started the load (its test_start), once its first progress.json is out."""
+    try:
+        started = json.loads((rundir.path / "progress.json").read_text()).get("started_at")
+    except (OSError, ValueError):
+        return None
+    return float(started) if started else None
 
 
 def _read_progress(

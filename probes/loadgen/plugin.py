@@ -458,6 +458,7 @@ def _monitor(environment) -> None:
     safety = s.config.safety
     rule = AbortRule(safety.abort_error_rate, safety.abort_after)
     runner = environment.runner
+    _write_progress(s, runner, environment.stats.total, time.time())  # the start, at once
     while True:
         gevent.sleep(1.0)
         # Checked after the sleep: workers leave the master once the run stops (the quit
@@ -505,6 +506,9 @@ def _write_progress(s: LoadSession, runner, total, now: float) -> None:
         return
     data = {
         "ts": now,
+        # the load's own start: `albprobe run` times the fault schedule from it, not from the
+        # launch of a process that may take seconds to import on a busy machine
+        "started_at": s.started_at,
         "users": runner.user_count,
         "rps": round(total.current_rps, 1),
         "requests": total.num_requests,

@@ -94,25 +94,35 @@ def test_each_target_serves_its_share_and_names_itself(make_testbed):
 def test_least_outstanding_requests_prefers_the_idle_target(make_testbed):
     tb = make_testbed(targets=2, load_balancing="least_outstanding_requests")
     all_up(tb)
-    slow_t, slow = in_background(lambda: get(tb.url, "/api/slow?ms=4000"))
+    # 20 s of sleep: the six requests below must all go out while it is in flight, and on a
+    # starved machine finding it in the stats and sending six took more than 4 s
+    slow_t, slow = in_background(lambda: get(tb.url, "/api/slow?ms=20000", timeout=60))
     wait_until(
-        lambda: any(st.scur >= 1 for _, st in tb.target_stats()), 10, "the slow request in flight"
+        lambda: any(st.scur >= 1 for _, st in tb.target_stats()), 20, "the slow request in flight"
     )
     busy = next(label for label, st in tb.target_stats() if st.scur >= 1)
     fast = [target_of(get(tb.url)) for _ in range(6)]
-    slow_t.join(30)
-    assert target_of(slow[0]) == busy
+    still = dict(tb.target_stats())[busy].scur
+    assert still >= 1, "the slow request ended before the fast ones: the check proves nothing"
     # round robin would send half of them to the busy target; LOR sends none
     assert busy not in fast and len(set(fast)) == 1, (busy, fast)
+    slow_t.join(60)
+    assert target_of(slow[0]) == busy
 
 
 def test_one_target_down_fails_its_share_until_health_checks_remove_it(make_testbed):
-    # Checks every 3 s: the window before they take the dead target out (>= 3 s) holds the six
-    # requests below even on a busy machine (at 0.3 s it could close before the first one).
-    tb = make_testbed(targets=2, health_interval=3.0)
+    # Checks every 3 s, 5 failed ones to take a target out: the dead target keeps its share for
+    # 12 s or more, which holds the requests below even on a starved machine (with 2 failed
+    # checks a CI box sent six requests in more than 6 s, all to the live target).
+    tb = make_testbed(targets=2, health_interval=3.0, unhealthy_threshold=5)
     all_up(tb)
     tb.set_fault("target-down", True, target=2)
-    statuses = Counter(get(tb.url).status_code for _ in range(6))
+    statuses: Counter = Counter()
+    for _ in range(20):  # round robin: one request in two goes to the dead target
+        assert tb.server_status(2).is_up, f"target 2 taken out before the requests: {statuses}"
+        statuses[get(tb.url).status_code] += 1
+        if statuses[502] and statuses[200]:
+            break
     # target 2 still counts as healthy: its share gets the ALB's 502 (refused connection)
     assert statuses[502] >= 1 and statuses[200] >= 1, statuses
     tb.wait_for_health("DOWN", target=2)
