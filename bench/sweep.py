@@ -61,27 +61,13 @@ class Outcome:
 
 
 def record(sc: Scenario, runs: Path) -> Path:
-    """Run the scenario against the local testbed; returns its run directory."""
+    """Run the scenario against the local testbed, in a process of its own (as `albprobe run`
+    would be); returns its run directory."""
     run_id = f"sweep-{sc.seed}"
-    cfg = runs / f"{run_id}.toml"
     runs.mkdir(parents=True, exist_ok=True)
-    cfg.write_text(sc.config_toml(), encoding="utf-8")
+    (runs / f"{run_id}.toml").write_text(sc.config_toml(), encoding="utf-8")
     (runs / f"{run_id}.json").write_text(json.dumps({"seed": sc.seed}), encoding="utf-8")
-    cmd = [
-        sys.executable,
-        "-m",
-        "albprobe",
-        "run",
-        "-c",
-        str(cfg),
-        "--no-analyze",
-        "--runs-dir",
-        str(runs),
-        "--run-id",
-        run_id,
-    ]
-    if sc.window:
-        cmd += ["--fault", sc.window]
+    cmd = [sys.executable, str(Path(__file__)), "--record", str(sc.seed), "--keep", str(runs)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     env.pop("ALBPROBE_AUTHORIZATION", None)
     if sc.authorization:
@@ -95,6 +81,29 @@ def record(sc: Scenario, runs: Path) -> Path:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
         raise RuntimeError(f"run failed (exit {proc.returncode}): {' | '.join(tail)}")
     return rundir
+
+
+def record_here(seed: int, runs: Path) -> int:
+    """The child of record(): `albprobe run -c <scenario>.toml --no-analyze --fault ...`, through
+    the runner's API so that the testbed settings with no config key (the listener, a slow
+    app boot, the check timeout) reach the testbed too."""
+    from albprobe.runner import RunOptions, execute, parse_fault_schedule
+    from core.config import load_config
+    from testbed.config import FAULTS
+
+    sc = generate(seed)
+    cfg = load_config(runs / f"sweep-{seed}.toml")
+    opts = RunOptions(
+        config=cfg,
+        shape=sc.shape,
+        faults=parse_fault_schedule(list(sc.faults), FAULTS),
+        runs_root=runs,
+        run_id=f"sweep-{seed}",
+        testbed_overrides=sc.testbed_overrides(),
+    )
+    result = execute(opts, console_log=lambda line: print(line, flush=True))
+    print(f"status {result.status} {result.status_reason or ''}")
+    return 0
 
 
 def judge(sc: Scenario, rundir: Path, seconds: float) -> Outcome:
@@ -121,6 +130,18 @@ def report(outcomes: list[Outcome], wall: float) -> str:
         f"{n} scenarios in {wall / 60:.1f} min: at_fault {af}/{n} ({100 * af / max(n, 1):.0f}%), "
         f"top cause {top}/{n} ({100 * top / max(n, 1):.0f}%), both {both}/{n}"
     )
+    lines.append("")
+    lines.append("| injected kind | expected (at_fault/top) | right | accuracy |")
+    lines.append("|---|---|---|---|")
+    for kind, group in _grouped(outcomes, lambda o: o.scenario.fault):
+        want = "{}/{}".format(*group[0].scenario.expected).replace("None", "-")
+        lines.append(f"| {kind} | {want} | {_share(group)} |")
+    lines.append("")
+    lines.append("| expected cause | kinds | right | accuracy |")
+    lines.append("|---|---|---|---|")
+    for cause, group in _grouped(outcomes, lambda o: o.scenario.expected[1] or "(none)"):
+        kinds = ", ".join(sorted({o.scenario.fault for o in group}))
+        lines.append(f"| {cause} | {kinds} | {_share(group)} |")
     conf: Counter[tuple[str, str]] = Counter()
     for o in outcomes:
         got = "error" if o.error else f"{o.at_fault}/{o.top or '-'}"
@@ -147,16 +168,31 @@ def report(outcomes: list[Outcome], wall: float) -> str:
     return "\n".join(lines)
 
 
+def _grouped(outcomes: list[Outcome], key) -> list[tuple[str, list[Outcome]]]:
+    groups: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        groups.setdefault(key(o), []).append(o)
+    return sorted(groups.items())
+
+
+def _share(group: list[Outcome]) -> str:
+    right = sum(o.ok for o in group)
+    return f"{right}/{len(group)} | {100 * right / len(group):.0f} %"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=int(os.environ.get("SWEEP_N", "30")))
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SWEEP_SEED", "1000")))
     ap.add_argument("--only", type=int, nargs="*", help="run just these seeds")
+    ap.add_argument("--record", type=int, help=argparse.SUPPRESS)  # record()'s child
     ap.add_argument("--keep", type=Path, help="keep the run directories here")
     ap.add_argument(
         "--reanalyze", type=Path, help="judge the runs kept in this folder again (no load)"
     )
     a = ap.parse_args(argv)
+    if a.record is not None:
+        return record_here(a.record, a.keep)
     seeds = a.only or list(range(a.seed, a.seed + a.n))
     outcomes: list[Outcome] = []
     t_all = time.monotonic()

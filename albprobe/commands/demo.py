@@ -81,6 +81,17 @@ def scenario_config(sc):
     )
 
 
+# A scenario's testbed keys that have no albprobe.toml counterpart: handed to the testbed as is.
+TESTBED_OVERRIDES = (
+    "faults",
+    "connect_timeout",
+    "app_boot_seconds",
+    "listener",
+    "health_interval",
+    "health_timeout",
+)
+
+
 def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     """Run one scenario end to end; returns (RunResult, analysis Result)."""
     from albprobe.progress import ProgressView
@@ -92,7 +103,7 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     overrides = {
         k: v
         for k, v in sc.testbed.items()
-        if k in ("faults", "connect_timeout", "app_boot_seconds", "listener")
+        if k in TESTBED_OVERRIDES
     }
     opts = RunOptions(
         config=cfg,
