@@ -100,11 +100,7 @@ def run_scenario(sc, *, runs_root: Path, console, run_id: str | None = None):
     from testbed.config import FAULTS
 
     cfg = scenario_config(sc)
-    overrides = {
-        k: v
-        for k, v in sc.testbed.items()
-        if k in TESTBED_OVERRIDES
-    }
+    overrides = {k: v for k, v in sc.testbed.items() if k in TESTBED_OVERRIDES}
     opts = RunOptions(
         config=cfg,
         shape=sc.shape,
