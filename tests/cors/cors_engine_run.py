@@ -41,6 +41,8 @@ def wire_differences(
     """How the headers albprobe sends differ from what the engine sent: names in order, then
     values (transport headers aside)."""
     theirs = [(k, v) for k, v in theirs if k.lower() not in TRANSPORT]
+    if engine == "chrome":  # headless says so in its User-Agent; albprobe sends the browser's
+        theirs = [(k, v.replace("HeadlessChrome/", "Chrome/")) for k, v in theirs]
     if [k.lower() for k, _ in ours] != [k.lower() for k, _ in theirs]:
         return [f"order: ours {[k for k, _ in ours]} engine {[k for k, _ in theirs]}"]
     machine = _MACHINE_VALUES.get(engine, frozenset())

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 import pytest
 from cors_browser_cases import ALB_HEADERS, CASES, Case, js_for
 from cors_browser_harness import ApiServer, Chromium, PageServer, find_chromium
-from cors_engine_run import predict, register_case, too_wide
+from cors_engine_run import predict, register_case, too_wide, wire_differences
 
 from probes.attribution import attribute
 from probes.cors import (
     CorsRequest,
     PreflightCache,
+    actual_headers,
     needs_preflight,
     preflight_headers,
 )
@@ -97,10 +98,18 @@ def run_cases(chromium: str, cases: list[Case]) -> dict[str, Outcome]:
                             out.request_headers_ok.append(
                                 f"{name}: ours {ours.get(name)!r} chromium {theirs.get(name)!r}"
                             )
+                    if call.mode == "cors" and call.cache == "default":  # names in order
+                        out.request_headers_ok += wire_differences(
+                            "chrome", preflight_headers(req, "chrome"), options[0].headers
+                        )
                     if "Access-Control-Request-Private-Network" in theirs:  # PNA/LNA kicked in
                         out.request_headers_ok.append("chromium sent a Private Network preflight")
                     if "Cookie" in theirs:
                         out.request_headers_ok.append("chromium sent a Cookie on the preflight")
+                if actuals and call.mode == "cors" and call.cache == "default":
+                    out.request_headers_ok += wire_differences(
+                        "chrome", actual_headers(req, "chrome"), actuals[0].headers
+                    )
                 out.expected.append(
                     predict(req, case, options, actuals, cache, "chrome", skipped=skipped)
                 )

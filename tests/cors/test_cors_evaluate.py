@@ -1042,8 +1042,10 @@ def test_preflight_headers_are_what_chromium_sends() -> None:
         ("Sec-Fetch-Site", "same-site"),
         ("Sec-Fetch-Dest", "empty"),
         ("Referer", ORIGIN + "/"),
+        ("Accept-Language", "en-US,en;q=0.9"),
     ]
     assert not any(n.lower() in ("cookie", "authorization") for n, _ in hs)
+    assert not any(n.lower().startswith("sec-ch-") for n, _ in hs)  # no client hints on it
     simple = dict(
         preflight_headers(CorsRequest("http://localhost:9/x", "http://127.0.0.1:8", "PUT"))
     )
@@ -1061,6 +1063,32 @@ def test_actual_headers_drop_forbidden_and_add_cookie_only_with_credentials() ->
     assert ("Origin", ORIGIN) in hs and ("Cookie", "s=1") in hs
     omit = CorsRequest(URL, ORIGIN, "GET", credentials="omit")
     assert "Cookie" not in dict(actual_headers(omit, cookie="s=1"))
+
+
+def test_chromium_actual_request_order_client_hints_and_storage_access() -> None:
+    """As Chromium 156 put them on the wire (tests/cors/test_cors_browser.py compares every case
+    with the real browser): Blink's header map first (script headers, User-Agent, UA client
+    hints), then Accept, Origin, Sec-Fetch-*, Referer, Accept-Language, Cookie; Range last."""
+    from probes.cors import actual_headers
+
+    req = CorsRequest(URL, ORIGIN, "POST", JSON + (("Range", "bytes=0-1"),))
+    names = [n for n, _ in actual_headers(req, user_agent="UA", cookie="s=1")]
+    assert names == [
+        "sec-ch-ua-platform", "User-Agent", "sec-ch-ua", "Content-Type", "sec-ch-ua-mobile",
+        "X-Client", "Accept", "Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest",
+        "Referer", "Accept-Language", "Cookie", "Range",
+    ]  # fmt: skip
+    cross = CorsRequest("https://api.example.net/x", ORIGIN, credentials="include")
+    names = [n for n, _ in actual_headers(cross)]
+    assert names.index("Sec-Fetch-Storage-Access") == names.index("Sec-Fetch-Dest") + 1
+    # client hints only to a secure URL (https, or loopback); storage access only credentialed
+    # and cross-site (api.hakwonplus.com is same-site with hakwonplus.com)
+    plain = CorsRequest("http://api.example.net/x", "http://app.example.org", credentials="omit")
+    names = [n.lower() for n, _ in actual_headers(plain)]
+    assert not any(n.startswith("sec-ch-") for n in names)
+    assert "sec-fetch-storage-access" not in names
+    same_site = [n.lower() for n, _ in actual_headers(CorsRequest(URL, ORIGIN))]
+    assert "sec-fetch-storage-access" not in same_site and "sec-ch-ua" in same_site
 
 
 def test_bad_request_fields_are_rejected() -> None:
