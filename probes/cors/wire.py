@@ -58,10 +58,18 @@ CHROME_CLIENT_HINTS = {
 _BLINK_MAP_RANK = {
     name: i
     for i, name in enumerate(
-        (
-            "viewport-width dpr sec-ch-ua-platform authorization save-data user-agent sec-ch-ua"
-            " content-type sec-ch-ua-mobile x-client"
-        ).split()
+        [
+            "viewport-width",
+            "dpr",
+            "sec-ch-ua-platform",
+            "authorization",
+            "save-data",
+            "user-agent",
+            "sec-ch-ua",
+            "content-type",
+            "sec-ch-ua-mobile",
+            "x-client",
+        ]
     )
 }
 
