@@ -107,16 +107,28 @@ def compare_runs(
             )
         if problem:
             forced.append(problem)
-    base, new = data.load(bp, bmeta), data.load(np_, nmeta)
-    return compare_data(
-        base,
-        new,
-        settings=settings,
-        force=force,
-        thresholds=thresholds,
-        with_verdicts=with_verdicts,
-        forced=forced,
-    )
+    rows = min(_rows(bmeta), _rows(nmeta))
+    both = verdicts.BothVerdicts(bp, np_, rows) if with_verdicts else None
+    try:
+        base, new = data.load(bp, bmeta), data.load(np_, nmeta)
+        return compare_data(
+            base,
+            new,
+            settings=settings,
+            force=force,
+            thresholds=thresholds,
+            with_verdicts=with_verdicts,
+            forced=forced,
+            both=both,
+        )
+    finally:
+        if both is not None:
+            both.close()
+
+
+def _rows(meta: dict[str, Any]) -> int:
+    counts = meta.get("counts") or {}
+    return int(counts.get("requests") or 0)
 
 
 def compare_data(
@@ -128,6 +140,7 @@ def compare_data(
     thresholds: Sequence[Any] = (),
     with_verdicts: bool = True,
     forced: Sequence[str] = (),
+    both: verdicts.BothVerdicts | None = None,
 ) -> Comparison:
     s = settings or Settings()
     diffs, notes = comparable.differences(base.meta, new.meta, base.endpoints, new.endpoints)
@@ -155,8 +168,8 @@ def compare_data(
     judge.judge(figures, s)
     cmp = Comparison(base, new, s, figures, judge.overall(figures, s), [*forced, *diffs], notes)
     if with_verdicts:
-        bv, bsrc = verdicts.run_verdict(base.path)
-        nv, nsrc = verdicts.run_verdict(new.path)
+        both = both or verdicts.BothVerdicts(base.path, new.path, 0)
+        (bv, bsrc), (nv, nsrc) = both.get()
         cmp.verdicts = {"baseline": verdicts.summary(bv, bsrc), "new": verdicts.summary(nv, nsrc)}
         cmp.changes = verdicts.changes(bv, nv)
         cmp.new_causes = verdicts.new_cause_ids(bv, nv)

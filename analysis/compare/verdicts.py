@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,69 @@ def run_verdict(path: Path) -> tuple[Verdict, str]:
         except (OSError, ValueError, KeyError, TypeError):
             pass  # unreadable: analyse again
     return pipeline.analyze_run(path, write=False).verdict, "analysed now"
+
+
+# Below this many rows per run, analysing the two runs one after the other costs less than
+# starting a second Python process with the analysis imported (about a second).
+PARALLEL_ROWS = 500_000
+
+
+def _analysed(path: Path) -> bool:
+    return (path / "report" / "summary.json").exists()
+
+
+class BothVerdicts:
+    """The two runs' verdicts. When neither run was analysed and both are large, the baseline's
+    analysis starts in a child process at once, beside this process's reading of both runs
+    and its analysis of the new one: on two cores the comparison then costs about one analyze
+    instead of two."""
+
+    def __init__(self, base: Path, new: Path, rows: int) -> None:
+        self.base, self.new = base, new
+        self._child: Any = None
+        self._conn: Any = None
+        if rows >= PARALLEL_ROWS and not _analysed(base) and not _analysed(new):
+            # spawn, not fork: DuckDB's threads in this process must not be forked
+            ctx = multiprocessing.get_context("spawn")
+            self._conn, child_end = ctx.Pipe(duplex=False)
+            self._child = ctx.Process(target=_verdict_to, args=(base, child_end), daemon=True)
+            self._child.start()
+            child_end.close()
+
+    def get(self) -> tuple[tuple[Verdict, str], tuple[Verdict, str]]:
+        try:
+            nv = run_verdict(self.new)
+            bv = self._from_child() if self._child is not None else run_verdict(self.base)
+        finally:
+            self.close()
+        return bv, nv
+
+    def _from_child(self) -> tuple[Verdict, str]:
+        try:
+            ok, value = self._conn.recv()
+        except EOFError:  # the child died (out of memory, killed): analyse it here instead
+            return run_verdict(self.base)
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """End the child if it still runs (an error elsewhere ends the comparison)."""
+        if self._child is not None:
+            if self._child.is_alive():
+                self._child.terminate()
+            self._child.join()
+            self._conn.close()
+            self._child = None
+
+
+def _verdict_to(path: Path, conn: Any) -> None:
+    try:
+        conn.send((True, run_verdict(path)))
+    except BaseException as exc:  # sent back and raised there: one error path
+        conn.send((False, exc))
+    finally:
+        conn.close()
 
 
 def _from_summary(d: dict[str, Any]) -> Verdict:

@@ -303,3 +303,26 @@ def test_force_compares_a_partial_run_and_says_so(runs, capsys, tmp_path):
     )
     assert rc == 0
     assert any("is a partial run (SIGTERM)" in d for d in json.loads(stdout)["differences"])
+
+
+def test_two_large_unanalysed_runs_are_analysed_side_by_side(runs, tmp_path, monkeypatch):
+    """Neither run analysed and both large: the baseline is analysed in a child process while
+    this one analyses the new run; the verdicts are the ones analysing each in turn gives."""
+    from analysis.compare import verdicts
+
+    a, b = (shutil.copytree(runs[k], tmp_path / k) for k in ("base", "failing"))
+    for p in (a, b):
+        shutil.rmtree(p / "report", ignore_errors=True)
+    alone = verdicts.run_verdict(a), verdicts.run_verdict(b)
+    monkeypatch.setattr(verdicts, "PARALLEL_ROWS", 1)
+    both = verdicts.BothVerdicts(a, b, rows=10)
+    assert both._child is not None  # started at once, before anything else reads the runs
+    pid = both._child.pid
+    assert both.get() == alone
+    assert both._child is None  # ended and reaped
+    import os
+
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # an analysed run (report/summary.json) or small runs: no child
+    assert verdicts.BothVerdicts(a, b, rows=0)._child is None
