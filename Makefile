@@ -44,8 +44,8 @@ bench: setup-test
 	@$(PY) bench/run_all.py
 
 # Verdict sweep: SWEEP_N seeded random testbed scenarios run for real (~35 s each), verdict vs the
-# injected cause. A benchmark, not a test (too long for CI). SWEEP_N=30 SWEEP_SEED=1000 by default.
-SWEEP_N ?= 30
+# injected cause. A benchmark, not a test (too long for CI). SWEEP_N=60 SWEEP_SEED=1000 by default: 4 of each of the 15 kinds.
+SWEEP_N ?= 60
 SWEEP_SEED ?= 1000
 sweep: setup
 	@SWEEP_N=$(SWEEP_N) SWEEP_SEED=$(SWEEP_SEED) nice -n 10 $(PY) bench/sweep.py

@@ -1,14 +1,16 @@
 """Verdict sweep: seeded random testbed scenarios, each run for real, verdict vs injected cause.
 
-    make sweep                       # SWEEP_N=30 SWEEP_SEED=1000 by default
+    make sweep                       # SWEEP_N=60 SWEEP_SEED=1000 by default
     python bench/sweep.py --n 5 --seed 1000 --keep /tmp/sweep   # keep the run directories
     python bench/sweep.py --reanalyze /tmp/sweep                 # re-judge kept runs (no load)
     python bench/sweep.py --only 1004                            # replay one seed
 
-Each scenario (bench/sweep_scenarios.py) is recorded by `albprobe run --no-analyze` in a
-subprocess (the runner brings the testbed up and down itself), then analyzed offline with
-analysis.pipeline.analyze_run. A benchmark, not a test: 30 scenarios take about 20 minutes.
-Prints the accuracy on at_fault and on the top cause, a confusion table (injected fault x
+Each scenario (bench/sweep_scenarios.py) is recorded in a subprocess through the runner, as
+`albprobe run -c <scenario>.toml --no-analyze --fault ...` would (the runner brings the testbed up
+and down itself; the listener, a slow app boot and the check timeout are handed to the testbed
+directly), then analyzed offline with analysis.pipeline.analyze_run. A benchmark, not a test:
+60 scenarios take about 35 minutes. Prints the accuracy on at_fault and on the top cause, per
+injected kind and per expected cause, a confusion table (injected kind x
 verdict) and the failing seeds.
 """
 
@@ -182,7 +184,7 @@ def _share(group: list[Outcome]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=int(os.environ.get("SWEEP_N", "30")))
+    ap.add_argument("--n", type=int, default=int(os.environ.get("SWEEP_N", "60")))
     ap.add_argument("--seed", type=int, default=int(os.environ.get("SWEEP_SEED", "1000")))
     ap.add_argument("--only", type=int, nargs="*", help="run just these seeds")
     ap.add_argument("--record", type=int, help=argparse.SUPPRESS)  # record()'s child
