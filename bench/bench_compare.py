@@ -53,10 +53,13 @@ def false_alarms(pairs: int, root: Path) -> dict:
     variants = (
         ("block", Settings()),
         ("naive", Settings(blocks=False)),
-        ("block, no minimum effect", Settings(min_latency_effect=0, min_rate_effect=0)),
+        (
+            "block, no minimum effect",
+            Settings(min_latency_effect=0, min_rate_effect=0, min_latency_ms=0),
+        ),
         (
             "naive, no minimum effect",
-            Settings(blocks=False, min_latency_effect=0, min_rate_effect=0),
+            Settings(blocks=False, min_latency_effect=0, min_rate_effect=0, min_latency_ms=0),
         ),
     )
     for label, settings in variants:
@@ -123,10 +126,10 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
             paths.append(root / "runs" / run_id)
         row = {}
         variants = (
-            ("block", Settings()),
+            ("block", Settings()),  # the defaults: +10 % and 2 ms
             ("naive", Settings(blocks=False)),
             ("block_25", Settings(min_latency_effect=0.25)),  # what tests/compare use
-            ("block_2ms", Settings(min_latency_ms=2.0)),  # --min-latency-ms 2
+            ("block_no_floor", Settings(min_latency_ms=0.0)),  # --min-latency-ms 0
         )
         for label, settings in variants:
             cmp = _judge(paths[0], paths[1], settings)

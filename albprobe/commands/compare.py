@@ -22,7 +22,7 @@ class CompareOptions:
     min_latency_effect: float = 0.10
     min_rate_effect: float = 0.005
     correction: str = "holm"
-    min_latency_ms: float = 0.0
+    min_latency_ms: float = 2.0
 
 
 def _settings(o: CompareOptions):
@@ -167,9 +167,9 @@ def register(app: typer.Typer) -> None:
             float,
             typer.Option(
                 "--min-latency-ms",
-                help="Also require a latency change of this many ms (default 0: none), so that +40 % of a 3 ms endpoint is not a regression.",
+                help="Also require a latency change of this many ms (default 2; 0: no floor), so that +40 % of a 3 ms endpoint is not a regression.",
             ),
-        ] = 0.0,
+        ] = 2.0,
         correction: Annotated[
             str,
             typer.Option(

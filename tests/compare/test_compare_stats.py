@@ -130,5 +130,6 @@ def test_an_absolute_floor_keeps_a_small_endpoint_from_regressing():
     judge([tiny, big], s)
     assert tiny.judgement == "unchanged" and "2 ms" in tiny.why
     assert big.judgement == "regressed"
-    judge([tiny], Settings())
-    assert tiny.judgement == "regressed"  # no floor by default
+    judge([tiny], Settings(min_latency_ms=0))
+    assert tiny.judgement == "regressed"  # floor off
+    assert Settings().min_latency_ms == 2.0  # the default floor
