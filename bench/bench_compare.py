@@ -110,7 +110,7 @@ def testbed_pairs(n: int, root: Path, duration: str) -> dict:
     """Real pairs: the same config run twice on the testbed (HAProxy, gunicorn, Django)."""
     cfg = root / "tb.toml"
     cfg.write_text(TESTBED_CONFIG)
-    res = {"block": 0, "naive": 0, "block_25": 0, "block_2ms": 0, "pairs": n, "results": []}
+    res = {"block": 0, "naive": 0, "block_25": 0, "block_no_floor": 0, "pairs": n, "results": []}
     for i in range(n):
         paths = []
         for side in ("a", "b"):
