@@ -217,29 +217,37 @@ def speed(requests: int, root: Path) -> dict:
     for c in ("c1", "c2"):
         shutil.rmtree(root / c, ignore_errors=True)
     py = [sys.executable, "-m", "albprobe"]
-    analyze_s, analyze_mb = _child([*py, "analyze", str(runs[0])])
+    analyze_s, analyze_cpu, analyze_mb = _child([*py, "analyze", str(runs[0])])
     _child([*py, "analyze", str(runs[1])])
-    warm_s, warm_mb = _child([*py, "compare", str(runs[0]), str(runs[1]), "-o", str(root / "c1")])
+    warm_s, warm_cpu, warm_mb = _child(
+        [*py, "compare", str(runs[0]), str(runs[1]), "-o", str(root / "c1")]
+    )
     for r in runs:
         shutil.rmtree(r / "report")
-    cold_s, cold_mb = _child([*py, "compare", str(runs[0]), str(runs[1]), "-o", str(root / "c2")])
+    cold_s, cold_cpu, cold_mb = _child(
+        [*py, "compare", str(runs[0]), str(runs[1]), "-o", str(root / "c2")]
+    )
     doc = json.loads((root / "c1" / "compare.json").read_text())
     res = {
         "requests_per_run": requests,
         "analyze_s": analyze_s,
+        "analyze_cpu_s": analyze_cpu,
         "analyze_mb": analyze_mb,
         "compare_s": warm_s,
+        "compare_cpu_s": warm_cpu,
         "compare_mb": warm_mb,
         "compare_unanalysed_s": cold_s,
+        "compare_unanalysed_cpu_s": cold_cpu,
         "compare_unanalysed_mb": cold_mb,
         "ratio": warm_s / analyze_s,
         "ratio_unanalysed": cold_s / analyze_s,
         "overall": doc["overall"]["result"],
     }
     print(
-        f"analyze one run: {analyze_s:.1f} s ({analyze_mb:.0f} MB); compare two: {warm_s:.1f} s "
-        f"({warm_mb:.0f} MB) = {res['ratio']:.2f}x; compare two never analysed: {cold_s:.1f} s "
-        f"= {res['ratio_unanalysed']:.2f}x",
+        f"analyze one run: {analyze_s:.1f} s wall, {analyze_cpu:.1f} s CPU ({analyze_mb:.0f} MB); "
+        f"compare two: {warm_s:.1f} s wall, {warm_cpu:.1f} s CPU ({warm_mb:.0f} MB) = "
+        f"{res['ratio']:.2f}x; compare two never analysed: {cold_s:.1f} s wall, {cold_cpu:.1f} s "
+        f"CPU ({cold_mb:.0f} MB, the parent) = {res['ratio_unanalysed']:.2f}x",
         flush=True,
     )
     return res
