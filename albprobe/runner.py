@@ -248,7 +248,9 @@ def execute(
             merge_record(meta, c.result().record)
         rundir.write_meta(meta)
         locust = start_locust(opts, target.url, rundir, meta, console_log)
-        _follow(locust, stop, target, cfg, rundir, meta, on_progress, console_log)
+        # a replay's faults are on its plan's clock, fixed at Locust's launch (start - lead)
+        clock = opts.replay.start - opts.replay.lead if opts.replay and opts.replay.start else None
+        _follow(locust, stop, target, cfg, rundir, meta, on_progress, console_log, clock)
     except KeyboardInterrupt:
         stop.set("interrupted (Ctrl-C)")
     except BaseException as exc:
@@ -278,13 +280,16 @@ def _follow(
     meta: dict[str, Any],
     on_progress: Callable[[dict[str, Any]], None] | None,
     log: Callable[[str], None],
+    clock: float | None = None,
 ) -> None:
-    """Until Locust ends, a stop is asked or the hard time limit: progress and the fault schedule."""
+    """Until Locust ends, a stop is asked or the hard time limit: progress and the fault schedule.
+    ``clock``: the epoch the fault schedule counts from when the load has a fixed one (a
+    replay's plan); None = the load's start as Locust reports it."""
     launched = time.time()
     # The fault schedule counts from the load's first second, as Locust reports it in
     # progress.json; until then nothing is due (Locust's start-up took 5 s and more on a busy
     # machine, and a fault timed from the launch came and went before the first request).
-    load_start: float | None = None
+    load_start: float | None = clock
     # Locust ignores --run-time under a shape; this bound is ours (plus start-up and drain).
     deadline = launched + cfg.load.duration + 60
     while locust.alive():
