@@ -209,6 +209,8 @@ def run(
 def split_fail_on(exprs: list[str], baseline: Path | None) -> tuple[list[str], list[str]]:
     """--fail-on of `run`: the analysis' thresholds and (with --baseline) the comparison's,
     told apart by the metric name; each parsed now, so a typo fails before the run."""
+    if not exprs:
+        return [], []  # and no import of the comparison's statistics (a second of CPU)
     from analysis.compare import gates
     from analysis.reports import thresholds as th
 
