@@ -160,6 +160,15 @@ def validate(opts: RunOptions) -> None:
             "the rate-steps shape runs in one Locust process (its parent drives it step by step)",
             hint="drop --workers",
         )
+    if cfg.load.worker_parts:
+        if not opts.workers:
+            raise ConfigError(
+                f"--worker-parts {cfg.load.worker_parts}: only workers write their own parts",
+                hint="add --workers N, or drop --worker-parts (one process writes its run directory itself)",
+            )
+        from probes.loadgen.parts_sink import check_dest
+
+        check_dest(cfg.load.worker_parts)  # a one-line error before anything starts
     if opts.faults and not cfg.is_testbed:
         raise ConfigError(
             "--fault needs the testbed as the target", hint="drop --fault, or use --target testbed"
@@ -352,7 +361,9 @@ def _finalise(
         summary = json.loads(summary_path.read_text())
     except (OSError, ValueError):
         summary = {}
+    gathered, parts_error = _gather_parts(rundir)
     rows = sum(pq_rows(p) for p in rundir.parts("requests"))
+    rows += gathered.rows_elsewhere if gathered else 0  # s3:// parts not downloaded: as claimed
     if summary.get("abort_reason"):
         status, reason = "aborted", summary["abort_reason"]
     elif stop_reason:
@@ -369,6 +380,20 @@ def _finalise(
     lost = gap_reason(gaps, summary.get("started_at"), meta["workers"]["count"])
     if lost and status == "complete":  # the load the run was asked for did not all go out
         status, reason = "partial", lost
+    if summary.get("worker_parts"):
+        meta["worker_parts"] = dict(summary["worker_parts"])
+        if gathered is not None:
+            meta["worker_parts"]["missing"] = gathered.missing[:20]
+            meta["worker_parts"]["mismatched"] = gathered.mismatched[:20]
+            meta["worker_parts"]["not_downloaded_rows"] = gathered.rows_elsewhere
+        if parts_error:
+            meta["worker_parts"]["gather_error"] = parts_error
+        if gathered is not None and gathered.missing and status == "complete":
+            status, reason = (
+                "partial",
+                f"{len(gathered.missing)} worker part(s) listed in parts.json were not found "
+                f"(first: {gathered.missing[0]})",
+            )
     meta.update(
         status=status,
         status_reason=reason,
@@ -397,6 +422,21 @@ def _finalise(
         w.close()
     rundir.write_meta(meta)
     return RunResult(rundir, status, reason, summary)
+
+
+def _gather_parts(rundir: RunDir) -> tuple[Any, str | None]:
+    """Worker-parts mode: the workers' parts into the run directory (s3:// downloaded). A
+    failed download is recorded, never the run's end: `albprobe analyze` tries again."""
+    from albprobe import parts
+    from core import worker_parts as wp
+
+    try:
+        return parts.gather(rundir.path), None
+    except AlbprobeError as exc:
+        try:
+            return wp.gather(rundir), exc.one_line()  # count what could not be fetched
+        except AlbprobeError as exc2:
+            return None, exc2.one_line()
 
 
 def pq_rows(path: Path) -> int:

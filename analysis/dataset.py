@@ -17,8 +17,9 @@ import duckdb
 
 from analysis.parsers import alb, gunicorn, haproxy
 from analysis.parsers.common import ParseStats, sql_list, sql_str
+from core import worker_parts
 from core.errors import AlbprobeError
-from core.rundir import SCHEMAS
+from core.rundir import SCHEMAS, RunDir
 
 TABLES = ("requests", "health", "metrics", "events", "schedule")
 EVENTS_COLUMNS = "ts DOUBLE, source VARCHAR, kind VARCHAR, detail VARCHAR, pid BIGINT"
@@ -222,6 +223,12 @@ def open_run(path: str | Path, *, memory_limit: str = "1500MB") -> Dataset:
         raise AlbprobeError(
             f"{root}: no requests table, no proxy log and no ALB log to analyse",
             hint="point at a run directory written by `albprobe run` (it has requests/part-*.parquet)",
+        )
+    elsewhere = worker_parts.not_gathered(RunDir(root))
+    if elsewhere:  # workers wrote their own parts (parts.json) and some are not here
+        ds.notes.append(
+            f"{len(elsewhere)} worker part(s) listed in parts.json are not in requests/ and were "
+            f"not read (first: {elsewhere[0]}); `albprobe analyze` brings them in"
         )
     if ds.bad_parts:
         ds.notes.append(

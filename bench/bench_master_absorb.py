@@ -12,7 +12,7 @@ writes the parts. Baseline, same invocation: the same reports without rows (Locu
 message alone). The figure: master CPU per row above the baseline, and the rows/s that fill one
 core (1 / CPU per row). A real master also runs Locust's own loop and ZMQ, so its ceiling is
 lower; this is its upper bound, and the lag a report adds (handling + write, per report) at each
-rate. Not measured here: a master and workers over ZMQ at increasing rates (issue 23, item 3).
+rate. A master and workers over ZMQ at increasing rates: bench_master_ceiling.py.
 """
 
 from __future__ import annotations

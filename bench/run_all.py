@@ -14,6 +14,7 @@ BENCHES = [
     "bench_loop_stall.py",
     "bench_distributed.py",
     "bench_master_absorb.py",
+    "bench_master_ceiling.py",
     "bench_recorder_memory.py",
     "bench_analyze_10m.py",
     "bench_alb_ingest.py",

@@ -115,6 +115,9 @@ class Load:
     gap: float = 1.0
     gap_jitter: float = 0.3
     workers: int = 0  # 0 = one process; N = a master and N Locust workers
+    # distributed: each worker writes its own requests parts under this folder or s3://bucket/prefix
+    # (core/worker_parts.py); empty = workers ship their rows to the master
+    worker_parts: str = ""
     web_ui: bool = False
 
 

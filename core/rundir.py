@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +171,7 @@ class TableWriter:
         threadsafe: bool = True,
         executor: Executor | None = None,
         max_pending: int = 2,
+        on_part: Callable[[Path, int], None] | None = None,
     ) -> None:
         self.rundir = rundir
         self.table = table
@@ -191,6 +192,11 @@ class TableWriter:
         self._max_pending = max(1, max_pending)
         self._pending: deque[tuple[Future, int]] = deque()
         self._written = 0
+        # (file name, rows) of every part handed over for writing, in order (a Locust worker
+        # that writes its own parts reports them to the master: core/worker_parts.py)
+        self.submitted: list[tuple[str, int]] = []
+        # called with (path, rows) once a part is on disk, on the thread that wrote it
+        self._on_part = on_part
         self.table_dir = rundir.table_dir(table)
         self.table_dir.mkdir(parents=True, exist_ok=True)
 
@@ -233,13 +239,25 @@ class TableWriter:
         if due:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, *, take_first: bool = False) -> None:
+        """Hand the buffer over as a part. ``take_first``: swap the buffer out and hand it over
+        before any wait, so the part holds exactly the rows appended up to this call and the
+        caller goes on at once (a worker's stats report names the parts of its rows); the wait
+        for back-pressure comes after, and only with more than ``max_pending`` parts pending."""
         if self._executor is None:
             with self._lock:
                 batch = self._take()
                 if batch is not None:
                     self._write(*batch)
                     self._written += batch[2]
+            return
+        if take_first:
+            with self._lock:
+                batch = self._take()
+            if batch is not None:
+                self._pending.append((self._executor.submit(self._write, *batch), batch[2]))
+            while len(self._pending) > self._max_pending:
+                self._settle_oldest()
             return
         # Back-pressure first, so the buffer handed over below is the freshest one.
         while len(self._pending) >= self._max_pending:
@@ -265,7 +283,11 @@ class TableWriter:
         self._rows = []
         self._n = 0
         self._part += 1
+        self.submitted.append((self.part_name(batch[3]), batch[2]))
         return batch
+
+    def part_name(self, part: int) -> str:
+        return f"{self._prefix}-{part:05d}.parquet"
 
     def _settle_oldest(self) -> None:
         """Wait for the oldest pending part (cooperatively under gevent); count its rows. Another
@@ -290,8 +312,10 @@ class TableWriter:
         table = pa.table(
             {k: pa.array(cols[k], type=t) for k, t in zip(self._names, self._types, strict=True)}
         )
-        final = self.table_dir / f"{self._prefix}-{part:05d}.parquet"
+        final = self.table_dir / self.part_name(part)
         tmp = final.with_suffix(".tmp")
         # Write-then-rename: a reader (or a crash) never sees a half-written part.
         pq.write_table(table, tmp, compression="zstd")
         os.replace(tmp, final)
+        if self._on_part is not None:
+            self._on_part(final, n)

@@ -105,6 +105,7 @@ def register(app: typer.Typer) -> None:
             )
         else:
             assert run_dir is not None
+            _gather_worker_parts(run_dir, config, region, profile)
             res = pipeline.analyze_run(run_dir, out=out, fail_on=fail_on or [])
         if junit is not None:
             from analysis.reports import compare_output
@@ -144,6 +145,28 @@ def register(app: typer.Typer) -> None:
                 hint=f"verdict: {res.verdict.at_fault}",
                 exit_code=1,
             )
+
+
+def _gather_worker_parts(
+    run_dir: Path, config: Path | None, region: str | None, profile: str | None
+) -> None:
+    """A run whose workers wrote their own parts (parts.json): the parts not in it yet are
+    brought in (s3:// downloaded with the config's [aws] settings), so it reads as one run."""
+    from albprobe import parts
+    from core import worker_parts as wp
+    from core.rundir import RunDir
+
+    if not (Path(run_dir) / wp.MANIFEST).exists():
+        return
+    pending = wp.not_gathered(RunDir(Path(run_dir)))
+    if not pending:
+        return
+    fetch = None
+    if any(wp.is_s3(u) for u in pending):
+        from core.config import load_config
+
+        fetch = parts.fetcher(load_config(config).aws, region=region, profile=profile)
+    parts.gather(run_dir, fetch)
 
 
 def _s3_fetcher(config: Path | None, region: str | None, profile: str | None):

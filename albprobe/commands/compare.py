@@ -90,6 +90,11 @@ def execute(baseline: Path, new: Path, o: CompareOptions, *, console=None) -> li
             for r in tc.reasons:
                 con.print(f"- {r}")
         return [] if tc.result != "fail" else ["judgement"]
+    from albprobe import parts
+
+    for run in (baseline, new):  # runs whose workers wrote their own parts: bring them in
+        if Path(run).is_dir():
+            parts.gather(run)
     cmp = compare_runs(baseline, new, settings=settings, force=o.force, fail_on=o.fail_on)
     paths = compare_output.write(cmp, out)
     if o.junit:

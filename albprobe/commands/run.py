@@ -23,6 +23,7 @@ def apply_overrides(
     users: int | None,
     rate: float | None,
     workers: int | None,
+    worker_parts: str | None = None,
 ):
     """CLI options override the config file (validated by the same rules)."""
     from core.config import parse_duration, validate_target
@@ -51,6 +52,8 @@ def apply_overrides(
         if workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {workers}")
         load = dataclasses.replace(load, workers=workers)
+    if worker_parts:
+        load = dataclasses.replace(load, worker_parts=worker_parts)
     return dataclasses.replace(cfg, load=load)
 
 
@@ -70,6 +73,12 @@ def run(
     ),
     rate: float | None = typer.Option(None, help="Arrival rate, iterations/s (constant-rate)."),
     workers: int | None = typer.Option(None, help="Locust worker processes (0 = one process)."),
+    worker_parts: str | None = typer.Option(
+        None,
+        "--worker-parts",
+        help="With --workers: each worker writes its own Parquet parts under this folder or "
+        "s3://bucket/prefix instead of shipping its rows to the master (docs/distributed.md).",
+    ),
     fault: list[str] = typer.Option(
         [],
         "--fault",
@@ -146,6 +155,7 @@ def run(
         users=users,
         rate=rate,
         workers=workers,
+        worker_parts=worker_parts,
     )
     if listener != "http" and not cfg.is_testbed:
         raise ConfigError(

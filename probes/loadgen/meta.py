@@ -88,4 +88,6 @@ def standalone_meta(
             "locust_requests": summary["locust_requests"],
             "dropped_iterations": summary["dropped_iterations"],
         }
+        if summary.get("worker_parts"):
+            meta["worker_parts"] = summary["worker_parts"]
     return meta

@@ -11,6 +11,10 @@ Installed by importing it from a locustfile (locustfiles/browser.py). It works t
 * on workers, rows ride in the periodic stats report (`report_to_master`), the same message as the
   stats they belong to; the master writes them. A worker that dies loses at most one report
   interval (3 s), and the master records the gap;
+* or, with `load.worker_parts` / `--albprobe-worker-parts DEST` (a folder or s3://), each worker
+  writes its own Parquet parts there (probes/loadgen/parts_sink.py) and its report names them;
+  the master keeps only the manifest (parts.json, core/worker_parts.py) and links the parts of a
+  local DEST into its run directory at the end;
 * a token bucket caps each process's request rate; an abort rule stops the run when the error rate
   stays above the threshold; the master writes progress.json every second for `albprobe run`.
 """
@@ -28,9 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import worker_parts as wp
 from core.rundir import SCHEMAS, RunDir, TableWriter
 from probes.loadgen import stepctl
 from probes.loadgen.abort import AbortRule
+from probes.loadgen.parts_sink import PARTS_KEY, PartsSink
 from probes.loadgen.plans import OPEN_MODEL, REPLAY, rates
 from probes.loadgen.ratelimit import TokenBucket
 from probes.loadgen.signals import OrderlyStop
@@ -135,6 +141,9 @@ class LoadSession:
     environment: Any = None
     write_executor: Any = None  # the native thread the Parquet parts are written on
     orderly_stop: OrderlyStop | None = None
+    parts: PartsSink | None = None  # worker: its own parts (worker-parts mode)
+    parts_error: str | None = None  # worker: why it could not open its parts
+    manifest: wp.Manifest | None = None  # master: where the workers' parts are
     _weights: list[float] | None = None
 
     @property
@@ -210,6 +219,13 @@ def _add_arguments(parser) -> None:
         help="with --albprobe-shape replay: time compression (2 = the window in half the time)",
     )
     g.add_argument(
+        "--albprobe-worker-parts",
+        default=os.environ.get("ALBPROBE_WORKER_PARTS", ""),
+        help="distributed: each worker writes its own Parquet parts under this folder or "
+        "s3://bucket/prefix, and the master records where (default: the config's "
+        "load.worker_parts; empty = workers ship their rows to the master)",
+    )
+    g.add_argument(
         "--albprobe-processes",
         type=int,
         default=0,
@@ -225,6 +241,11 @@ def _on_init(environment, **_kw) -> None:
     global SESSION
     opts = environment.parsed_options
     cfg = load_config(getattr(opts, "albprobe_config", "") or None)
+    parts_dest = getattr(opts, "albprobe_worker_parts", "") or ""
+    if parts_dest:  # the option wins over the config; it reaches the workers in the config
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, load=dataclasses.replace(cfg.load, worker_parts=parts_dest))
     shape = getattr(opts, "albprobe_shape", "") or cfg.load.shape
     runner = environment.runner
     role = (
@@ -255,14 +276,31 @@ def _on_init(environment, **_kw) -> None:
         ):  # `albprobe run` checked it already
             sys.stderr.write(f"albprobe: error: {refusal}\n")
             sys.exit(2)
+        if role == "master" and cfg.load.worker_parts and not getattr(opts, "albprobe_run_dir", ""):
+            _check_parts_dest(cfg.load.worker_parts)  # `albprobe run` checked it already
         opts.albprobe_config_inline = config_to_toml(cfg)  # forwarded to workers at test start
         _open_rundir(s, environment)
+        if role == "master" and cfg.load.worker_parts:
+            s.manifest = wp.Manifest(cfg.load.worker_parts, s.rundir.path.name)
+            s.manifest.write(s.rundir)
+            opts.albprobe_run_id = s.rundir.path.name  # forwarded: the workers' folder name
     if role == "master":
         ev.worker_report.add_listener(_on_worker_report)
     ev.test_start.add_listener(_on_test_start)
     ev.test_stop.add_listener(_on_test_stop)
     # `quit` fires after runner.quit(), i.e. after the master has the workers' final reports.
     ev.quit.add_listener(_on_quit)
+
+
+def _check_parts_dest(dest: str) -> None:
+    from core.errors import AlbprobeError
+    from probes.loadgen.parts_sink import check_dest
+
+    try:
+        check_dest(dest)
+    except AlbprobeError as exc:
+        sys.stderr.write(f"albprobe: error: --albprobe-worker-parts: {exc.one_line()}\n")
+        sys.exit(2)
 
 
 def _make_limiter(rate: float) -> TokenBucket:
@@ -333,6 +371,10 @@ def _on_request(
 
 def _on_report_to_master(client_id, data) -> None:
     s = session()
+    if s.parts is not None:
+        data[PARTS_KEY] = s.parts.report()
+    elif s.parts_error:
+        data[PARTS_KEY] = {"worker_id": s.worker_id, "location": "", "error": s.parts_error}
     if s.buffer.n:
         data[REPORT_KEY] = s.buffer.drain()
     if s.scheduler is not None:
@@ -347,6 +389,18 @@ def _on_worker_report(client_id, data) -> None:
     rows = data.get(REPORT_KEY)
     if rows and s.writer is not None:
         s.writer.append_columns(rows)
+    parts = data.get(PARTS_KEY)
+    if parts and s.manifest is not None:
+        s.manifest.add_report(parts)
+        if parts.get("error") and s.abort_reason is None:
+            import gevent
+
+            s.abort_reason = (
+                f"worker {parts.get('worker_id')} cannot write its parts to "
+                f"{s.manifest.dest}: {parts['error']}"
+            )
+            s.aborted_at = time.time()
+            gevent.spawn(s.environment.runner.quit)
     for ts, scheduled, dropped in data.get(SCHED_KEY, ()):
         s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
 
@@ -360,6 +414,7 @@ def _on_test_start(environment, **_kw) -> None:
     if s.role == "worker":
         s._worker_id = f"w{getattr(runner, 'worker_index', 0)}"
         _adopt_master_settings(s, environment.parsed_options)
+        _open_worker_parts(s, environment.parsed_options)
     if s.role == "local" and s.shape == stepctl.SHAPE:
         s.scheduler = _stepped_scheduler(s, runner)
         s.scheduler.start()
@@ -433,6 +488,28 @@ def _replay_scheduler(s: LoadSession, environment) -> Any:
     return ReplayScheduler(lines)
 
 
+def _open_worker_parts(s: LoadSession, opts) -> None:
+    """Worker-parts mode (the master's config says where): this worker's own parts writer. Rows
+    then go to it (``_on_request`` appends to ``s.writer``), never into the report."""
+    dest = s.config.load.worker_parts
+    if not dest or s.parts is not None:
+        return
+    from core.errors import AlbprobeError
+
+    run_id = getattr(opts, "albprobe_run_id", "") or new_run_id(s.shape)
+    if s.write_executor is None:
+        from gevent.threadpool import ThreadPoolExecutor
+
+        s.write_executor = ThreadPoolExecutor(max_workers=1)
+        sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+    try:
+        s.parts = PartsSink(dest, run_id, s.worker_id, s.write_executor)
+    except (AlbprobeError, OSError) as exc:  # rows keep riding to the master; it aborts the run
+        s.parts_error = exc.one_line() if isinstance(exc, AlbprobeError) else str(exc)
+        return
+    s.writer = s.parts.writer
+
+
 def _adopt_master_settings(s: LoadSession, opts) -> None:
     """A worker takes the master's effective config, shape and process count (Locust forwards
     the master's custom options with every spawn): one run, one set of settings."""
@@ -469,6 +546,8 @@ def _monitor(environment) -> None:
         total = environment.stats.total
         if s.role == "master":
             _track_gaps(s, runner, now, STATE_MISSING)
+            if s.manifest is not None and s.manifest.changed:
+                s.manifest.write(s.rundir)  # a master that dies leaves where the parts are
         if s.role == "local" and s.scheduler is not None:
             for ts, scheduled, dropped in s.scheduler.drain_seconds(now):
                 s.sched_writer.append({"ts": float(ts), "scheduled": scheduled, "dropped": dropped})
@@ -513,7 +592,7 @@ def _write_progress(s: LoadSession, runner, total, now: float) -> None:
         "rps": round(total.current_rps, 1),
         "requests": total.num_requests,
         "failures": total.num_failures,
-        "rows": s.writer.rows_written if s.writer else 0,
+        "rows": _rows_recorded(s),
         "p50": total.get_current_response_time_percentile(0.5),
         "p99": total.get_current_response_time_percentile(0.99),
         "abort_reason": s.abort_reason,
@@ -522,6 +601,12 @@ def _write_progress(s: LoadSession, runner, total, now: float) -> None:
     tmp = s.rundir.path / "progress.json.tmp"
     tmp.write_text(json.dumps(data))
     os.replace(tmp, s.rundir.path / "progress.json")
+
+
+def _rows_recorded(s: LoadSession) -> int:
+    """Rows on disk (master/local), plus the rows the workers' parts hold (worker-parts mode)."""
+    rows = s.writer.rows_written if s.writer else 0
+    return rows + (s.manifest.rows if s.manifest is not None else 0)
 
 
 def _on_test_stop(environment, **_kw) -> None:
@@ -535,6 +620,11 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
     s = session()
     environment = s.environment
     if s.role == "worker":
+        if s.parts is not None:
+            s.parts.close()
+            if s.write_executor is not None:
+                s.write_executor.shutdown()
+            s.parts.cleanup()
         return
     now = time.time()
     for g in s.gaps:
@@ -550,6 +640,12 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
         s.sched_writer.close()
     if s.write_executor is not None:
         s.write_executor.shutdown()
+    gathered = None
+    if s.manifest is not None and s.rundir is not None:
+        s.manifest.write(s.rundir)
+        # a local DEST's parts, linked in (s3:// stays there); a worker's last part may be
+        # named before it is on disk
+        gathered = wp.gather(s.rundir, wait=5.0)
     total = environment.stats.total
     dropped = scheduled = 0
     if s.rundir and s.rundir.parts("schedule"):
@@ -561,7 +657,8 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
     summary = {
         "locust_requests": total.num_requests,
         "locust_failures": total.num_failures,
-        "rows": s.writer.rows_written if s.writer else 0,
+        "rows": (s.writer.rows_written if s.writer else 0)
+        + (gathered.rows_here + gathered.rows_elsewhere if gathered else 0),
         "gaps": s.gaps,
         "abort_reason": s.abort_reason,
         "dropped_iterations": dropped,
@@ -572,6 +669,11 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
         "ended_at": now,
         "rate_cap_waited_s": round(s.limiter.waited, 3) if s.limiter else None,
     }
+    if s.manifest is not None:
+        summary["worker_parts"] = s.manifest.summary()
+        if gathered is not None and (gathered.missing or gathered.mismatched):
+            summary["worker_parts"]["missing"] = gathered.missing[:20]
+            summary["worker_parts"]["mismatched"] = gathered.mismatched[:20]
     if s.rundir:
         (s.rundir.path / "locust" / "summary.json").write_text(json.dumps(summary, indent=2))
         if s.abort_reason:

@@ -17,6 +17,7 @@ from probes.aws.session import SERVICES, api_operations, iam_action
 ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY_POLICY = ROOT / "docs" / "iam-policy.json"
 SSM_POLICY = ROOT / "docs" / "iam-policy-ssm-logs.json"
+PARTS_POLICY = ROOT / "docs" / "iam-policy-worker-parts.json"
 SCANNED_TREES = ("probes", "albprobe", "analysis", "testbed", "locustfiles")
 # Receiver names that denote a boto3 client of a service (see probes/aws/session.py).
 RECEIVERS = {name: name for name in SERVICES} | {"cw": "cloudwatch", "elb": "elbv2"}
@@ -161,7 +162,9 @@ def test_the_scanner_sees_the_code_calls(operations):
 
 def test_every_call_is_in_the_policy(operations):
     res = scan_repo(operations)
-    allowed = policy_actions(READ_ONLY_POLICY) | policy_actions(SSM_POLICY)
+    allowed = (
+        policy_actions(READ_ONLY_POLICY) | policy_actions(SSM_POLICY) | policy_actions(PARTS_POLICY)
+    )
     missing = sorted(
         {
             f"{_action(c, operations)}  ({c.path}:{c.line})"
@@ -174,7 +177,9 @@ def test_every_call_is_in_the_policy(operations):
 
 def test_policies_are_minimal(operations):
     used = {_action(c, operations) for c in scan_repo(operations).calls}
-    unused = (policy_actions(READ_ONLY_POLICY) | policy_actions(SSM_POLICY)) - used
+    unused = (
+        policy_actions(READ_ONLY_POLICY) | policy_actions(SSM_POLICY) | policy_actions(PARTS_POLICY)
+    ) - used
     assert not unused, f"policy grants actions no code uses: {sorted(unused)}"
 
 
@@ -185,6 +190,14 @@ def test_main_policy_is_read_only():
         assert name.startswith(("Describe", "Get", "List")), action
     # Only the opt-in log fetch may run anything, and only SendCommand/GetCommandInvocation.
     assert policy_actions(SSM_POLICY) == {"ssm:SendCommand", "ssm:GetCommandInvocation"}
+    # Only workers that write their own parts to S3 (opt-in) put objects, and nothing else.
+    assert policy_actions(PARTS_POLICY) == {"s3:PutObject"}
+
+
+def test_s3_writes_only_in_the_worker_parts_module(operations):
+    for c in scan_repo(operations).calls:
+        if c.service == "s3" and c.operation == "put_object":
+            assert c.path == "probes/aws/parts.py", c
 
 
 def test_ssm_calls_only_in_the_opt_in_collector(operations):
