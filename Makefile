@@ -1,5 +1,9 @@
 # The two commands the README opens with: `make demo` and `make test`.
 PY := .venv/bin/python
+# Some machines set PYTHONDONTWRITEBYTECODE: then every Python process the suite starts (albprobe,
+# Locust, gunicorn, each xdist worker's collection with pytest's assertion rewriting) compiles the
+# project's sources again. Caching the bytecode saves about a minute of CPU per `make test`.
+unexport PYTHONDONTWRITEBYTECODE
 PYTEST_ARGS ?=
 
 .PHONY: demo tune-demo test test-fast lint bench sweep setup setup-test testbed clean
