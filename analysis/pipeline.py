@@ -13,7 +13,6 @@ from typing import Any
 from analysis import correlate, dataset, replay_compare, verdict
 from analysis.parsers import alb as alb_parser
 from analysis.parsers.common import ParseStats
-from analysis.reports import html as html_report
 from analysis.reports import thresholds as th
 from core import __version__
 from core.errors import AlbprobeError
@@ -47,6 +46,9 @@ def _write(
     summary["tables"] = res.extra_tables
     js = out / "summary.json"
     js.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    # imported here: a verdict without a report (compare's analyses) needs no matplotlib
+    from analysis.reports import html as html_report
+
     page, png = html_report.render(
         res.verdict,
         res.timeline,

@@ -108,9 +108,10 @@ def compare_runs(
         if problem:
             forced.append(problem)
     rows = min(_rows(bmeta), _rows(nmeta))
-    both = verdicts.BothVerdicts(bp, np_, rows) if with_verdicts else None
+    both = verdicts.BothVerdicts(bp, np_, rows, bmeta) if with_verdicts else None
     try:
-        base, new = data.load(bp, bmeta), data.load(np_, nmeta)
+        new = data.load(np_, nmeta)  # the baseline meanwhile in a child, when both are large
+        base = both.base_data() if both is not None else data.load(bp, bmeta)
         return compare_data(
             base,
             new,

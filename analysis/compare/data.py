@@ -150,7 +150,7 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
         w = window_seconds(span)
         # one scan of the Parquet parts: every query below reads this table
         con.execute(
-            f"""CREATE TEMP TABLE r AS SELECT ts, kind, source, status, cors_ok, cors_step,
+            f"""CREATE TEMP VIEW r AS SELECT ts, kind, source, status, cors_ok, cors_step,
                   cors_message, latency_ms, target, coalesce(endpoint, '?') AS endpoint,
                   CAST(floor((ts - {float(t0)!r}) / {w!r}) AS INTEGER) AS win FROM requests"""
         )

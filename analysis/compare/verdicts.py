@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis import pipeline
+from analysis.compare import data
+from analysis.compare.data import RunData
 from analysis.verdict import Cause, Verdict
 
 
@@ -24,7 +26,7 @@ def run_verdict(path: Path) -> tuple[Verdict, str]:
     return pipeline.analyze_run(path, write=False).verdict, "analysed now"
 
 
-# Below this many rows per run, analysing the two runs one after the other costs less than
+# Below this many rows per run, reading the two runs one after the other costs less than
 # starting a second Python process with the analysis imported (about a second).
 PARALLEL_ROWS = 500_000
 
@@ -34,36 +36,55 @@ def _analysed(path: Path) -> bool:
 
 
 class BothVerdicts:
-    """The two runs' verdicts. When neither run was analysed and both are large, the baseline's
-    analysis starts in a child process at once, beside this process's reading of both runs
-    and its analysis of the new one: on two cores the comparison then costs about one analyze
-    instead of two."""
+    """The baseline's data and the two runs' verdicts. When neither run was analysed and both
+    are large, a child process started at once reads the baseline (its comparison data, then
+    its verdict) while this process reads the new run and analyses it: on two cores the
+    comparison then costs about one run's reading and analysis, not two."""
 
-    def __init__(self, base: Path, new: Path, rows: int) -> None:
+    def __init__(
+        self, base: Path, new: Path, rows: int, base_meta: dict[str, Any] | None = None
+    ) -> None:
         self.base, self.new = base, new
+        self._meta = base_meta
         self._child: Any = None
         self._conn: Any = None
         if rows >= PARALLEL_ROWS and not _analysed(base) and not _analysed(new):
             # spawn, not fork: DuckDB's threads in this process must not be forked
             ctx = multiprocessing.get_context("spawn")
             self._conn, child_end = ctx.Pipe(duplex=False)
-            self._child = ctx.Process(target=_verdict_to, args=(base, child_end), daemon=True)
+            self._child = ctx.Process(
+                target=_baseline_to, args=(base, base_meta, child_end), daemon=True
+            )
             self._child.start()
             child_end.close()
+
+    def base_data(self) -> RunData:
+        """The baseline's comparison data: from the child (its first message), else read here."""
+        if self._child is not None:
+            got = self._receive()
+            if got is not None:
+                return got
+            self.close()  # the child died: everything it would have sent is made here
+        return data.load(self.base, self._meta)
 
     def get(self) -> tuple[tuple[Verdict, str], tuple[Verdict, str]]:
         try:
             nv = run_verdict(self.new)
-            bv = self._from_child() if self._child is not None else run_verdict(self.base)
+            bv = None
+            if self._child is not None:
+                bv = self._receive()
+            if bv is None:
+                bv = run_verdict(self.base)
         finally:
             self.close()
         return bv, nv
 
-    def _from_child(self) -> tuple[Verdict, str]:
+    def _receive(self) -> Any:
+        """The child's next message, or None when it died (out of memory, killed)."""
         try:
             ok, value = self._conn.recv()
-        except EOFError:  # the child died (out of memory, killed): analyse it here instead
-            return run_verdict(self.base)
+        except EOFError:
+            return None
         if not ok:
             raise value
         return value
@@ -78,8 +99,10 @@ class BothVerdicts:
             self._child = None
 
 
-def _verdict_to(path: Path, conn: Any) -> None:
+def _baseline_to(path: Path, meta: dict[str, Any] | None, conn: Any) -> None:
+    """The child: the baseline's comparison data, then its verdict, each one message."""
     try:
+        conn.send((True, data.load(path, meta)))
         conn.send((True, run_verdict(path)))
     except BaseException as exc:  # sent back and raised there: one error path
         conn.send((False, exc))

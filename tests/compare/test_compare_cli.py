@@ -4,6 +4,7 @@ the refusals, bad input, the reports and the JUnit file. No network."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -306,9 +307,12 @@ def test_force_compares_a_partial_run_and_says_so(runs, capsys, tmp_path):
 
 
 def test_two_large_unanalysed_runs_are_analysed_side_by_side(runs, tmp_path, monkeypatch):
-    """Neither run analysed and both large: the baseline is analysed in a child process while
-    this one analyses the new run; the verdicts are the ones analysing each in turn gives."""
-    from analysis.compare import verdicts
+    """Neither run analysed and both large: the baseline is read and analysed in a child process
+    while this one reads and analyses the new run; the baseline's data and both verdicts are the
+    ones reading each in turn gives."""
+    import numpy as np
+
+    from analysis.compare import data, verdicts
 
     a, b = (shutil.copytree(runs[k], tmp_path / k) for k in ("base", "failing"))
     for p in (a, b):
@@ -318,6 +322,13 @@ def test_two_large_unanalysed_runs_are_analysed_side_by_side(runs, tmp_path, mon
     both = verdicts.BothVerdicts(a, b, rows=10)
     assert both._child is not None  # started at once, before anything else reads the runs
     pid = both._child.pid
+    got, here = both.base_data(), data.load(a)
+    assert got.path == here.path and got.endpoints == here.endpoints and got.requests > 0
+    for scope, c in here.counts.items():
+        assert np.array_equal(got.counts[scope].n, c.n)
+        assert got.latency[scope].quantiles == here.latency[scope].quantiles
+        assert np.array_equal(got.latency[scope].ms, here.latency[scope].ms)
+    assert got.timeline == here.timeline and got.cors_failures == here.cors_failures
     assert both.get() == alone
     assert both._child is None  # ended and reaped
     import os
@@ -326,3 +337,22 @@ def test_two_large_unanalysed_runs_are_analysed_side_by_side(runs, tmp_path, mon
         os.kill(pid, 0)
     # an analysed run (report/summary.json) or small runs: no child
     assert verdicts.BothVerdicts(a, b, rows=0)._child is None
+
+
+def test_a_side_by_side_child_that_dies_is_replaced_by_reading_here(runs, tmp_path, monkeypatch):
+    """The baseline's child killed (as the OOM killer would): the comparison reads and analyses
+    the baseline itself, with the same results."""
+    import signal
+
+    from analysis.compare import data, verdicts
+
+    a, b = (shutil.copytree(runs[k], tmp_path / k) for k in ("base", "failing"))
+    for p in (a, b):
+        shutil.rmtree(p / "report", ignore_errors=True)
+    monkeypatch.setattr(verdicts, "PARALLEL_ROWS", 1)
+    both = verdicts.BothVerdicts(a, b, rows=10)
+    os.kill(both._child.pid, signal.SIGKILL)
+    got = both.base_data()
+    assert got.requests == data.load(a).requests > 0
+    assert both._child is None  # reaped
+    assert both.get() == (verdicts.run_verdict(a), verdicts.run_verdict(b))
