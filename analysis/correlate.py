@@ -21,7 +21,7 @@ from analysis.figures import Figures
 from analysis.parsers import alb
 from analysis.parsers.common import sql_str
 from analysis.parsers.haproxy import classify_sql
-from analysis.release import release_figures
+from analysis.release import REDIRECT_STEP, release_figures
 from analysis.targets import breakdown, heat
 
 WORKER_EVENT_KINDS = (
@@ -138,10 +138,11 @@ _RUN_COUNTS = (
 _TARGET = "source IN ('app', 'server')"
 
 # Pass 1 over the Parquet parts: requests per (second, shape), with the sums the figures need.
-_SHAPES = """CREATE OR REPLACE TEMP TABLE _req_shapes AS
+_SHAPES = f"""CREATE OR REPLACE TEMP TABLE _req_shapes AS
 SELECT CAST(floor(ts) AS BIGINT) AS t, source, status, kind, cors_ok, conn_reused,
   count(*) AS n, count(latency_ms) AS n_lat, sum(latency_ms) AS lat_sum,
-  max(latency_ms) AS lat_max, count(co_latency_ms) AS co_n, min(ts) AS first_ts, max(ts) AS last_ts
+  max(latency_ms) AS lat_max, count(co_latency_ms) AS co_n, min(ts) AS first_ts, max(ts) AS last_ts,
+  count(*) FILTER (WHERE cors_step = '{REDIRECT_STEP}') AS n_redirect_step
 FROM requests GROUP BY ALL"""
 
 # Pass 2: histograms of the latencies (exact_quantiles.key_sql buckets) per source and endpoint,
@@ -156,6 +157,9 @@ FROM requests GROUP BY ALL"""
 # most that many rows (at least one second each), each its own query (the Parquet row groups
 # outside a range are skipped on their ts statistics, so the ranges add up to about one scan).
 QUANTILE_ROWS_TOGETHER = 16_000_000
+# Up to QUANTILE_DIRECT_ROWS rows (a few MB of values) the run's quantiles are quantile_cont over
+# the whole table, two more small scans: cheaper there than the histograms' fixed cost.
+QUANTILE_DIRECT_ROWS = 250_000
 _SECOND_QUANTILES = {
     "lat": "quantile_cont(latency_ms, [0.5, 0.99])",
     "co_p99": "quantile_cont(co_latency_ms, 0.99)",
@@ -218,7 +222,7 @@ def _run_histograms(ds: Dataset, with_co: bool) -> _RunQuantiles:
         if not big:
             break
         for old, moved in eq.refine(ds.con, "requests", big):
-            rq.needs.remove(old)
+            rq.needs = [n for n in rq.needs if n is not old]
             rq.needs.extend({id(n): n for n, *_ in moved if n is not None}.values())
             for s in rq.all():
                 s.relocate(old, moved)
@@ -286,7 +290,8 @@ class _RequestPasses:
 
     totals: dict[str, Any]
     seconds: list[dict[str, Any]]
-    mix_service_ms: float | None  # mix_service_ms(), from the target-latency pass
+    mix_service_ms: float | None  # mix_service_ms(), from the run's quantile passes
+    redirects: tuple[int, int]  # release.py's redirected (preflights, actuals), from pass 1
 
 
 def _request_passes(ds: Dataset) -> _RequestPasses:
@@ -298,15 +303,32 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
           max(lat_max) AS lat_max, coalesce(sum(co_n), 0) AS co_n,
           max(lat_max) FILTER (WHERE {_TARGET}) AS tlat_max,
           sum(lat_sum) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399)
-            / sum(n_lat) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean
+            / sum(n_lat) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean,
+          coalesce(sum(n_redirect_step) FILTER (WHERE kind = 'preflight'), 0) AS _redir_pre,
+          coalesce(sum(n) FILTER (WHERE kind = 'actual' AND status BETWEEN 300 AND 399
+                                  AND source = 'proxy' AND NOT coalesce(cors_ok, false)), 0)
+            AS _redir_act
         FROM _req_shapes""",
     )
-    rq = _run_histograms(ds, bool(tot.get("co_n"))) if tot.get("total") else None
-    q = _quantile_pass(ds, rq)
-    tot["lat"] = rq.lat.result if rq else None
-    tot["co_lat"] = rq.co.result if rq and rq.co else None
-    tot["tlat"] = rq.target.result if rq else None
-    svc = _mix_service(rq.mix) if rq else None
+    redirects = (int(tot.pop("_redir_pre")), int(tot.pop("_redir_act")))
+    if int(tot.get("total") or 0) > QUANTILE_DIRECT_ROWS:
+        rq = _run_histograms(ds, bool(tot.get("co_n")))
+        q = _quantile_pass(ds, rq)
+        tot["lat"], tot["tlat"] = rq.lat.result, rq.target.result
+        tot["co_lat"] = rq.co.result if rq.co else None
+        svc = _mix_service(rq.mix)
+    else:
+        q = _quantile_pass(ds, None)
+        tot.update(
+            _one(
+                ds,
+                f"""SELECT quantile_cont(latency_ms, {_RUN_QS}) AS lat,
+                      quantile_cont(co_latency_ms, {_CO_QS}) AS co_lat,
+                      quantile_cont(latency_ms, {_TARGET_QS}) FILTER (WHERE {_TARGET}) AS tlat
+                    FROM requests""",
+            )
+        )
+        svc = mix_service_ms(ds)
     seconds = _rows(
         ds,
         f"""SELECT t, sum(n) AS n,
@@ -320,7 +342,7 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
         sq = q.get(r["t"]) or {}
         r["p50"], r["p99"] = sq.get("lat") or (None, None)
         r["co_p99"] = sq.get("co_p99")
-    return _RequestPasses(tot, seconds, svc)
+    return _RequestPasses(tot, seconds, svc, redirects)
 
 
 def _request_figures(ds: Dataset, fig: dict[str, Any], passes: _RequestPasses) -> None:
@@ -907,13 +929,15 @@ def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     _event_figures(ds, fig, tl)
     if tl.seconds:
         _derived(ds, fig, tl, passes.mix_service_ms if passes else None)
-    _target_figures(ds, fig)
+    _target_figures(ds, fig, passes.redirects if passes else None)
     fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
     fig["notes"] = list(ds.notes)
     return Figures.from_dict(_clean(fig)), tl
 
 
-def _target_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+def _target_figures(
+    ds: Dataset, fig: dict[str, Any], redirects: tuple[int, int] | None = None
+) -> None:
     """The per-target split and the release / worker / redirect figures (several targets, deploys
     and worker events of the testbed's recorded events; the proxy's or ALB's log per target)."""
     targets = list((ds.meta.get("testbed") or {}).get("targets") or [])
@@ -921,7 +945,7 @@ def _target_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     if split.targets or split.no_target:
         fig["target_breakdown"] = split.to_dict()
     end = ds.meta.get("ended_at") or fig.get("last_ts")
-    rel = release_figures(ds.con, targets, float(end) if end else None)
+    rel = release_figures(ds.con, targets, float(end) if end else None, redirects=redirects)
     fig["release"] = rel.to_dict()
     if ds.present.get("requests"):
         fig["proxy_redirect_fail"] = rel.redirect_preflights + rel.redirect_actuals

@@ -77,15 +77,19 @@ def _ours(run):
 
 
 @pytest.mark.parametrize(
-    "together, cap",
+    "direct, together, cap",
     [
-        (correlate.QUANTILE_ROWS_TOGETHER, eq.CANDIDATES_MAX),  # one scan, buckets collected
-        (3_000, 50),  # per-second scans in time ranges; full buckets split (refine)
-        (1, 1),  # one second per scan; every bucket split down to single values
+        (10**9, correlate.QUANTILE_ROWS_TOGETHER, eq.CANDIDATES_MAX),  # small runs: as before
+        (0, correlate.QUANTILE_ROWS_TOGETHER, eq.CANDIDATES_MAX),  # one scan, buckets collected
+        (0, 3_000, 50),  # per-second scans in time ranges; full buckets split (refine)
+        (0, 1, 1),  # one second per scan; every bucket split down to single values
     ],
 )
-def test_bounded_quantiles_are_quantile_cont_to_the_bit(tmp_path, monkeypatch, together, cap):
+def test_bounded_quantiles_are_quantile_cont_to_the_bit(
+    tmp_path, monkeypatch, direct, together, cap
+):
     run = _run(tmp_path)
+    monkeypatch.setattr(correlate, "QUANTILE_DIRECT_ROWS", direct)
     monkeypatch.setattr(correlate, "QUANTILE_ROWS_TOGETHER", together)
     monkeypatch.setattr(eq, "CANDIDATES_MAX", cap)
     calls = {"refine": 0, "scans": 0}
@@ -103,8 +107,7 @@ def test_bounded_quantiles_are_quantile_cont_to_the_bit(tmp_path, monkeypatch, t
     monkeypatch.setattr(eq, "refine", counted_refine)
     monkeypatch.setattr(correlate, "_second_batches", counted_batches)
     run_q, sec, mix, (d_run, d_sec, d_mix) = _ours(run)
-    if cap < 1000:
-        assert calls["refine"] >= 1
+    assert calls["refine"] >= (1 if cap < 1000 else 0)
     assert calls["scans"] == (1 if together > 20_000 else 41 if together == 1 else 8)
     assert run_q == d_run  # exact doubles, not approximately
     assert d_run[0][0] == 12.5 and None not in d_run[1]
