@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from analysis import alb_patterns
+from analysis import exact_quantiles as eq
 from analysis.dataset import Dataset
 from analysis.figures import Figures
 from analysis.parsers import alb
+from analysis.parsers.common import sql_str
 from analysis.parsers.haproxy import classify_sql
-from analysis.release import release_figures
+from analysis.release import REDIRECT_STEP, release_figures
 from analysis.targets import breakdown, heat
 
 WORKER_EVENT_KINDS = (
@@ -136,45 +138,144 @@ _RUN_COUNTS = (
 _TARGET = "source IN ('app', 'server')"
 
 # Pass 1 over the Parquet parts: requests per (second, shape), with the sums the figures need.
-_SHAPES = """CREATE OR REPLACE TEMP TABLE _req_shapes AS
+_SHAPES = f"""CREATE OR REPLACE TEMP TABLE _req_shapes AS
 SELECT CAST(floor(ts) AS BIGINT) AS t, source, status, kind, cors_ok, conn_reused,
   count(*) AS n, count(latency_ms) AS n_lat, sum(latency_ms) AS lat_sum,
-  max(latency_ms) AS lat_max, count(co_latency_ms) AS co_n, min(ts) AS first_ts, max(ts) AS last_ts
+  max(latency_ms) AS lat_max, count(co_latency_ms) AS co_n, min(ts) AS first_ts, max(ts) AS last_ts,
+  count(*) FILTER (WHERE cors_step = '{REDIRECT_STEP}') AS n_redirect_step
 FROM requests GROUP BY ALL"""
 
-# Passes 2 and 3: the exact latency quantiles per second (one sort per second: cheaper than
-# approx_quantile's digests) and over the run. An exact quantile keeps every value of its group
-# until the end (8 bytes a row per series), and those states are what must fit in DuckDB's memory
-# limit: up to QUANTILE_ROWS_TOGETHER rows the series of a pass share one scan; beyond, each
-# series gets its own (same values, one more scan, half the memory).
-QUANTILE_ROWS_TOGETHER = 40_000_000
+# Pass 2: histograms of the latencies (exact_quantiles.key_sql buckets) per source and endpoint,
+# and of the coordinated-omission latencies; they locate the ranks of the run's quantiles.
+# Pass 3: the exact quantiles per second (one sort per second: cheaper than approx_quantile's
+# digests) and, in the same scan, the few values of the buckets that hold the run's wanted
+# ranks, from which the run's exact quantiles follow (exact_quantiles: the same doubles as
+# quantile_cont over the whole run, without holding the whole run's values).
+# A per-second quantile keeps every value of its second until the end of its scan (8 bytes a
+# row per series), and those states must fit in DuckDB's memory limit: up to
+# QUANTILE_ROWS_TOGETHER rows share one scan; beyond, the seconds are read in time ranges of at
+# most that many rows (at least one second each), each its own query (the Parquet row groups
+# outside a range are skipped on their ts statistics, so the ranges add up to about one scan).
+QUANTILE_ROWS_TOGETHER = 16_000_000
+# Up to QUANTILE_DIRECT_ROWS rows (a few MB of values) the run's quantiles are quantile_cont over
+# the whole table, two more small scans: cheaper there than the histograms' fixed cost.
+QUANTILE_DIRECT_ROWS = 250_000
 _SECOND_QUANTILES = {
     "lat": "quantile_cont(latency_ms, [0.5, 0.99])",
     "co_p99": "quantile_cont(co_latency_ms, 0.99)",
 }
-_RUN_QUANTILES = {
-    "lat": "quantile_cont(latency_ms, [0.5, 0.9, 0.99, 0.999])",
-    "co_lat": "quantile_cont(co_latency_ms, [0.5, 0.99])",
-}
+_RUN_QS = [0.5, 0.9, 0.99, 0.999]
+_CO_QS = [0.5, 0.99]
+_TARGET_QS = [0.5, 0.99]
+_MIX_Q = 0.1  # the mix's service time: each endpoint's 10th percentile (mix_service_ms)
 
 
-def _quantile_scans(
-    ds: Dataset, aggs: dict[str, str], rows: int, *, per_second: bool
-) -> dict[Any, dict[str, Any]]:
-    """{second (or None for the run): {series: value}} of ``aggs``, in one scan or one per series
-    (QUANTILE_ROWS_TOGETHER)."""
-    groups = [list(aggs)] if rows <= QUANTILE_ROWS_TOGETHER else [[k] for k in aggs]
+@dataclass
+class _RunQuantiles:
+    """The run's exact quantiles, resolved from histograms and the values of a few buckets."""
+
+    lat: eq.Series
+    co: eq.Series | None
+    target: eq.Series
+    mix: dict[str | None, eq.Series]  # per endpoint, over the target's rows
+    needs: list[eq.Need]
+
+    def all(self) -> list[eq.Series]:
+        return [self.lat, *([self.co] if self.co else []), self.target, *self.mix.values()]
+
+
+def _run_histograms(ds: Dataset, with_co: bool) -> _RunQuantiles:
+    kl, kc = eq.key_sql("latency_ms"), eq.key_sql("co_latency_ms")
+    rq = _RunQuantiles(
+        eq.Series("latency_ms", "true", _RUN_QS),
+        eq.Series("co_latency_ms", "true", _CO_QS) if with_co else None,
+        eq.Series("latency_ms", _TARGET, _TARGET_QS),
+        {},
+        [],
+    )
+    sql = (
+        f"SELECT source, endpoint, {kl} AS kl, {kc} AS kc, GROUPING(kc) AS g, "
+        "count(latency_ms) AS n, count(co_latency_ms) AS co_n FROM requests "
+        "GROUP BY GROUPING SETS ((source, endpoint, kl), (kc))"
+        if with_co
+        else f"SELECT source, endpoint, {kl} AS kl, NULL AS kc, 1 AS g, count(latency_ms) AS n, "
+        "0 AS co_n FROM requests GROUP BY ALL"
+    )
+    for source, endpoint, k_lat, k_co, g, n, co_n in ds.con.execute(sql).fetchall():
+        if not g:
+            assert rq.co is not None
+            rq.co.add(k_co, co_n)
+            continue
+        rq.lat.add(k_lat, n)
+        if source in ("app", "server"):
+            rq.target.add(k_lat, n)
+            if endpoint not in rq.mix:
+                grp = f"{_TARGET} AND endpoint IS NOT DISTINCT FROM " + (
+                    "NULL" if endpoint is None else sql_str(endpoint)
+                )
+                rq.mix[endpoint] = eq.Series("latency_ms", grp, [_MIX_Q])
+            rq.mix[endpoint].add(k_lat, n)
+    for s in rq.all():
+        rq.needs.extend(s.needs())
+    for _ in range(4):  # buckets too full to collect: split them (rare: many equal values)
+        big = [nd for nd in rq.needs if nd.count > eq.CANDIDATES_MAX]
+        if not big:
+            break
+        for old, moved in eq.refine(ds.con, "requests", big):
+            rq.needs = [n for n in rq.needs if n is not old]
+            rq.needs.extend({id(n): n for n, *_ in moved if n is not None}.values())
+            for s in rq.all():
+                s.relocate(old, moved)
+    return rq
+
+
+def _second_batches(ds: Dataset) -> list[str]:
+    """WHERE clauses of the per-second scans: time ranges of at most QUANTILE_ROWS_TOGETHER rows
+    (whole seconds), the rows without a timestamp on their own; [""]: one scan of everything."""
+    per = ds.con.execute(
+        "SELECT t, sum(n) FROM _req_shapes GROUP BY 1 ORDER BY 1 NULLS LAST"
+    ).fetchall()
+    if sum(int(n) for _t, n in per) <= QUANTILE_ROWS_TOGETHER:
+        return [""]
+    starts: list[int] = []
+    rows = 0
+    for t, n in per:
+        if t is None:
+            continue
+        if not starts or rows + int(n) > QUANTILE_ROWS_TOGETHER:
+            starts.append(int(t))
+            rows = 0
+        rows += int(n)
+    out = []
+    for i, a in enumerate(starts):
+        lo = f"ts >= {a}" if i else ""
+        hi = f"ts < {starts[i + 1]}" if i + 1 < len(starts) else ""
+        out.append("WHERE " + (" AND ".join(c for c in (lo, hi) if c) or "ts IS NOT NULL"))
+    if per and per[-1][0] is None:
+        out.append("WHERE ts IS NULL")
+    return out
+
+
+def _quantile_pass(ds: Dataset, rq: _RunQuantiles | None) -> dict[Any, dict[str, Any]]:
+    """{second: {series: value}} of the per-second quantiles; fills ``rq``'s figures from the
+    values of its buckets, collected in the same scans."""
+    needs = rq.needs if rq else []
+    cols = [f"{v} AS {k}" for k, v in _SECOND_QUANTILES.items()]
+    cols += [f"list({n.col}) FILTER (WHERE {n.predicate()}) AS _c{i}" for i, n in enumerate(needs)]
+    got: list[list[Any]] = [[] for _ in needs]
     out: dict[Any, dict[str, Any]] = {}
-    for g in groups:
-        cols = ", ".join(f"{aggs[k]} AS {k}" for k in g)
-        sql = (
-            f"SELECT CAST(floor(ts) AS BIGINT) AS t, {cols} FROM requests "
-            "WHERE ts IS NOT NULL GROUP BY 1"
-            if per_second
-            else f"SELECT NULL AS t, {cols} FROM requests"
-        )
+    for where in _second_batches(ds):
+        sql = f"SELECT CAST(floor(ts) AS BIGINT) AS t, {', '.join(cols)} FROM requests {where} GROUP BY 1"
         for r in _rows(ds, sql):
-            out.setdefault(r.pop("t"), {}).update(r)
+            for i in range(len(needs)):
+                got[i].extend(r.pop(f"_c{i}") or ())
+            t = r.pop("t")
+            if t is not None:
+                out.setdefault(t, {}).update(r)
+    if rq:
+        for n, vals in zip(needs, got, strict=True):
+            n.take(np.asarray(vals, dtype=np.float64))
+        eq.interpolate(ds.con, rq.all())
     return out
 
 
@@ -189,7 +290,8 @@ class _RequestPasses:
 
     totals: dict[str, Any]
     seconds: list[dict[str, Any]]
-    mix_service_ms: float | None  # mix_service_ms(), from the target-latency pass
+    mix_service_ms: float | None  # mix_service_ms(), from the run's quantile passes
+    redirects: tuple[int, int]  # release.py's redirected (preflights, actuals), from pass 1
 
 
 def _request_passes(ds: Dataset) -> _RequestPasses:
@@ -201,14 +303,32 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
           max(lat_max) AS lat_max, coalesce(sum(co_n), 0) AS co_n,
           max(lat_max) FILTER (WHERE {_TARGET}) AS tlat_max,
           sum(lat_sum) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399)
-            / sum(n_lat) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean
+            / sum(n_lat) FILTER (WHERE source = 'app' AND status BETWEEN 200 AND 399) AS app_ok_mean,
+          coalesce(sum(n_redirect_step) FILTER (WHERE kind = 'preflight'), 0) AS _redir_pre,
+          coalesce(sum(n) FILTER (WHERE kind = 'actual' AND status BETWEEN 300 AND 399
+                                  AND source = 'proxy' AND NOT coalesce(cors_ok, false)), 0)
+            AS _redir_act
         FROM _req_shapes""",
     )
-    rows = int(tot.get("total") or 0)
-    q = _quantile_scans(ds, _SECOND_QUANTILES, rows, per_second=True)
-    run = _quantile_scans(ds, _RUN_QUANTILES, rows, per_second=False).get(None, {})
-    svc, tlat = _target_latency(ds)
-    tot["lat"], tot["co_lat"], tot["tlat"] = run.get("lat"), run.get("co_lat"), tlat
+    redirects = (int(tot.pop("_redir_pre")), int(tot.pop("_redir_act")))
+    if int(tot.get("total") or 0) > QUANTILE_DIRECT_ROWS:
+        rq = _run_histograms(ds, bool(tot.get("co_n")))
+        q = _quantile_pass(ds, rq)
+        tot["lat"], tot["tlat"] = rq.lat.result, rq.target.result
+        tot["co_lat"] = rq.co.result if rq.co else None
+        svc = _mix_service(rq.mix)
+    else:
+        q = _quantile_pass(ds, None)
+        tot.update(
+            _one(
+                ds,
+                f"""SELECT quantile_cont(latency_ms, {_RUN_QS}) AS lat,
+                      quantile_cont(co_latency_ms, {_CO_QS}) AS co_lat,
+                      quantile_cont(latency_ms, {_TARGET_QS}) FILTER (WHERE {_TARGET}) AS tlat
+                    FROM requests""",
+            )
+        )
+        svc = mix_service_ms(ds)
     seconds = _rows(
         ds,
         f"""SELECT t, sum(n) AS n,
@@ -222,7 +342,7 @@ def _request_passes(ds: Dataset) -> _RequestPasses:
         sq = q.get(r["t"]) or {}
         r["p50"], r["p99"] = sq.get("lat") or (None, None)
         r["co_p99"] = sq.get("co_p99")
-    return _RequestPasses(tot, seconds, svc)
+    return _RequestPasses(tot, seconds, svc, redirects)
 
 
 def _request_figures(ds: Dataset, fig: dict[str, Any], passes: _RequestPasses) -> None:
@@ -748,30 +868,34 @@ def _derived(ds: Dataset, fig: dict[str, Any], tl: Timeline, mix: float | None) 
 def mix_service_ms(ds: Dataset) -> float | None:
     """Mean service time of the request mix: sum over endpoints of share x the endpoint's 10th
     percentile latency at the target. Under saturation even medians carry queueing delay; the
-    low percentile is the latency of a request that did not wait, i.e. the service time."""
+    low percentile is the latency of a request that did not wait, i.e. the service time.
+    (analyze gets the same figure from its passes: _request_passes, _mix_service.)"""
     if not ds.present.get("requests"):
         return None
-    return _target_latency(ds)[0]
-
-
-def _target_latency(ds: Dataset) -> tuple[float | None, list[float] | None]:
-    """(mix service time, [p50, p99] of the target's latency) over the requests the target
-    answered. Two queries, not one with GROUPING SETS: each value would sit in two aggregate
-    states at once, and those states bound the rows that fit in DuckDB's memory limit."""
     row = _one(
         ds,
         f"""
         SELECT sum(n * med) / sum(n) AS svc FROM (
-          SELECT endpoint, count(*) AS n, quantile_cont(latency_ms, 0.1) AS med FROM requests
+          SELECT endpoint, count(*) AS n, quantile_cont(latency_ms, {_MIX_Q}) AS med FROM requests
           WHERE {_TARGET} AND latency_ms IS NOT NULL GROUP BY endpoint)
     """,
     )
-    v = row.get("svc")
-    svc = float(v) if v is not None and math.isfinite(v) and v > 0 else None
-    tlat = _one(
-        ds, f"SELECT quantile_cont(latency_ms, [0.5, 0.99]) AS q FROM requests WHERE {_TARGET}"
-    ).get("q")
-    return svc, tlat
+    return _service_or_none(row.get("svc"))
+
+
+def _service_or_none(v: float | None) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) and v > 0 else None
+
+
+def _mix_service(mix: dict[str | None, eq.Series]) -> float | None:
+    """mix_service_ms from the per-endpoint series of the run's passes."""
+    num = den = 0.0
+    for s in mix.values():
+        n = sum(s.hist.values())
+        if n and s.result:
+            num += n * s.result[0]
+            den += n
+    return _service_or_none(num / den) if den else None
 
 
 def compute(ds: Dataset) -> tuple[Figures, Timeline]:
@@ -805,13 +929,15 @@ def compute(ds: Dataset) -> tuple[Figures, Timeline]:
     _event_figures(ds, fig, tl)
     if tl.seconds:
         _derived(ds, fig, tl, passes.mix_service_ms if passes else None)
-    _target_figures(ds, fig)
+    _target_figures(ds, fig, passes.redirects if passes else None)
     fig["parse"] = {k: v.as_dict() for k, v in ds.parse_stats.items()}
     fig["notes"] = list(ds.notes)
     return Figures.from_dict(_clean(fig)), tl
 
 
-def _target_figures(ds: Dataset, fig: dict[str, Any]) -> None:
+def _target_figures(
+    ds: Dataset, fig: dict[str, Any], redirects: tuple[int, int] | None = None
+) -> None:
     """The per-target split and the release / worker / redirect figures (several targets, deploys
     and worker events of the testbed's recorded events; the proxy's or ALB's log per target)."""
     targets = list((ds.meta.get("testbed") or {}).get("targets") or [])
@@ -819,7 +945,7 @@ def _target_figures(ds: Dataset, fig: dict[str, Any]) -> None:
     if split.targets or split.no_target:
         fig["target_breakdown"] = split.to_dict()
     end = ds.meta.get("ended_at") or fig.get("last_ts")
-    rel = release_figures(ds.con, targets, float(end) if end else None)
+    rel = release_figures(ds.con, targets, float(end) if end else None, redirects=redirects)
     fig["release"] = rel.to_dict()
     if ds.present.get("requests"):
         fig["proxy_redirect_fail"] = rel.redirect_preflights + rel.redirect_actuals

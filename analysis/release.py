@@ -258,8 +258,12 @@ def _near(fails: list[Failure], evs: list[_Ev]) -> int:
     return sum(any(abs(f.ts - e.ts) <= NEAR_S for e in evs) for f in fails)
 
 
-def _redirects(fig: ReleaseFigures, con: duckdb.DuckDBPyConnection) -> None:
-    if {"kind", "status", "source"} <= table_columns(con, "requests"):
+def _redirects(
+    fig: ReleaseFigures, con: duckdb.DuckDBPyConnection, counted: tuple[int, int] | None
+) -> None:
+    if counted is not None:  # (preflights, actuals), counted by the caller's own pass
+        fig.redirect_preflights, fig.redirect_actuals = counted
+    elif {"kind", "status", "source"} <= table_columns(con, "requests"):
         row = con.execute(
             f"""SELECT count(*) FILTER (WHERE kind = 'preflight' AND cors_step = '{REDIRECT_STEP}'),
                        count(*) FILTER (WHERE kind = 'actual' AND status BETWEEN 300 AND 399
@@ -275,12 +279,18 @@ def _redirects(fig: ReleaseFigures, con: duckdb.DuckDBPyConnection) -> None:
 
 
 def release_figures(
-    con: duckdb.DuckDBPyConnection, targets: list[str] | None = None, end: float | None = None
+    con: duckdb.DuckDBPyConnection,
+    targets: list[str] | None = None,
+    end: float | None = None,
+    *,
+    redirects: tuple[int, int] | None = None,
 ) -> ReleaseFigures:
-    """The release, worker and redirect figures of a dataset; ``targets`` = run.json's list."""
+    """The release, worker and redirect figures of a dataset; ``targets`` = run.json's list;
+    ``redirects``: the requests' (redirected preflights, redirected actuals) when the caller
+    has counted them already (analyze, in its pass over the requests), else counted here."""
     listed = list(targets or [])
     fig = ReleaseFigures()
-    _redirects(fig, con)
+    _redirects(fig, con, redirects)
     evs, gev = _events(con), _gunicorn(con)
     kills = _oom_kills(gev)
     recycles = [e for e in gev if e.kind == "worker_recycled"]

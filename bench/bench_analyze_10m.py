@@ -67,7 +67,7 @@ def _child(cmd: list[str]) -> tuple[float, float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=10_000_000)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="0: only generate the run directory")
     ap.add_argument(
         "--keep", type=Path, default=None, help="reuse/keep the generated run under DIR"
     )
@@ -84,6 +84,8 @@ def main() -> int:
             f"generated {args.requests:,} requests in {time.perf_counter() - t:.1f} s "
             f"({sum(p.stat().st_size for p in (run / 'requests').glob('*.parquet')) / 1e6:.0f} MB Parquet)"
         )
+    if args.rounds < 1:
+        return 0  # only make (or keep) the run directory
     base, ours = [], []
     try:
         for i in range(args.rounds):
