@@ -55,7 +55,7 @@ def execute(baseline: Path, new: Path, o: CompareOptions, *, console=None) -> li
 
     from analysis.compare import compare_runs
     from analysis.compare import tune as tune_cmp
-    from analysis.reports import compare_output, junit
+    from analysis.reports import junit
     from analysis.reports.compare_terminal import print_comparison
 
     settings = _settings(o)
@@ -71,6 +71,8 @@ def execute(baseline: Path, new: Path, o: CompareOptions, *, console=None) -> li
             raise AlbprobeError(
                 "--fail-on applies to run directories, not tune sessions", hint="drop --fail-on"
             )
+        from analysis.reports import compare_output
+
         tc = tune_cmp.compare_sessions(baseline, new, settings)
         paths = compare_output.write_tune(tc, out)
         if o.junit:
@@ -90,12 +92,22 @@ def execute(baseline: Path, new: Path, o: CompareOptions, *, console=None) -> li
             for r in tc.reasons:
                 con.print(f"- {r}")
         return [] if tc.result != "fail" else ["judgement"]
+    import importlib
+    import threading
+
     from albprobe import parts
 
+    # The report's imports (matplotlib: about a second of CPU) load on a thread while DuckDB,
+    # which releases the GIL, reads the runs; the import below then finds them done.
+    threading.Thread(
+        target=importlib.import_module, args=("analysis.reports.compare_output",), daemon=True
+    ).start()
     for run in (baseline, new):  # runs whose workers wrote their own parts: bring them in
         if Path(run).is_dir():
             parts.gather(run)
     cmp = compare_runs(baseline, new, settings=settings, force=o.force, fail_on=o.fail_on)
+    from analysis.reports import compare_output
+
     paths = compare_output.write(cmp, out)
     if o.junit:
         paths.append(junit.write(o.junit, "albprobe.compare", compare_output.junit_cases(cmp)))

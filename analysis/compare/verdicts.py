@@ -31,15 +31,12 @@ def run_verdict(path: Path) -> tuple[Verdict, str]:
 PARALLEL_ROWS = 500_000
 
 
-def _analysed(path: Path) -> bool:
-    return (path / "report" / "summary.json").exists()
-
-
 class BothVerdicts:
-    """The baseline's data and the two runs' verdicts. When neither run was analysed and both
-    are large, a child process started at once reads the baseline (its comparison data, then
-    its verdict) while this process reads the new run and analyses it: on two cores the
-    comparison then costs about one run's reading and analysis, not two."""
+    """The baseline's data and the two runs' verdicts. When both runs are large, a child process
+    started at once reads the baseline (its comparison data, then its verdict: from its
+    summary.json, or analysed now) while this process reads the new run (and analyses it when
+    it was never analysed): on two cores the comparison then costs about one run's reading (and
+    analysis), not two."""
 
     def __init__(
         self, base: Path, new: Path, rows: int, base_meta: dict[str, Any] | None = None
@@ -48,7 +45,7 @@ class BothVerdicts:
         self._meta = base_meta
         self._child: Any = None
         self._conn: Any = None
-        if rows >= PARALLEL_ROWS and not _analysed(base) and not _analysed(new):
+        if rows >= PARALLEL_ROWS:
             # spawn, not fork: DuckDB's threads in this process must not be forked
             ctx = multiprocessing.get_context("spawn")
             self._conn, child_end = ctx.Pipe(duplex=False)

@@ -335,7 +335,7 @@ def test_two_large_unanalysed_runs_are_analysed_side_by_side(runs, tmp_path, mon
 
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    # an analysed run (report/summary.json) or small runs: no child
+    # small runs: no child (starting one costs more than it saves)
     assert verdicts.BothVerdicts(a, b, rows=0)._child is None
 
 
