@@ -257,9 +257,14 @@ def execute(
             merge_record(meta, c.result().record)
         rundir.write_meta(meta)
         locust = start_locust(opts, target.url, rundir, meta, console_log)
-        # a replay's faults are on its plan's clock, fixed at Locust's launch (start - lead)
-        clock = opts.replay.start - opts.replay.lead if opts.replay and opts.replay.start else None
-        _follow(locust, stop, target, cfg, rundir, meta, on_progress, console_log, clock)
+        # A replay's faults are on its plan's clock: the plan's offset 0 minus the lead. One
+        # process may move the plan when its start-up outlasted the lead, and says where in
+        # progress.json; workers keep the planned start (Locust's launch + the lead).
+        clock, lead = None, None
+        if opts.replay and opts.replay.start:
+            lead = opts.replay.lead
+            clock = opts.replay.start - lead if opts.workers else None
+        _follow(locust, stop, target, cfg, rundir, meta, on_progress, console_log, clock, lead)
     except KeyboardInterrupt:
         stop.set("interrupted (Ctrl-C)")
     except BaseException as exc:
@@ -290,10 +295,12 @@ def _follow(
     on_progress: Callable[[dict[str, Any]], None] | None,
     log: Callable[[str], None],
     clock: float | None = None,
+    replay_lead: float | None = None,
 ) -> None:
     """Until Locust ends, a stop is asked or the hard time limit: progress and the fault schedule.
     ``clock``: the epoch the fault schedule counts from when the load has a fixed one (a
-    replay's plan); None = the load's start as Locust reports it."""
+    distributed replay's plan); None = the load's start as Locust reports it, or with
+    ``replay_lead`` the replay's offset 0 as Locust reports it, minus the lead."""
     launched = time.time()
     # The fault schedule counts from the load's first second, as Locust reports it in
     # progress.json; until then nothing is due (Locust's start-up took 5 s and more on a busy
@@ -309,7 +316,7 @@ def _follow(
             stop.set("hard time limit: the load process did not end by itself")
             break
         if load_start is None:
-            load_start = _load_started(rundir)
+            load_start = _load_started(rundir, replay_lead)
             if load_start is not None:
                 deadline = max(deadline, load_start + cfg.load.duration + 60)
         elapsed = now - load_start if load_start is not None else 0.0
@@ -329,13 +336,26 @@ def _stop_collector(c: Collector, run: RunContext | None, meta: dict[str, Any]) 
         meta.setdefault("collector_errors", {})[c.name] = f"{type(exc).__name__}: {exc}"[:300]
 
 
-def _load_started(rundir: RunDir) -> float | None:
-    """When Locust started the load (its test_start), once its first progress.json is out."""
+def _load_started(rundir: RunDir, replay_lead: float | None = None) -> float | None:
+    """When Locust started the load (its test_start), once its first progress.json is out; for
+    a replay (``replay_lead``), its plan's offset 0 minus the lead (the faults' clock)."""
+    if replay_lead is not None:
+        start = replay_started(rundir)
+        return start - replay_lead if start else None
     try:
         started = json.loads((rundir.path / "progress.json").read_text()).get("started_at")
     except (OSError, ValueError):
         return None
     return float(started) if started else None
+
+
+def replay_started(rundir: RunDir) -> float | None:
+    """A replay's offset 0 as its one Locust process sent it (progress.json), if it said."""
+    try:
+        start = json.loads((rundir.path / "progress.json").read_text()).get("replay_start")
+    except (OSError, ValueError):
+        return None
+    return float(start) if start else None
 
 
 def _read_progress(

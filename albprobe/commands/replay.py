@@ -205,7 +205,7 @@ def _command(req: Any) -> str:
 def _send(console: Any, req: Any, prep: Any) -> None:
     from albprobe import replaying
     from albprobe.progress import ProgressView
-    from albprobe.runner import execute
+    from albprobe.runner import execute, replay_started
     from analysis.pipeline import analyze_run
     from analysis.reports.terminal import print_summary
 
@@ -222,7 +222,9 @@ def _send(console: Any, req: Any, prep: Any) -> None:
     view = ProgressView(console, duration=opts.config.load.duration)
     with view:
         result = execute(opts, on_progress=view.update, console_log=view.log)
-    replaying.keep_plan(result.rundir.path, prep, req, opts.replay.start)
+    # the plan's offset 0 as Locust sent it (moved when its start-up outlasted the lead)
+    start = replay_started(result.rundir) or opts.replay.start
+    replaying.keep_plan(result.rundir.path, prep, req, start)
     console.print(
         f"run directory: {result.rundir.path}  status: {result.status}"
         + (f" ({result.status_reason})" if result.status_reason else "")

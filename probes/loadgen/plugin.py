@@ -137,6 +137,7 @@ class LoadSession:
     gaps: list[dict[str, Any]] = field(default_factory=list)
     last_report: dict[str, float] = field(default_factory=dict)
     started_at: float | None = None
+    replay_start: float | None = None  # a replay's offset 0 as this process sends it
     standalone: bool = False  # no --albprobe-run-dir: this process owns run.json too
     environment: Any = None
     write_executor: Any = None  # the native thread the Parquet parts are written on
@@ -467,6 +468,18 @@ def _stepped_scheduler(s: LoadSession, runner) -> Any:
     return scheduler
 
 
+# A replay's plan starts this long after the users are up, at the least.
+REPLAY_MIN_LEAD_S = 1.0
+
+
+def replay_start(planned: float, now: float, min_lead: float = REPLAY_MIN_LEAD_S) -> float:
+    """The plan's offset 0: as planned (Locust's launch + the lead), or, when Locust's start-up
+    on a busy machine outlasted the lead, ``min_lead`` after now. The whole plan moves, so that
+    its first seconds are not sent in a burst; `albprobe run` times a replay's faults from this
+    start (progress.json's replay_start), so they keep their place in the traffic."""
+    return max(planned, now + min_lead)
+
+
 def _replay_scheduler(s: LoadSession, environment) -> Any:
     """This process's share of the replay plan: lanes split by process, so that a lane's
     lines stay on one process (and one user) in order."""
@@ -478,6 +491,9 @@ def _replay_scheduler(s: LoadSession, environment) -> Any:
         raise RuntimeError("--albprobe-shape replay needs --albprobe-replay-plan")
     index = getattr(environment.runner, "worker_index", 0) if s.role == "worker" else 0
     start = getattr(opts, "albprobe_replay_start", 0.0) or s.started_at
+    if s.role == "local":  # one process: it alone sends the plan, so it may move it
+        start = replay_start(float(start), time.time())
+    s.replay_start = float(start)
     lines = read_lines(
         Path(plan),
         float(start),
@@ -588,6 +604,7 @@ def _write_progress(s: LoadSession, runner, total, now: float) -> None:
         # the load's own start: `albprobe run` times the fault schedule from it, not from the
         # launch of a process that may take seconds to import on a busy machine
         "started_at": s.started_at,
+        "replay_start": s.replay_start,
         "users": runner.user_count,
         "rps": round(total.current_rps, 1),
         "requests": total.num_requests,
