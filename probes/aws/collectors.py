@@ -353,7 +353,9 @@ def list_access_log_keys(
     return found
 
 
-def _download(s3: Any, bucket: str, key: str, target: Path, size: int | None) -> Path:
+def download_object(s3: Any, bucket: str, key: str, target: Path, size: int | None) -> Path:
+    """One S3 object to ``target``, through a .part file (a cut download never looks whole);
+    skipped when ``target`` already has ``size`` bytes."""
     if target.exists() and size is not None and target.stat().st_size == size:
         return target  # re-analysis: already fetched
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +401,7 @@ def download_access_logs(
     paths = []
     with aws_errors(f"downloading access logs from s3://{location.bucket}"):
         for k in keys:
-            paths.append(_download(clients.s3, location.bucket, k.key, dest / k.key, k.size))
+            paths.append(download_object(clients.s3, location.bucket, k.key, dest / k.key, k.size))
     return paths
 
 

@@ -8,12 +8,12 @@ AlbprobeError line naming the URL and the fix.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 from core.errors import AlbprobeError
+from probes.aws.collectors import download_object
 from probes.aws.session import AwsClients, aws_errors
 
 # S3 bucket names: 3-63 characters, lower-case letters, digits, dots and hyphens.
@@ -65,14 +65,7 @@ def downloader(clients: AwsClients | None = None):
 
     def fetch(uri: str, target: Path) -> None:
         bucket, key = split_uri(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".part")
         with aws_errors(f"downloading worker part {uri}"):
-            resp = c.s3.get_object(Bucket=bucket, Key=key)
-            body = resp["Body"]
-            with open(tmp, "wb") as fh:
-                for chunk in iter(lambda: body.read(1 << 20), b""):
-                    fh.write(chunk)
-        os.replace(tmp, target)
+            download_object(c.s3, bucket, key, target, None)
 
     return fetch
