@@ -21,8 +21,10 @@ ranks sit in buckets that fit or hold one value.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import duckdb
@@ -219,3 +221,74 @@ def interpolate(con: duckdb.DuckDBPyConnection, series: list[Series]) -> None:
         for (s, j), v in zip(slots, row, strict=True):
             assert s.result is not None
             s.result[j] = v
+
+
+# DuckDB's quantile_cont interpolates between the two order statistics with one of these
+# formulas, depending on how its build contracts floating point (DuckDB 2.0 on x86-64:
+# lo * (1 - d) + hi * d with the first product fused). Which one is found once, by asking DuckDB.
+def _fma(a: float, b: float, c: float) -> float:
+    """a * b + c rounded once (exact rational arithmetic; int / int division rounds correctly)."""
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+_LERPS: dict[str, Any] = {
+    "fma(lo, 1 - d, hi * d)": lambda lo, hi, d: _fma(lo, 1.0 - d, hi * d),
+    "lo * (1 - d) + hi * d": lambda lo, hi, d: lo * (1.0 - d) + hi * d,
+    "fma(hi * d, 1, lo * (1 - d))": lambda lo, hi, d: _fma(hi, d, lo * (1.0 - d)),
+    "lo + (hi - lo) * d": lambda lo, hi, d: lo + (hi - lo) * d,
+    "fma(hi - lo, d, lo)": lambda lo, hi, d: _fma(hi - lo, d, lo),
+}
+
+
+@functools.cache
+def _duckdb_lerp() -> Any:
+    """The formula DuckDB's quantile_cont uses here, or None when none of _LERPS matches it."""
+    rng = np.random.default_rng(7)
+    lo = rng.uniform(-1e3, 1e4, 96).tolist()
+    hi = [a + b for a, b in zip(lo, rng.exponential(300.0, 96).tolist(), strict=True)]
+    d = rng.uniform(0.0, 1.0, 96).tolist()
+    exprs = [
+        f"list_aggregate([{_lit(a)}, {_lit(b)}], 'quantile_cont', {_lit(x)})"
+        for a, b, x in zip(lo, hi, d, strict=True)
+    ]
+    con = duckdb.connect()
+    try:
+        got = con.execute("SELECT " + ", ".join(exprs)).fetchall()[0]
+    finally:
+        con.close()
+    for f in _LERPS.values():
+        if all(f(a, b, x) == g for a, b, x, g in zip(lo, hi, d, got, strict=True)):
+            return f
+    return None
+
+
+def interpolate_values(lo: float, hi: float, d: float) -> float:
+    """quantile_cont's value at fraction ``d`` between order statistics ``lo`` <= ``hi``, to the
+    bit, without a query (the formula found by _duckdb_lerp; DuckDB itself if none matched)."""
+    if d == 0.0 or lo == hi:
+        return lo
+    f = _duckdb_lerp()
+    if f is not None and math.isfinite(lo) and math.isfinite(hi):
+        return float(f(lo, hi, d))
+    con = duckdb.connect()
+    try:
+        row = con.execute(
+            f"SELECT list_aggregate([{_lit(lo)}, {_lit(hi)}], 'quantile_cont', {_lit(d)})"
+        ).fetchone()
+    finally:
+        con.close()
+    return float(row[0])  # type: ignore[index]
+
+
+def quantiles_of(x: np.ndarray, qs: tuple[float, ...] | list[float]) -> list[float]:
+    """quantile_cont(x, qs) of an in-memory array, to the bit, in linear time: the order
+    statistics at floor and ceil of (n - 1) * q picked by np.partition (no sort), then
+    interpolated as DuckDB does."""
+    n = len(x)
+    rns = [(n - 1) * q for q in qs]
+    ks = sorted({k for rn in rns for k in (math.floor(rn), math.ceil(rn))})
+    p = np.partition(x, ks)
+    return [
+        interpolate_values(float(p[math.floor(rn)]), float(p[math.ceil(rn)]), rn - math.floor(rn))
+        for rn in rns
+    ]

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from analysis import dataset
+from analysis.exact_quantiles import quantiles_of
 from core.errors import AlbprobeError
 
 ALL = "(all)"
@@ -145,18 +146,24 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
             )
         con = ds.con
         con.execute("SET enable_progress_bar = false")  # stdout may be --json's document
-        t0, t1 = con.execute("SELECT min(ts), max(ts) FROM requests").fetchone()  # type: ignore[misc]
+        # per endpoint: its good answers (latency rows), and the span and size of the run
+        per_ep = con.execute(
+            f"""SELECT coalesce(endpoint, '?') AS e, min(ts), max(ts), count(*),
+                      count(*) FILTER (WHERE {LATENCY_ROWS} AND latency_ms IS NOT NULL)
+               FROM requests GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+        t0, t1 = min(r[1] for r in per_ep), max(r[2] for r in per_ep)
         span = max(float(t1) - float(t0), 0.0)
         w = window_seconds(span)
-        # one scan of the Parquet parts: every query below reads this table
         con.execute(
             f"""CREATE TEMP VIEW r AS SELECT ts, kind, source, status, cors_ok, cors_step,
                   cors_message, latency_ms, target, coalesce(endpoint, '?') AS endpoint,
-                  CAST(floor((ts - {float(t0)!r}) / {w!r}) AS INTEGER) AS win FROM requests"""
+                  CAST(floor((ts - {float(t0)!r}) / {w!r}) AS INTEGER) AS win,
+                  CAST(floor(ts - {float(t0)!r}) AS INTEGER) AS sec FROM requests"""
         )
         rd = RunData(root, meta, w, span)
-        _counts(con, rd)
-        _latency(con, rd)
+        eps_n = {str(r[0]): int(r[4]) for r in per_ep}
+        _read_rows(con, rd, eps_n, sum(int(r[3]) for r in per_ep))
         rd.cors_failures = _dicts(
             con,
             """SELECT endpoint, kind, coalesce(cors_step, '?') AS cors_step,
@@ -173,13 +180,6 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
                    FROM r WHERE target IS NOT NULL GROUP BY 1 ORDER BY 1""",
             )
         }
-        rd.timeline = _dicts(
-            con,
-            f"""SELECT floor(ts - {float(t0)!r}) AS t, count(*) AS requests,
-                  quantile_cont(latency_ms, 0.95) FILTER (WHERE {LATENCY_ROWS}) AS p95_ms,
-                  count(*) FILTER (WHERE status >= 500 OR status = 0 OR NOT cors_ok) AS failures
-               FROM r GROUP BY 1 ORDER BY 1""",
-        )
         if ds.present.get("schedule"):
             s = con.execute("SELECT scheduled, dropped FROM schedule ORDER BY ts").fetchnumpy()
             rd.scheduled = np.asarray(s["scheduled"], dtype=np.float64)
@@ -195,78 +195,135 @@ def _dicts(con: Any, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
 
-def _scope_sql(by: str = "") -> tuple[str, str]:
-    """GROUPING SETS per endpoint and over all endpoints ('(all)'), optionally also by ``by``."""
-    extra = f", {by}" if by else ""
-    return (
-        f"CASE WHEN grouping(endpoint) = 1 THEN '{ALL}' ELSE endpoint END AS scope",
-        f"GROUP BY GROUPING SETS ((endpoint{extra}), ({by}))",
-    )
+# each request's producer as one bit (PRODUCERS' order), and the timeline's "failure" bit
+_FLAGS = " + ".join(
+    f"CASE WHEN {sql} THEN {1 << i} ELSE 0 END" for i, sql in enumerate(PRODUCERS.values())
+)
+_FAILED_BIT = 1 << len(PRODUCERS)
+_FAILED = "status >= 500 OR status = 0 OR NOT cors_ok"
+_MOD = 1_000_003  # the sample keeps rows whose hash(ts) % _MOD falls under a per-scope bound
 
 
-def _counts(con: Any, rd: RunData) -> None:
-    cols = ", ".join(f"count(*) FILTER (WHERE {sql}) AS {name}" for name, sql in PRODUCERS.items())
-    scope, group = _scope_sql("win")
-    res = con.execute(
-        f"SELECT {scope}, win, count(*) AS n, {cols} FROM r {group} ORDER BY 1, win"
-    ).fetchnumpy()
-    names = np.asarray(res["scope"], dtype=object)
-    for name in dict.fromkeys(names.tolist()):
-        sel = names == name
-        rd.counts[name] = Counts(
-            np.asarray(res["n"], dtype=np.float64)[sel],
-            {p: np.asarray(res[p], dtype=np.float64)[sel] for p in PRODUCERS},
+def _read_rows(con: Any, rd: RunData, eps_n: dict[str, int], rows: int) -> None:
+    """Every figure that needs the rows, from one scan into numpy: per-window counts of each
+    producer, exact quantiles and per-window medians of the good answers (np.partition picks
+    quantile_cont's order statistics without a sort), the timeline per second, and a uniform
+    sample for the bootstrap (a hash of the send time: the same run always gives the same
+    sample). ``eps_n``: each endpoint's good answers; ``rows``: the run's requests."""
+    eps = list(eps_n)
+    lat_n = {ALL: sum(eps_n.values()), **eps_n}
+    keep = {k: min(_MOD, int(np.ceil(SAMPLE_ROWS / max(n, 1) * _MOD))) for k, n in lat_n.items()}
+    keep_ep = np.array([keep[e] for e in eps], dtype=np.int64)
+    con.execute("CREATE TEMP TABLE eps (endpoint VARCHAR, id SMALLINT)")
+    con.executemany("INSERT INTO eps VALUES (?, ?)", [(e, i) for i, e in enumerate(eps)])
+    ep = np.empty(rows, dtype=np.int16)
+    win = np.empty(rows, dtype=np.int32)
+    sec = np.empty(rows, dtype=np.int32)
+    ms = np.empty(rows, dtype=np.float64)  # NaN: not a good answer
+    flags = np.empty(rows, dtype=np.uint8)
+    sample: list[tuple[np.ndarray, ...]] = []
+    reader = con.sql(
+        f"""SELECT e.id, r.win, r.sec,
+                   CASE WHEN {LATENCY_ROWS} THEN r.latency_ms END AS ms,
+                   CAST({_FLAGS} + CASE WHEN {_FAILED} THEN {_FAILED_BIT} ELSE 0 END AS UTINYINT),
+                   CAST(hash(r.ts) % {_MOD} AS UINTEGER) AS h
+            FROM r JOIN eps e ON r.endpoint = e.endpoint"""
+    ).to_arrow_reader(1_000_000)
+    at = 0
+    for batch in reader:
+        cols = [c.to_numpy(zero_copy_only=False) for c in batch.columns]
+        k = len(cols[0])
+        if at + k > rows:
+            break
+        for arr, col in zip((ep, win, sec, ms, flags), cols, strict=False):
+            arr[at : at + k] = col
+        h = cols[5]
+        pick = (h < np.maximum(keep_ep[cols[0]], keep[ALL])) & ~np.isnan(ms[at : at + k])
+        sample.append((cols[0][pick], cols[1][pick], cols[3][pick], h[pick]))
+        at += k
+    if at != rows:  # the run changed between the two scans
+        raise AlbprobeError(
+            f"{rd.path}: its requests changed while being read ({at:,} rows, then {rows:,})",
+            hint="compare runs that have finished",
         )
+    _count(rd, eps, ep, win, flags)
+    good = ~np.isnan(ms)
+    # the good answers grouped by window, then second (a stable sort of nearly sorted keys)
+    g_ep, g_win, g_sec, g_ms = ep[good], win[good], sec[good], ms[good]
+    order = np.argsort(g_win.astype(np.int64) * (int(sec.max()) + 2) + g_sec, kind="stable")
+    g_ep, g_win, g_sec, g_ms = g_ep[order], g_win[order], g_sec[order], g_ms[order]
+    del order
+    if not sample:
+        sample.append((g_ep, g_win, g_ms, np.empty(0, dtype=np.int64)))
+    s_ep, s_win, s_ms, s_h = (np.concatenate(c) for c in zip(*sample, strict=True))
+    # the sample in a fixed order (the scan's order depends on DuckDB's threads)
+    so = np.lexsort((s_win, s_ms, s_ep))
+    s_ep, s_win, s_ms, s_h = s_ep[so], s_win[so], s_ms[so], s_h[so]
 
-
-def _latency(con: Any, rd: RunData) -> None:
-    """Exact quantiles and per-window medians from every good answer (DuckDB), and a uniform
-    sample of the rows (a hash of the send time, so the same run always gives the same sample)."""
-    scope, group = _scope_sql()
-    qs = ", ".join(repr(q) for q in QUANTILES)
-    stats = {
-        r[0]: (int(r[1]), r[2])
-        for r in con.execute(
-            f"SELECT {scope}, count(*), quantile_cont(latency_ms, [{qs}]) FROM r "
-            f"WHERE {LATENCY_ROWS} AND latency_ms IS NOT NULL {group}"
-        ).fetchall()
-    }
-    scope_w, group_w = _scope_sql("win")
-    med = con.execute(
-        f"SELECT {scope_w}, median(latency_ms) AS m FROM r "
-        f"WHERE {LATENCY_ROWS} AND latency_ms IS NOT NULL {group_w} ORDER BY 1, win"
-    ).fetchnumpy()
-    med_scope = np.asarray(med["scope"], dtype=object)
-    mod = 1_000_003
-    keep = {k: min(mod, int(np.ceil(SAMPLE_ROWS / max(n, 1) * mod))) for k, (n, _) in stats.items()}
-    eps = [e for e in rd.counts if e != ALL]
-    con.execute("CREATE TEMP TABLE eps (endpoint VARCHAR, id INTEGER, keep BIGINT)")
-    con.executemany(
-        "INSERT INTO eps VALUES (?, ?, ?)", [(e, i, keep.get(e, mod)) for i, e in enumerate(eps)]
-    )
-    keep_all = keep.get(ALL, mod)
-    res = con.execute(
-        f"""SELECT e.id, e.keep, r.win, r.latency_ms, hash(r.ts) % {mod} AS h
-            FROM r JOIN eps e ON r.endpoint = e.endpoint
-            WHERE {LATENCY_ROWS} AND r.latency_ms IS NOT NULL
-              AND hash(r.ts) % {mod} < greatest(e.keep, {keep_all})"""
-    ).fetchnumpy()
-    ids = np.asarray(res["id"], dtype=np.int32)
-    h = np.asarray(res["h"], dtype=np.int64)
-    ep_keep = np.asarray(res["keep"], dtype=np.int64)
-    win = np.asarray(res["win"], dtype=np.int32)
-    ms = np.asarray(res["latency_ms"], dtype=np.float64)
-
-    def make(name: str, sel: np.ndarray) -> Latency:
-        n, q = stats.get(name, (0, None))
+    def latency(x: np.ndarray, w: np.ndarray, sel: np.ndarray) -> Latency:
         return Latency(
-            ms[sel],
-            win[sel],
-            n,
-            dict(zip(QUANTILES, q, strict=True)) if q else {},
-            np.asarray(med["m"], dtype=np.float64)[med_scope == name],
+            s_ms[sel].astype(np.float64),
+            s_win[sel].astype(np.int32),
+            len(x),
+            dict(zip(QUANTILES, quantiles_of(x, QUANTILES), strict=True)) if len(x) else {},
+            _window_medians(x, w),
         )
 
-    rd.latency[ALL] = make(ALL, h < keep_all)
+    rd.latency[ALL] = latency(g_ms, g_win, s_h < keep[ALL])
+    if len(eps) == 1 and keep[eps[0]] == keep[ALL]:  # one endpoint: the same figures
+        rd.latency[eps[0]] = rd.latency[ALL]
+    else:
+        by_ep = np.argsort(g_ep, kind="stable")  # each endpoint's rows stay in window order
+        bounds = np.searchsorted(g_ep[by_ep], np.arange(len(eps) + 1))
+        e_ms, e_win = g_ms[by_ep], g_win[by_ep]
+        for i, e in enumerate(eps):
+            a, b = bounds[i], bounds[i + 1]
+            rd.latency[e] = latency(e_ms[a:b], e_win[a:b], (s_ep == i) & (s_h < keep_ep[i]))
+    # the timeline: every second with requests, and the p95 of its good answers
+    n_sec = np.bincount(sec)
+    failed = np.bincount(sec[(flags & _FAILED_BIT) > 0], minlength=len(n_sec))
+    starts, ends = _segments(g_sec)
+    p95 = {
+        int(g_sec[a]): quantiles_of(g_ms[a:b], (0.95,))[0]
+        for a, b in zip(starts, ends, strict=True)
+    }
+    rd.timeline = [
+        {"t": float(t), "requests": int(n_sec[t]), "p95_ms": p95.get(t), "failures": int(failed[t])}
+        for t in np.flatnonzero(n_sec).tolist()
+    ]
+
+
+def _count(rd: RunData, eps: list[str], ep: np.ndarray, win: np.ndarray, flags: np.ndarray) -> None:
+    """Per-window requests and producer counts of each endpoint and of all: the windows in which
+    the scope has requests, in time order."""
+    nw = int(win.max()) + 1
+    key = ep.astype(np.int64) * nw + win
+    size = len(eps) * nw
+
+    def per(sel: np.ndarray | None) -> np.ndarray:
+        k = key if sel is None else key[sel]
+        return np.bincount(k, minlength=size).reshape(len(eps), nw).astype(np.float64)
+
+    n = per(None)
+    events = {p: per((flags & (1 << i)) > 0) for i, p in enumerate(PRODUCERS)}
+    scopes = {ALL: (n.sum(axis=0), {p: v.sum(axis=0) for p, v in events.items()})}
     for i, e in enumerate(eps):
-        rd.latency[e] = make(e, (ids == i) & (h < ep_keep))
+        scopes[e] = (n[i], {p: v[i] for p, v in events.items()})
+    for name in sorted(scopes):
+        tot, ev = scopes[name]
+        has = tot > 0
+        rd.counts[name] = Counts(tot[has], {p: v[has] for p, v in ev.items()})
+
+
+def _segments(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each run of equal values in ``keys`` (grouped: sorted or ordered)."""
+    cut = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    return np.r_[0, cut], np.r_[cut, len(keys)]
+
+
+def _window_medians(ms: np.ndarray, win: np.ndarray) -> np.ndarray:
+    """quantile_cont(0.5) of each window's rows (``ms`` grouped by ``win``, in window order)."""
+    if not len(ms):
+        return np.empty(0)
+    starts, ends = _segments(win)
+    return np.array([quantiles_of(ms[a:b], (0.5,))[0] for a, b in zip(starts, ends, strict=True)])
