@@ -154,8 +154,7 @@ class _Load:
         self.t0 = int(t0)
         width = min(int(t1) - self.t0, MAX_SPAN_S) + 2
         rows = con.execute(
-            f"""SELECT target_port, CAST(floor(created) AS BIGINT) - {self.t0} AS i, count(*)
-                FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1, 2"""
+            f"SELECT target_port, CAST(s AS BIGINT) - {self.t0} AS i, n FROM _alb_secs"
         ).fetchall()
         per: dict[str, np.ndarray] = {}
         for target, i, n in rows:
@@ -181,7 +180,11 @@ MAX_GAPS = 100  # candidate gaps checked per target (a window where a target is 
 
 def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | None:
     """The figures of the ``alb`` table; None when it has no entry. Aggregates in DuckDB: only
-    per-target rows, failing seconds and candidate gaps come back to Python."""
+    per-target rows, failing seconds and candidate gaps come back to Python.
+
+    Three passes over the entries (the head, the per-target figures, the per-target seconds):
+    the questions about failures read ``_alb_fails``, the few entries with a kind (every kind
+    is a 5xx), and the gaps read ``_alb_secs``, one row per target and second of arrival."""
     kind = _kind_sql(timeout_s)
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _alb_kinds AS
@@ -190,7 +193,25 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
                    {alb.closed_after_sql()} AS closed_after, {kind} AS kind FROM alb
             WHERE ts IS NOT NULL"""
     )
-    return _compute(con, _head(con))
+    pat = _head(con)
+    if pat is None:
+        return None
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE _alb_fails AS SELECT * FROM _alb_kinds WHERE kind IS NOT NULL"
+    )
+    # Per target and second of arrival: its requests, and its first and last arrival in it. Two
+    # arrivals of a target more than MIN_GAP_S apart are the last of one second and the first of
+    # a later one, so the gaps come from these rows alone.
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE _alb_secs AS
+           SELECT target_port, floor(created) AS s, count(*) AS n, min(created) AS lo,
+                  max(created) AS hi
+           FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1, 2"""
+    )
+    try:
+        return _compute(con, pat)
+    finally:
+        con.execute("DROP TABLE IF EXISTS _alb_fails; DROP TABLE IF EXISTS _alb_secs")
 
 
 def _head(con: duckdb.DuckDBPyConnection) -> AlbPatterns | None:
@@ -203,43 +224,41 @@ def _head(con: duckdb.DuckDBPyConnection) -> AlbPatterns | None:
     )
 
 
-def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns | None) -> AlbPatterns | None:
-    """Every figure but the head, from ``_alb_kinds``."""
-    if pat is None:
-        return None
+def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
+    """Every figure but the head, from ``_alb_kinds``, ``_alb_fails`` and ``_alb_secs``."""
     t0, t1 = pat.first_ts, pat.last_ts
     pat.kinds = {
         r["kind"]: int(r["n"])
-        for r in _rows(
-            con, "SELECT kind, count(*) AS n FROM _alb_kinds WHERE kind IS NOT NULL GROUP BY 1"
-        )
+        for r in _rows(con, "SELECT kind, count(*) AS n FROM _alb_fails GROUP BY 1")
     }
     per = _rows(
         con,
         f"""WITH f AS (
               SELECT target_port, min(ts) FILTER (WHERE {_OWN}) AS fa,
-                     max(ts) FILTER (WHERE {_OWN}) AS fb
-              FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1)
+                     max(ts) FILTER (WHERE {_OWN}) AS fb,
+                     median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med
+              FROM _alb_fails WHERE target_port IS NOT NULL GROUP BY 1)
             SELECT k.target_port AS target, count(*) AS n, min(created) AS a, max(created) AS b,
                    count(*) FILTER (WHERE elb_status_code < 500) AS ok,
                    any_value(f.fa) AS fa, any_value(f.fb) AS fb,
                    count(*) FILTER (WHERE ts BETWEEN f.fa AND f.fb) AS during,
                    count(*) FILTER (WHERE created > f.fb AND elb_status_code < 500) AS ok_after,
-                   median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med
-            FROM _alb_kinds k JOIN f USING (target_port) GROUP BY 1 ORDER BY 1""",
+                   any_value(f.med) AS med
+            FROM _alb_kinds k LEFT JOIN f USING (target_port)
+            WHERE k.target_port IS NOT NULL GROUP BY 1 ORDER BY 1""",
     )
     counts: dict[str, dict[str, int]] = {}
     for r in _rows(
         con,
-        "SELECT target_port AS target, kind, count(*) AS n FROM _alb_kinds "
-        "WHERE target_port IS NOT NULL AND kind IS NOT NULL GROUP BY 1, 2",
+        "SELECT target_port AS target, kind, count(*) AS n FROM _alb_fails "
+        "WHERE target_port IS NOT NULL GROUP BY 1, 2",
     ):
         counts.setdefault(r["target"], {})[r["kind"]] = int(r["n"])
     secs: dict[str, list[tuple[int, int]]] = {}
     for r in _rows(
         con,
         f"""SELECT target_port AS target, CAST(floor(ts) AS BIGINT) AS s, count(*) AS n
-            FROM _alb_kinds WHERE target_port IS NOT NULL AND {_OWN} GROUP BY 1, 2 ORDER BY 1, 2""",
+            FROM _alb_fails WHERE target_port IS NOT NULL AND {_OWN} GROUP BY 1, 2 ORDER BY 1, 2""",
     ):
         secs.setdefault(r["target"], []).append((int(r["s"]), int(r["n"])))
     gaps = _gap_candidates(con)
@@ -286,16 +305,17 @@ def _float(v: Any) -> float | None:
 
 
 def _gap_candidates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[float, float]]]:
-    """Per target, the stretches without a line of it longer than its own rate explains."""
+    """Per target, the stretches without a line of it longer than its own rate explains (at
+    least MIN_GAP_S: from the last arrival of one of its seconds to the first of the next)."""
     out: dict[str, list[tuple[float, float]]] = {}
     for r in _rows(
         con,
-        f"""WITH t AS (SELECT target_port, count(*) AS n, min(created) AS a, max(created) AS b
-                       FROM _alb_kinds WHERE target_port IS NOT NULL GROUP BY 1),
-                 g AS (SELECT target_port, created,
-                              created - lag(created) OVER (PARTITION BY target_port ORDER BY created)
-                                  AS d
-                       FROM _alb_kinds WHERE target_port IS NOT NULL)
+        f"""WITH t AS (SELECT target_port, CAST(sum(n) AS BIGINT) AS n, min(lo) AS a,
+                              max(hi) AS b
+                       FROM _alb_secs GROUP BY 1),
+                 g AS (SELECT target_port, lo AS created,
+                              lo - lag(hi) OVER (PARTITION BY target_port ORDER BY s) AS d
+                       FROM _alb_secs)
             SELECT g.target_port AS target, g.created - g.d AS left_ts, g.created AS back_ts
             FROM g JOIN t USING (target_port)
             WHERE g.d > greatest({MIN_GAP_S!r}, {GAP_EXPECTED!r} * greatest(1, t.b - t.a) / t.n)
@@ -308,7 +328,7 @@ def _gap_candidates(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[floa
 def _no_target(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     row = _rows(
         con,
-        """SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT floor(ts)) AS s FROM _alb_kinds
+        """SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT floor(ts)) AS s FROM _alb_fails
            WHERE kind = 'no_target'""",
     )[0]
     if row["a"] is None:
@@ -317,7 +337,7 @@ def _no_target(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     pat.no_target_seconds = int(row["s"])
     served = con.execute(
         """SELECT count(*) FROM _alb_kinds WHERE elb_status_code < 500 AND target_port IS NOT NULL
-           AND floor(ts) IN (SELECT DISTINCT floor(ts) FROM _alb_kinds WHERE kind = 'no_target')"""
+           AND floor(ts) IN (SELECT DISTINCT floor(ts) FROM _alb_fails WHERE kind = 'no_target')"""
     ).fetchone()
     pat.served_during_no_target = int(served[0]) if served else 0
 
@@ -326,7 +346,7 @@ def _closed_at_once(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     row = _rows(
         con,
         """SELECT count(*) AS n, count(DISTINCT floor(ts)) AS s, count(DISTINCT target_port) AS t,
-                  min(ts) AS a, max(ts) AS b FROM _alb_kinds WHERE kind = 'closed_at_once'""",
+                  min(ts) AS a, max(ts) AS b FROM _alb_fails WHERE kind = 'closed_at_once'""",
     )[0]
     if not row["n"]:
         return
@@ -343,10 +363,10 @@ def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None
         con,
         f"""SELECT arg_max(u, n) AS top, max(n) AS top_n, sum(n) AS total, min(a) AS a,
                    max(b) AS b,
-                   (SELECT median(closed_after) FROM _alb_kinds
+                   (SELECT median(closed_after) FROM _alb_fails
                     WHERE kind = 'response_timeout') AS med
             FROM (SELECT {url} AS u, count(*) AS n, min(ts) AS a, max(ts) AS b
-                  FROM _alb_kinds WHERE kind = 'response_timeout' GROUP BY 1)""",
+                  FROM _alb_fails WHERE kind = 'response_timeout' GROUP BY 1)""",
     )[0]
     pat.response_timeout_first_ts, pat.response_timeout_last_ts = float(row["a"]), float(row["b"])
     pat.response_timeout_median_s = float(row["med"]) if row["med"] is not None else None
@@ -357,7 +377,7 @@ def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None
 def _latency(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     """Does the target time of the answered requests climb before the failures? p50 of the
     first fifth of the window vs the fifth before the first ALB-generated 5xx."""
-    row = _rows(con, f"SELECT min(ts) AS a, max(ts) AS b FROM _alb_kinds WHERE {_OWN}")[0]
+    row = _rows(con, f"SELECT min(ts) AS a, max(ts) AS b FROM _alb_fails WHERE {_OWN}")[0]
     if row["a"] is None:
         return
     first_fail = float(row["a"])

@@ -486,19 +486,17 @@ def _alb_figures(ds: Dataset, fig: dict[str, Any]) -> None:
           count(*) FILTER (WHERE elb_status_code = 504 AND target_status_code IS NULL
               AND request_processing_time >= 0) AS response_timeout_504,
           count(*) FILTER (WHERE elb_status_code = 460) AS client_gave_up,
-          count(DISTINCT target_port) AS targets
+          count(DISTINCT target_port) AS targets,
+          quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999])
+              FILTER (WHERE target_processing_time >= 0) AS _q,
+          max(target_processing_time) FILTER (WHERE target_processing_time >= 0) * 1000 AS _mx
         FROM alb""",
     )
+    lat = {"q": a.pop("_q"), "mx": a.pop("_mx")}  # the target's latency, same scan
     fig.update({f"alb_{k}": v for k, v in a.items()})
     fig["alb_kill_timeout_s"] = timeout  # the gunicorn --timeout the timeout_kill count assumed
     pat = alb_patterns.compute(ds.con, timeout)
     fig["alb_patterns"] = pat.to_dict() if pat else None
-    lat = _one(
-        ds,
-        """SELECT quantile_cont(target_processing_time * 1000, [0.5, 0.9, 0.99, 0.999]) AS q,
-                  max(target_processing_time) * 1000 AS mx
-           FROM alb WHERE target_processing_time >= 0""",
-    )
     fig["alb_target_ms"] = lat.get("q")
     if not fig.get("requests") and lat.get("q"):
         fig["p50_ms"], fig["p90_ms"], fig["p99_ms"], fig["p999_ms"] = lat["q"]

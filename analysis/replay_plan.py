@@ -32,8 +32,9 @@ CLONE_JITTER_S = 0.5  # a --scale clone's lane arrives up to this much before or
 # Statuses the ALB returns itself for a request it rejects before choosing a target: these lines
 # were never forwarded (with no target port logged).
 REJECTED_STATUSES = (400, 405, 408, 413, 414, 417, 431, 463, 464)
-# The fields the analysis reads, and the user agent (its engine judges the responses).
-_FIELDS = (*alb_parser.ANALYSIS_FIELDS, "user_agent")
+# The fields the analysis reads, the load balancer (one ALB's window), the client (its lanes) and
+# the user agent (its engine judges the responses).
+_FIELDS = (*alb_parser.ANALYSIS_FIELDS, "elb", "client_port", "user_agent")
 LISTED_MAX = 50  # never-forwarded lines listed in plan.json
 
 

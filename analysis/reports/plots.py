@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 
 from analysis.correlate import Timeline
 from analysis.figures import Figures
@@ -235,6 +236,9 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
         )
     ax.set_ylabel("ms")
     ax.set_yscale("symlog", linthresh=10)
+    # plain tick labels (10, 100, 1,000): the log scale's default 10^n labels go through
+    # mathtext, whose parser alone cost a third of a second to build
+    ax.yaxis.set_major_formatter(FuncFormatter(_ms_tick))
     ax.set_ylim(bottom=0)
     ax.set_title(
         "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)")
@@ -248,6 +252,10 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     # fixed margins: tight_layout would draw the whole figure once more just to measure it
     fig.subplots_adjust(left=0.07, right=0.93, top=0.97, bottom=0.05, hspace=0.3)
     return _png(fig)
+
+
+def _ms_tick(v: float, _pos: Any = None) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1 or v == 0 else f"{v:g}"
 
 
 def latency_png(fig_data: Figures) -> bytes:
@@ -319,8 +327,15 @@ def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
     if step > 1:
         pad = (-m.shape[1]) % step
         m = np.pad(m, ((0, 0), (0, pad))).reshape(len(names), -1, step).sum(axis=2)
-    fig = Figure(figsize=(11, 0.45 * len(names) + 1.4))
+    h = 0.45 * len(names) + 1.4
+    labels = [n if n != "-" else "- (no target)" for n in names]
+    fig = Figure(figsize=(11, h))
     ax = fig.subplots()
+    # fixed margins, in inches (tight_layout would draw the whole figure once more to measure
+    # it): the target names' width from their length (a 10-pt character is about 0.08 in), one line
+    # for the x label, one for the title
+    left = min(0.45, (0.3 + 0.08 * max(len(s) for s in labels)) / 11)
+    fig.subplots_adjust(left=left, right=1 - 0.15 / 11, bottom=0.6 / h, top=1 - 0.4 / h)
     shown = np.ma.masked_equal(m, 0)
     cmap = colormaps["Reds"].with_extremes(bad="#f4f4f4")
     im = ax.imshow(
@@ -331,7 +346,7 @@ def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
         vmin=0,
         extent=(0, m.shape[1] * step, len(names) - 0.5, -0.5),
     )
-    ax.set_yticks(range(len(names)), [n if n != "-" else "- (no target)" for n in names])
+    ax.set_yticks(range(len(names)), labels)
     ax.set_xlabel(
         f"seconds since {_clock(t0)} UTC" + (f" ({step} s per column)" if step > 1 else "")
     )
@@ -345,7 +360,6 @@ def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
             [a, b, b, a, a], [lo, lo, hi, hi, lo], color="#1f77b4", lw=1.5, label="cause window"
         )
         ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
     return _png(fig)
 
 

@@ -378,3 +378,47 @@ def test_malformed_request_counts_in_the_cli_window(tmp_path, capsys):
     assert figures["alb_entries"] == 1
     assert figures["parse"]["alb"]["malformed"] == 0
     assert "malformed of" not in capsys.readouterr().out
+
+
+# ---- the typed fast reader parses exactly as text + TRY_CAST --------------------------------
+
+# Values of the key fields that DuckDB's reader and TRY_CAST may read differently: the reader
+# rejects some that TRY_CAST accepts (+1.5, 0x10, 1e2, a trailing blank inside quotes), which must
+# send the object to the exact path, never change a value or a count.
+AWKWARD = {
+    2: ["2018-07-02T22:23:00Z", "2018-07-02T22:23:00.186641+02:00", "2018-07-02", "-", "x"],
+    6: ["+1.5", "1e3", ".5", "inf", "-", "0x10", "1_000", '"1 "'],
+    9: ["+200", "0x10", "1e2", "200.0", "-", "99999999999", "1_0"],
+    10: ["+200", "0x10", "abc", "-"],
+    22: ["2018-07-02T22:23:00Z", "-", "junk"],
+}
+
+
+def _with_field(line: str, pos: int, value: str) -> str:
+    toks = alb.split_line(line)
+    assert toks is not None
+    raw = line.split(" ")  # the fields before the quoted request have no blanks
+    if pos < 13:
+        raw[pos - 1] = value
+        return " ".join(raw)
+    assert pos == 22 and toks[21].endswith("Z")
+    return line.replace(f" {toks[21]} ", f" {value} ", 1)
+
+
+@pytest.mark.parametrize("pos", sorted(AWKWARD))
+def test_typed_reader_parses_as_text_and_try_cast(tmp_path, pos):
+    lines = [GOOD] + [_with_field(GOOD, pos, v) for v in AWKWARD[pos]] + [GOOD]
+    f = tmp_path / "awkward.log"
+    f.write_text("\n".join(lines) + "\n")
+    con = dataset.connect()
+    st = alb.load(con, [f])
+    names = ", ".join(n for n, _ in alb.FIELDS)
+    got = _rows(con, f"SELECT {names}, ts FROM alb ORDER BY ALL")
+    # the reference: every field read as text, then TRY_CAST (the reader before it typed fields)
+    want = _rows(
+        con,
+        f"SELECT {names}, ts FROM ({alb._typed_select(alb._csv_source([f]))}) "
+        "WHERE _ok ORDER BY ALL",
+    )
+    assert got == want and st.parsed == len(want)
+    assert st.lines == len(lines) and st.malformed == len(lines) - len(want)
