@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from analysis.compare import Comparison
 from analysis.compare.data import ALL, PRODUCERS
 from analysis.reports.compare_terminal import change, value
+from analysis.reports.plots import plain_log_axis
 
 COLOURS = {"baseline": "#1f77b4", "new": "#d62728"}
 CDF_POINTS = 400  # each curve is drawn from this many quantiles, however many rows
@@ -38,13 +39,16 @@ def cdf_png(cmp: Comparison) -> str:
     axes = fig.subplots(rows, cols, squeeze=False)
     qs = np.linspace(0, 1, CDF_POINTS)
     for ax, scope in zip(axes.flat, scopes, strict=False):
+        span: list[float] = []
         for side, rd in (("baseline", cmp.base), ("new", cmp.new)):
             lat = rd.latency[scope]  # the rows, or a uniform sample of them
             if len(lat.ms):
-                ax.plot(
-                    np.quantile(lat.ms, qs), qs, color=COLOURS[side], label=f"{side} ({lat.n:,})"
-                )
+                x = np.quantile(lat.ms, qs)
+                ax.plot(x, qs, color=COLOURS[side], label=f"{side} ({lat.n:,})")
+                span += [float(v) for v in x[[0, -1]] if v > 0]
         ax.set_xscale("log")
+        if span:
+            plain_log_axis(ax.xaxis, min(span), max(span))
         ax.set_title("all endpoints" if scope == ALL else scope, fontsize=10)
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("share of requests")

@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from analysis.correlate import Timeline
 from analysis.figures import Figures
@@ -256,6 +256,28 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
 
 def _ms_tick(v: float, _pos: Any = None) -> str:
     return f"{v:,.0f}" if abs(v) >= 1 or v == 0 else f"{v:g}"
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Ticks for a log axis from lo to hi (> 0): 1-2-5 steps, decades only over many decades,
+    every digit over a narrow range: up to 12 in the range (its ends when no round value is)."""
+    lo, hi = max(lo, 1e-9), max(hi, lo * 1.0001)
+    e0, e1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    ticks: list[float] = []
+    for steps in ((1,), (1, 2, 5), tuple(range(1, 10))):
+        ticks = [m * 10.0**e for e in range(e0, e1 + 1) for m in steps if lo <= m * 10.0**e <= hi]
+        if len(ticks) >= 3:
+            break
+    return ticks[:: -(-len(ticks) // 12)] if ticks else [lo, hi]
+
+
+def plain_log_axis(axis: Any, lo: float, hi: float) -> None:
+    """A log axis with fixed ticks and plain labels (1, 20, 5,000): matplotlib's default log
+    labels are mathtext (10^n), whose parser and layout cost most of a small figure's drawing,
+    and its labelled minor ticks add dozens of texts to lay out."""
+    axis.set_ticks(log_ticks(lo, hi))
+    axis.set_major_formatter(FuncFormatter(_ms_tick))
+    axis.set_minor_locator(NullLocator())
 
 
 def latency_png(fig_data: Figures) -> bytes:

@@ -137,3 +137,19 @@ def test_long_timeline_is_drawn_from_bins_that_keep_rates_and_peaks():
     assert float(b.series["h_healthy"].min()) == 1.0
     short = Timeline(t0=0, seconds=60, series={"n": np.ones(60)})
     assert binned(short) == (short, 1)
+
+
+@pytest.mark.parametrize(
+    "lo,hi,want",
+    [
+        (4.2, 900.0, [5, 10, 20, 50, 100, 200, 500]),
+        (0.3, 40_000.0, [1, 10, 100, 1_000, 10_000]),  # many decades: decades only
+        (12.0, 38.0, [20, 30]),  # fewer than 3 on 1-2-5 steps: every digit
+        (20.5, 20.9, [20.5, 20.9]),  # no round value in range: its ends
+        (1e-3, 1e9, [1e-3, 1e-1, 10, 1e3, 1e5, 1e7, 1e9]),  # at most 12
+    ],
+)
+def test_log_ticks_are_round_and_few(lo, hi, want):
+    from analysis.reports.plots import log_ticks
+
+    assert log_ticks(lo, hi) == pytest.approx(want)
