@@ -83,6 +83,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Correlate failures with health and capacity; say whether the proxy or CORS is at fault."""
         from analysis import pipeline
+        from core import preload
 
         if (run_dir is None) == (alb_logs is None):
             raise AlbprobeError(
@@ -93,6 +94,8 @@ def register(app: typer.Typer) -> None:
             raise AlbprobeError(
                 "--since/--until only apply to --alb-logs", hint="drop them for a run directory"
             )
+        # the report's imports load while DuckDB reads the logs or the run
+        preload.in_background("analysis.reports.html")
         if alb_logs is not None:
             res = pipeline.analyze_alb_logs(
                 alb_logs,

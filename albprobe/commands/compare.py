@@ -92,16 +92,11 @@ def execute(baseline: Path, new: Path, o: CompareOptions, *, console=None) -> li
             for r in tc.reasons:
                 con.print(f"- {r}")
         return [] if tc.result != "fail" else ["judgement"]
-    import importlib
-    import threading
-
     from albprobe import parts
+    from core import preload
 
-    # The report's imports (matplotlib: about a second of CPU) load on a thread while DuckDB,
-    # which releases the GIL, reads the runs; the import below then finds them done.
-    threading.Thread(
-        target=importlib.import_module, args=("analysis.reports.compare_output",), daemon=True
-    ).start()
+    # the report's imports load while DuckDB reads the runs
+    preload.in_background("analysis.reports.compare_output")
     for run in (baseline, new):  # runs whose workers wrote their own parts: bring them in
         if Path(run).is_dir():
             parts.gather(run)
