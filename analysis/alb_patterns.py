@@ -27,6 +27,8 @@ from analysis.parsers import alb
 # A target "gone" / "appeared": no line of it in its last/first this many seconds while others
 # served (and its own rate would have given >= GAP_EXPECTED lines in that time).
 MIN_GAP_S = 5.0
+# _gap_candidates reads gaps from per-second first/last arrivals: exact only for gaps over 1 s
+assert MIN_GAP_S >= 1.0, "gaps shorter than a second need the per-arrival query back"
 GAP_EXPECTED = 10.0
 # A burst: the failing seconds of a target, no more than this apart.
 BURST_JOIN_S = 5

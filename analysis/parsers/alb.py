@@ -170,7 +170,7 @@ def _typed_select(
     )
     # the head of a malformed line, for the examples (a typed time in the ALB's own form)
     head = (
-        f"c1, strftime(c2, '{_ALB_TIME}'), c3, c4, c5, CAST(c6 AS VARCHAR)"
+        f"c1, strftime(c2, '{_ALB_TIME}'), c3, c4, c5, c6"
         if typed
         else "c1, c2, c3, c4, c5, c6"
     )
