@@ -34,7 +34,7 @@ from typing import Any
 
 from core import worker_parts as wp
 from core.rundir import SCHEMAS, RunDir, TableWriter
-from probes.loadgen import stepctl
+from probes.loadgen import final_reports, stepctl
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.parts_sink import PARTS_KEY, PartsSink
 from probes.loadgen.plans import OPEN_MODEL, REPLAY, rates
@@ -287,9 +287,11 @@ def _on_init(environment, **_kw) -> None:
             opts.albprobe_run_id = s.rundir.path.name  # forwarded: the workers' folder name
     if role == "master":
         ev.worker_report.add_listener(_on_worker_report)
+        final_reports.install(runner)
     ev.test_start.add_listener(_on_test_start)
     ev.test_stop.add_listener(_on_test_stop)
-    # `quit` fires after runner.quit(), i.e. after the master has the workers' final reports.
+    # `quit` fires after runner.quit(), i.e. after the master has the workers' final reports
+    # (final_reports: it waits for them).
     ev.quit.add_listener(_on_quit)
 
 

@@ -26,6 +26,7 @@ from tests.load.load_helpers import wait_for_requests
 
 REPO = Path(__file__).resolve().parents[2]
 LOCUSTFILE = str(REPO / "locustfiles" / "browser.py")
+LATE_FINAL_REPORT = str(Path(__file__).with_name("late_final_report.py"))
 REGION = "us-east-2"
 pytestmark = pytest.mark.slow
 
@@ -51,8 +52,9 @@ def _env(**extra: str) -> dict[str, str]:
 def _locust(
     tmp: Path, port: int, role: list[str], env: dict[str, str], **popen
 ) -> subprocess.Popen:
+    files = LOCUSTFILE + (f",{LATE_FINAL_REPORT}" if "ALBPROBE_TEST_COUNTS" in env else "")
     return subprocess.Popen(
-        [sys.executable, "-m", "locust", "-f", LOCUSTFILE, *role],
+        [sys.executable, "-m", "locust", "-f", files, *role],
         cwd=str(tmp),
         env=env,
         text=True,
@@ -164,6 +166,34 @@ def test_workers_write_their_parts_to_a_folder(tmp_path, capsys):
     assert _figures(run, tmp_path / "r1") == _figures(
         _shipped_copy(run, tmp_path / "shipped"), tmp_path / "r2"
     )
+
+
+@pytest.mark.parametrize("mode", ["shipped-rows", "worker-parts"])
+def test_late_final_reports_are_waited_for(tmp_path, mode):
+    """Workers whose final report comes 2 s after `quit` (Locust's master waits 0.5 s by itself):
+    the master waits for it, so every request a worker made is a row of the run, and every part
+    a worker wrote is in the manifest."""
+    cfg = tmp_path / "l.toml"
+    cfg.write_text(CONFIG.format(duration="3s"))
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    dest = tmp_path / "parts"
+    extra = ("--albprobe-worker-parts", str(dest)) if mode == "worker-parts" else ()
+    with FixedResponseProxy() as fx:
+        out = _distributed(tmp_path, fx.url, cfg, _env(ALBPROBE_TEST_COUNTS=str(counts)), *extra)
+    run = _only_run(tmp_path)
+    meta = json.loads((run / "run.json").read_text())
+    made = [int(p.read_text()) for p in counts.iterdir()]
+    assert len(made) == 2, out[-3000:]
+    rows = sum(n for _, n in _rows(run))
+    assert rows == sum(made) == meta["counts"]["locust_requests"] > 20, (made, out[-3000:])
+    assert meta["status"] == "complete", meta["status_reason"]
+    if mode == "worker-parts":
+        manifest = json.loads((run / "parts.json").read_text())
+        listed = {
+            Path(w["location"], n) for w in manifest["workers"].values() for n, _ in w["parts"]
+        }
+        assert listed == set(dest.glob("*/*/requests/part-*.parquet"))
 
 
 def test_a_worker_that_dies_leaves_a_partial_run_with_its_parts(tmp_path):
