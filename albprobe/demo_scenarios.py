@@ -228,7 +228,10 @@ SCENARIOS: dict[str, DemoScenario] = {
                 "worker_class": "gthread",
                 "workers": 2,
                 "threads": 4,
-                "keepalive": 5.0,
+                # above the proxy's 60-s idle timeout (the keep-alive race's fix): with 5 s, a
+                # load that started 5 s after the run's CORS probes met a connection gunicorn was
+                # closing (a keepalive-race 502 on a busy machine, rightly diagnosed as one)
+                "keepalive": 65.0,
                 "max_requests": 40,
                 "max_requests_jitter": 10,
                 # the ALB's default check timeout: a check that meets a worker booting Django on
