@@ -28,7 +28,7 @@ def locust_command(
     cmd = [
         sys.executable,
         "-m",
-        "locust",
+        "probes.loadgen.launch",  # Locust, started a third of a second faster
         "-f",
         str(LOCUSTFILE),
         "--host",

@@ -36,6 +36,8 @@ class GunicornSpec:
             "-m",
             "gunicorn",
             "testbed.app.wsgi:application",
+            "--config",
+            str(REPO_ROOT / "testbed" / "app" / "gunicorn_conf.py"),
             "--bind",
             f"{self.bind_host}:{self.port}",
             "--workers",
