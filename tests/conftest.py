@@ -130,8 +130,9 @@ def _mark(items: list[pytest.Item]) -> None:
 
 
 # ALBPROBE_TEST_CPU=FILE: each test's CPU seconds (the test process and the children it reaped:
-# testbeds, Locust, albprobe commands) appended to FILE as "seconds<TAB>node id", to see where
-# the suite's CPU goes. Long-lived fixtures are charged to the test that tears them down.
+# testbeds, Locust, albprobe commands) appended to FILE as "seconds<TAB>node id<TAB>start<TAB>end
+# <TAB>worker" (wall-clock epoch seconds), to see where the suite's CPU and time go. Long-lived
+# fixtures are charged to the test that tears them down.
 _CPU_LOG = os.environ.get("ALBPROBE_TEST_CPU")
 
 
@@ -149,7 +150,10 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         )
         return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
-    before = cpu()
+    import time
+
+    before, start = cpu(), time.time()
     yield
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
     with open(_CPU_LOG, "a") as f:
-        f.write(f"{cpu() - before:.2f}\t{item.nodeid}\n")
+        f.write(f"{cpu() - before:.2f}\t{item.nodeid}\t{start:.1f}\t{time.time():.1f}\t{worker}\n")

@@ -169,11 +169,7 @@ def _typed_select(
         "AND (c10 = '-' OR TRY_CAST(c10 AS INTEGER) IS NOT NULL) AND c17 IS NOT NULL"
     )
     # the head of a malformed line, for the examples (a typed time in the ALB's own form)
-    head = (
-        f"c1, strftime(c2, '{_ALB_TIME}'), c3, c4, c5, c6"
-        if typed
-        else "c1, c2, c3, c4, c5, c6"
-    )
+    head = f"c1, strftime(c2, '{_ALB_TIME}'), c3, c4, c5, c6" if typed else "c1, c2, c3, c4, c5, c6"
     return (
         f"SELECT {', '.join(exprs)}, epoch(TRY_CAST(c2 AS TIMESTAMP)) AS ts, "
         f"({ok}) AS _ok, "
