@@ -28,7 +28,7 @@ def locust_command(
     cmd = [
         sys.executable,
         "-m",
-        "probes.loadgen.launch",  # Locust, started a third of a second faster
+        "probes.loadgen.launch",  # Locust, started a quarter second faster
         "-f",
         str(LOCUSTFILE),
         "--host",

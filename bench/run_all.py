@@ -21,6 +21,7 @@ BENCHES = [
     "bench_cors_eval.py",
     "bench_replay.py",
     "bench_compare.py",
+    "bench_process_starts.py",
 ]
 
 

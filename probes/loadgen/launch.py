@@ -3,8 +3,8 @@ Locust's own main, with the installed packages' entry points read once.
 
 At import Locust monkey-patches the standard library through gevent, and gevent announces each
 patch to plugins: 25 calls to ``importlib.metadata.entry_points()``, each of which reads every
-installed distribution's metadata again. That was a third of a second of CPU in every Locust
-process (each run, each worker). Here the first read is kept for the process's life; nothing is
+installed distribution's metadata again. That was a quarter of a second of CPU in every Locust
+process (each run, each worker; bench/bench_process_starts.py). Here the first read is kept for the process's life; nothing is
 installed while a run runs. A plain ``locust -f locustfiles/browser.py`` works as before.
 """
 
