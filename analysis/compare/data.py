@@ -170,16 +170,19 @@ def load(path: str | Path, meta: dict[str, Any] | None = None) -> RunData:
                       any_value(cors_message) AS message, count(*) AS count
                FROM r WHERE source = 'app' AND NOT cors_ok GROUP BY 1, 2, 3 ORDER BY 5 DESC""",
         )
-        rd.targets = {
-            d.pop("target"): d
-            for d in _dicts(
-                con,
-                f"""SELECT target, count(*) AS requests,
+        rd.targets = _by_address(
+            meta,
+            {
+                d.pop("target"): d
+                for d in _dicts(
+                    con,
+                    f"""SELECT target, count(*) AS requests,
                       quantile_cont(latency_ms, 0.95) FILTER (WHERE {LATENCY_ROWS}) AS p95_ms,
                       count(*) FILTER (WHERE status >= 500) AS n5xx
                    FROM r WHERE target IS NOT NULL GROUP BY 1 ORDER BY 1""",
-            )
-        }
+                )
+            },
+        )
         if ds.present.get("schedule"):
             s = con.execute("SELECT scheduled, dropped FROM schedule ORDER BY ts").fetchnumpy()
             rd.scheduled = np.asarray(s["scheduled"], dtype=np.float64)
@@ -327,3 +330,14 @@ def _window_medians(ms: np.ndarray, win: np.ndarray) -> np.ndarray:
         return np.empty(0)
     starts, ends = _segments(win)
     return np.array([quantiles_of(ms[a:b], (0.5,))[0] for a, b in zip(starts, ends, strict=True)])
+
+
+def _by_address(meta: dict[str, Any], targets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A testbed run's targets named by their addresses alone: each testbed target has a loopback
+    address of its own (127.0.0.2, 127.0.0.3, ...), while its port is picked free at each start,
+    so the same target has another port in every run. Elsewhere the port is part of the name."""
+    t = meta.get("target")
+    if not (isinstance(t, dict) and t.get("kind") == "testbed"):
+        return targets
+    named = {name.rsplit(":", 1)[0]: d for name, d in targets.items()}
+    return named if len(named) == len(targets) else targets  # one address, two ports: keep both

@@ -270,14 +270,23 @@ def test_dropped_iterations_and_targets_are_compared(tmp_path):
     from analysis.compare import compare_runs
 
     a = sc.write_run(tmp_path, "a", seed=1, targets=2, dropped_share=0.01)
-    b = sc.write_run(tmp_path, "b", seed=2, targets=2, dropped_share=0.08)
+    # each testbed run listens on a port of its own: its targets are matched by their addresses
+    b = sc.write_run(tmp_path, "b", seed=2, targets=2, target_port=13843, dropped_share=0.08)
     cmp = compare_runs(a, b, with_verdicts=False)
     dropped = next(f for f in cmp.figures if f.name == "dropped_rate")
     assert dropped.judgement == "regressed" and dropped.effect > 0.05
     assert cmp.throughput["new"]["dropped"] > cmp.throughput["baseline"]["dropped"]
     assert cmp.throughput["new"]["intended_iterations_per_s"] == pytest.approx(50, rel=0.05)
-    assert [r["target"] for r in cmp.targets] == ["127.0.0.2:8000", "127.0.0.3:8000"]
+    assert [r["target"] for r in cmp.targets] == ["127.0.0.2", "127.0.0.3"]
     assert all(0.4 < r["share_new"] < 0.6 and r["p95_ms_baseline"] > 0 for r in cmp.targets)
+    assert all(0.4 < r["share_baseline"] < 0.6 and r["p95_ms_new"] > 0 for r in cmp.targets)
+    # a URL target keeps its targets' ports: there they are part of the address
+    for run in (a, b):
+        m = json.loads((run / "run.json").read_text())
+        m["target"] = {"kind": "url", "url": "https://api.example.com"}
+        (run / "run.json").write_text(json.dumps(m))
+    names = [r["target"] for r in compare_runs(a, b, with_verdicts=False).targets]
+    assert names == ["127.0.0.2:13843", "127.0.0.2:8000", "127.0.0.3:13843", "127.0.0.3:8000"]
 
 
 def test_run_refuses_a_bad_baseline_or_gate_before_any_load(capsys, tmp_path, runs):
