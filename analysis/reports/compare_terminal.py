@@ -3,6 +3,8 @@ per endpoint, what changed in the verdict, the gates."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -99,13 +101,7 @@ def print_comparison(
             )
         con.print(t)
     if cmp.targets:
-        t = Table(title="targets")
-        cols = list(cmp.targets[0])
-        for col in cols:
-            t.add_column(col)
-        for r in cmp.targets:
-            t.add_row(*[(f"{v:.3g}" if isinstance(v, float) else str(v)) for v in r.values()])
-        con.print(t)
+        con.print(_targets_table(cmp.targets))
     if cmp.verdicts:
         lines = [
             f"baseline: at fault {cmp.verdicts['baseline']['at_fault']} - {cmp.verdicts['baseline']['headline']}",
@@ -120,3 +116,24 @@ def print_comparison(
         con.print(f"gate {escape(g.name)}: {mark} - {escape(g.message)}")
     for p in outputs or []:
         con.print(f"wrote {escape(p)}")
+
+
+def _targets_table(rows: list[dict[str, Any]]) -> Table:
+    """Baseline -> new in each cell, so that the target's name keeps its width on a narrow
+    terminal (one column per figure and run cut the names to '127.0.0…')."""
+    t = Table(title="targets (baseline -> new)")
+    t.add_column("target", no_wrap=True)
+    for col in ("share", "p95", "5xx"):
+        t.add_column(col, justify="right")
+
+    def pair(b: Any, n: Any, fmt: str) -> str:
+        return f"{'-' if b is None else format(b, fmt)} -> {'-' if n is None else format(n, fmt)}"
+
+    for r in rows:
+        t.add_row(
+            str(r["target"]),
+            pair(100 * r["share_baseline"], 100 * r["share_new"], ".0f") + " %",
+            pair(r["p95_ms_baseline"], r["p95_ms_new"], ".0f") + " ms",
+            pair(r["n5xx_baseline"], r["n5xx_new"], "d"),
+        )
+    return t

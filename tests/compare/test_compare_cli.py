@@ -280,6 +280,18 @@ def test_dropped_iterations_and_targets_are_compared(tmp_path):
     assert [r["target"] for r in cmp.targets] == ["127.0.0.2", "127.0.0.3"]
     assert all(0.4 < r["share_new"] < 0.6 and r["p95_ms_baseline"] > 0 for r in cmp.targets)
     assert all(0.4 < r["share_baseline"] < 0.6 and r["p95_ms_new"] > 0 for r in cmp.targets)
+    # on an 80-column terminal the target's name stays whole, its figures beside it
+    from rich.console import Console
+
+    from analysis.reports.compare_terminal import print_comparison
+
+    con = Console(width=80, record=True)
+    print_comparison(cmp, console=con)
+    lines = con.export_text().splitlines()
+    for r in cmp.targets:
+        (line,) = [ln for ln in lines if f" {r['target']} " in ln]
+        p95 = f"{r['p95_ms_baseline']:.0f} -> {r['p95_ms_new']:.0f} ms"
+        assert p95 in line and f"{100 * r['share_new']:.0f} %" in line, line
     # a URL target keeps its targets' ports: there they are part of the address
     for run in (a, b):
         m = json.loads((run / "run.json").read_text())
