@@ -204,7 +204,6 @@ def test_abort_threshold_stops_a_run_against_a_dead_target(cli, tmp_path):
     cfg = write_config(
         tmp_path / "f.toml", LIGHT + '\n[safety]\nabort_error_rate = 0.8\nabort_after = "2s"\n'
     )
-    t0 = time.time()
     r = cli.run(
         *cli.users_run(
             cfg,
@@ -214,8 +213,11 @@ def test_abort_threshold_stops_a_run_against_a_dead_target(cli, tmp_path):
             extra=("--fault", "target-down@0s"),
         )
     )
-    assert time.time() - t0 < 40
     assert r.returncode == 3, r.stderr[-2000:]
+    # the load stopped long before its 60 s, on the run's own clock (a wall-clock bound on the
+    # whole command also timed the start-up, 42 s beside a CPU hog)
+    ((span,),) = cli.sql("abort", "select max(ts) - min(ts) from REQ")
+    assert span < 30, span
     meta = cli.meta("abort")
     assert meta["status"] == "aborted" and "error rate stayed" in meta["status_reason"]
     (n502,) = cli.sql("abort", "select count(*) from REQ where status = 502")[0]
