@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -101,6 +102,7 @@ def _distributed(
     try:
         if kill_worker_at:
             wait_for_requests(tmp / "runs", kill_worker_at, master, pattern="*/progress.json")
+            _wait_for_parts_of_both(tmp / "runs", master)
             workers[0].kill()
         out, _ = master.communicate(timeout=120)
     finally:
@@ -109,6 +111,25 @@ def _distributed(
                 p.kill()
             p.wait(10)
     return out
+
+
+def _wait_for_parts_of_both(runs: Path, master: subprocess.Popen, budget: float = 120) -> None:
+    """In worker-parts mode, until the manifest lists a part of each worker: a worker killed
+    before its first report has no part in the run, which the dead-worker test does not mean
+    (on a busy machine the 40th request can come before it)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < budget:
+        if master.poll() is not None:
+            raise AssertionError(f"the master ended early (exit code {master.returncode})")
+        for manifest in runs.glob("*/parts.json"):
+            try:
+                workers = json.loads(manifest.read_text())["workers"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if {w for w, v in workers.items() if v["parts"]} >= {"w0", "w1"}:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"no part of each worker in the manifest in {budget:.0f} s")
 
 
 def _only_run(tmp: Path) -> Path:
