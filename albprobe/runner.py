@@ -337,15 +337,17 @@ def _stop_collector(c: Collector, run: RunContext | None, meta: dict[str, Any]) 
 
 
 def _load_started(rundir: RunDir, replay_lead: float | None = None) -> float | None:
-    """When Locust started the load (its test_start), once its first progress.json is out; for
-    a replay (``replay_lead``), its plan's offset 0 minus the lead (the faults' clock)."""
+    """When the load's duration started counting, once progress.json says (a local run: its
+    test start; a distributed one: when its workers were ready, probes/loadgen/load_clock.py);
+    for a replay (``replay_lead``), its plan's offset 0 minus the lead (the faults' clock)."""
     if replay_lead is not None:
         start = replay_started(rundir)
         return start - replay_lead if start else None
     try:
-        started = json.loads((rundir.path / "progress.json").read_text()).get("started_at")
+        progress = json.loads((rundir.path / "progress.json").read_text())
     except (OSError, ValueError):
         return None
+    started = progress.get("clock_started_at", progress.get("started_at"))
     return float(started) if started else None
 
 
@@ -428,6 +430,8 @@ def _finalise(
         files=sorted(p.name for p in rundir.path.iterdir() if p.name != "run.json"),
     )
     meta["workers"]["gaps"] = gaps
+    # when the duration started counting (later than the start when workers were slow to start)
+    meta["workers"]["clock_started_at"] = summary.get("clock_started_at")
     if gaps:
         w = TableWriter(rundir, "events", prefix="gaps")
         for g in gaps:

@@ -22,7 +22,7 @@ class AlbprobeShape(LoadTestShape):
             return None
         if self._plan is None:
             self._plan = make_plan(s.shape, s.config.load, s.config.safety.max_users)
-        step = self._plan(self.get_run_time())
+        step = self._plan(plugin.load_elapsed(self.get_run_time()))
         if step is None:
             plugin.session().shape_finished = True
         return step

@@ -79,6 +79,7 @@ def standalone_meta(
             "mode": "distributed" if s.role == "master" else "local",
             "count": s.processes,
             "gaps": (summary or {}).get("gaps", []),
+            "clock_started_at": (summary or {}).get("clock_started_at"),
         },
         "versions": versions(),
     }

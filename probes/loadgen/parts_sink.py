@@ -79,9 +79,9 @@ class PartsSink:
 
     def report(self) -> dict[str, Any]:
         """Cut a part of the rows so far and name the parts not yet reported (report listener).
-        The report does not wait for the part to be written (or uploaded): a worker's final
-        report must reach a quitting master within its 0.5 s; the worker's `quit` waits for the
-        parts, and the master's gather waits for a part it is told of but does not see yet."""
+        A periodic report does not wait for the part to be written (or uploaded), so the event
+        loop goes on; the final report does (the plugin calls close() first), and the master
+        waits for that report (probes/loadgen/final_reports.py)."""
         try:
             self.writer.flush(take_first=True)
         except Exception as exc:

@@ -36,6 +36,7 @@ from core import worker_parts as wp
 from core.rundir import SCHEMAS, RunDir, TableWriter
 from probes.loadgen import final_reports, stepctl
 from probes.loadgen.abort import AbortRule
+from probes.loadgen.load_clock import WORKER_READY, LoadClock
 from probes.loadgen.parts_sink import PARTS_KEY, PartsSink
 from probes.loadgen.plans import OPEN_MODEL, REPLAY, rates
 from probes.loadgen.ratelimit import TokenBucket
@@ -48,6 +49,12 @@ SCHED_KEY = "albprobe_schedule"
 # baseline of bench/bench_loop_stall.py).
 BACKGROUND_WRITES = True
 SWITCH_INTERVAL = 0.001  # seconds; see _open_rundir
+# Seconds of heartbeat silence before the master counts a worker as missing (Locust's own is 3).
+# A worker starved of CPU (a busy machine, a GC pause, boto3's import in its test start) went
+# silent for longer while still loading; Locust then moved its users away and back, and the run
+# was marked partial for a load that never stopped. A dead worker's gap is still timed from its
+# last report, so the longer wait only delays when its users move to the others.
+WORKER_SILENCE_S = 10
 
 
 def new_run_id(shape: str) -> str:
@@ -145,6 +152,8 @@ class LoadSession:
     parts: PartsSink | None = None  # worker: its own parts (worker-parts mode)
     parts_error: str | None = None  # worker: why it could not open its parts
     manifest: wp.Manifest | None = None  # master: where the workers' parts are
+    clock: LoadClock = field(default_factory=LoadClock)  # master: when the duration starts
+    ready_workers: set[str] = field(default_factory=set)  # master: workers past their start
     _weights: list[float] | None = None
 
     @property
@@ -286,7 +295,11 @@ def _on_init(environment, **_kw) -> None:
             s.manifest.write(s.rundir)
             opts.albprobe_run_id = s.rundir.path.name  # forwarded: the workers' folder name
     if role == "master":
+        import locust.runners
+
+        locust.runners.HEARTBEAT_LIVENESS = WORKER_SILENCE_S  # read at each heartbeat
         ev.worker_report.add_listener(_on_worker_report)
+        runner.register_message(WORKER_READY, _on_worker_ready)
         final_reports.install(runner)
     ev.test_start.add_listener(_on_test_start)
     ev.test_stop.add_listener(_on_test_stop)
@@ -375,6 +388,13 @@ def _on_request(
 def _on_report_to_master(client_id, data) -> None:
     s = session()
     if s.parts is not None:
+        from locust.runners import STATE_STOPPED
+
+        if s.environment.runner.state == STATE_STOPPED:
+            # the final report (the load has stopped): its parts are written, and uploaded,
+            # before it names them, so every part the master lists exists once it ends (the
+            # master waits for this report: final_reports.py)
+            s.parts.close()
         data[PARTS_KEY] = s.parts.report()
     elif s.parts_error:
         data[PARTS_KEY] = {"worker_id": s.worker_id, "location": "", "error": s.parts_error}
@@ -440,6 +460,30 @@ def _on_test_start(environment, **_kw) -> None:
         s.scheduler.start()
     if s.role in ("local", "master"):
         gevent.spawn(_monitor, environment)
+    if s.role == "worker":  # last: the master's clock waits for this (load_clock.py)
+        runner.send_message(WORKER_READY, None)
+
+
+def _on_worker_ready(environment, msg, **_kw) -> None:
+    s = session()
+    s.ready_workers.add(msg.node_id)
+    load_elapsed(time.time() - (s.started_at or time.time()))  # starts the clock if all are
+
+
+def load_elapsed(since_test_start: float) -> float:
+    """Seconds of the run's duration gone: from the test start in a local run, from the moment
+    every worker is ready in a distributed one (probes/loadgen/load_clock.py)."""
+    s = session()
+    if s.role != "master":
+        return since_test_start
+    from locust.runners import STATE_MISSING
+
+    connected = [c.id for c in s.environment.runner.clients.values() if c.state != STATE_MISSING]
+    return s.clock.elapsed(time.time(), since_test_start, connected, s.ready_workers)
+
+
+def _clock_started_at(s: LoadSession) -> float | None:
+    return s.clock.began_at if s.role == "master" else s.started_at
 
 
 def _stepped_scheduler(s: LoadSession, runner) -> Any:
@@ -586,16 +630,30 @@ def _track_gaps(s: LoadSession, runner, now: float, missing_state: str) -> None:
         gone = cid not in present or present[cid] == missing_state
         if gone and cid not in open_gaps:
             s.gaps.append(
-                {
-                    "worker_id": f"w{runner.get_worker_index(cid)}",
-                    "client_id": cid,
-                    "from": last,
-                    "to": None,
-                    "reason": "heartbeat lost" if cid in present else "worker gone",
-                }
+                _gap(runner, cid, last, "heartbeat lost" if cid in present else "worker gone")
             )
         elif not gone and cid in open_gaps:
             open_gaps[cid]["to"] = now
+
+
+def _gap(runner, client_id: str, last_report: float, reason: str) -> dict[str, Any]:
+    return {
+        "worker_id": f"w{runner.get_worker_index(client_id)}",
+        "client_id": client_id,
+        "from": last_report,
+        "to": None,
+        "reason": reason,
+    }
+
+
+def _track_silent_workers(s: LoadSession, runner) -> None:
+    """At quit: a worker that reported but never answered the master's `quit` (its final
+    report and goodbye; final_reports.py) died in the run's last seconds, before its silence
+    made it missing. What it did since its last report is lost: a gap, as for any lost worker."""
+    open_gaps = {g["client_id"] for g in s.gaps if g["to"] is None}
+    for cid, last in s.last_report.items():
+        if cid in runner.clients and cid not in open_gaps:
+            s.gaps.append(_gap(runner, cid, last, "no final report"))
 
 
 def _write_progress(s: LoadSession, runner, total, now: float) -> None:
@@ -606,6 +664,8 @@ def _write_progress(s: LoadSession, runner, total, now: float) -> None:
         # the load's own start: `albprobe run` times the fault schedule from it, not from the
         # launch of a process that may take seconds to import on a busy machine
         "started_at": s.started_at,
+        # when the duration started counting (load_clock.py); a fault schedule counts from it
+        "clock_started_at": _clock_started_at(s),
         "replay_start": s.replay_start,
         "users": runner.user_count,
         "rps": round(total.current_rps, 1),
@@ -646,6 +706,8 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
             s.parts.cleanup()
         return
     now = time.time()
+    if s.role == "master":
+        _track_silent_workers(s, environment.runner)
     for g in s.gaps:
         if g["to"] is None:
             g["to"] = now
@@ -685,6 +747,7 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
         "processes": s.processes,
         "role": s.role,
         "started_at": s.started_at,
+        "clock_started_at": _clock_started_at(s),
         "ended_at": now,
         "rate_cap_waited_s": round(s.limiter.waited, 3) if s.limiter else None,
     }

@@ -12,6 +12,7 @@ from core.errors import AlbprobeError, ConfigError
 from probes.loadgen.abort import AbortRule
 from probes.loadgen.arrival import intended_times
 from probes.loadgen.browser import failure_label
+from probes.loadgen.load_clock import LoadClock
 from probes.loadgen.plans import make_plan, peak_users
 from probes.loadgen.plugin import ColumnBuffer, request_row
 from probes.loadgen.ratelimit import TokenBucket
@@ -42,6 +43,26 @@ def test_open_model_times_constant_and_ramping():
     a = list(intended_times(0.0, 1.0, 5, 5, offset=0.0))
     b = list(intended_times(0.0, 1.0, 5, 5, offset=0.5))
     assert sorted(a + b) == pytest.approx([k / 10 for k in range(10)])
+
+
+def test_load_clock_waits_for_every_connected_worker():
+    clock = LoadClock()
+    # w1 still in its test start: the duration has not begun, however long the master ran
+    assert clock.elapsed(100.0, 4.0, ["w0", "w1"], {"w0"}) == 0.0
+    assert clock.began_at is None
+    assert clock.elapsed(101.0, 5.0, ["w0", "w1"], {"w0", "w1"}) == 0.0  # both ready: starts
+    assert clock.elapsed(104.5, 8.5, ["w0", "w1"], {"w0", "w1"}) == 3.5
+    # a worker that leaves or goes missing later does not stop or restart the clock
+    assert clock.elapsed(106.0, 10.0, ["w0"], {"w0"}) == 5.0
+
+
+def test_load_clock_does_not_wait_forever():
+    clock = LoadClock()
+    assert clock.elapsed(10.0, 29.0, ["w0"], set(), wait_s=30) == 0.0
+    assert clock.elapsed(11.0, 30.0, ["w0"], set(), wait_s=30) == 0.0  # starts now, unready
+    assert clock.began_at == 11.0 and clock.elapsed(13.0, 32.0, ["w0"], set()) == 2.0
+    # no worker connected (all missing): no start until the wait is over
+    assert LoadClock().elapsed(5.0, 1.0, [], set()) == 0.0
 
 
 def test_abort_rule_needs_a_sustained_streak():
