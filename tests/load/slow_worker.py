@@ -5,6 +5,7 @@ variable, in seconds, 0 = off:
 * ALBPROBE_TEST_LATE_REPORT_S: every worker holds its final stats report back that long;
 * ALBPROBE_TEST_SLOW_START_S: worker w0's test start takes that long (albprobe's own test start
   runs after it: this plugin's listener is registered first, at import);
+* ALBPROBE_TEST_W0_DIES_AT_QUIT (1 = on): worker w0 dies instead of sending its final report;
 
 and at exit each worker writes how many requests it made to $ALBPROBE_TEST_COUNTS/<pid>."""
 
@@ -46,6 +47,8 @@ def _slow_start(environment, **_kw):
 def _late(client_id, data, **_kw):
     runner = _state["env"].runner
     if isinstance(runner, WorkerRunner) and runner.state == STATE_STOPPED:
+        if runner.worker_index == 0 and _knob("ALBPROBE_TEST_W0_DIES_AT_QUIT"):
+            os._exit(1)  # no final report, no goodbye
         time.sleep(_knob("ALBPROBE_TEST_LATE_REPORT_S"))  # blocks the loop: the report leaves late
 
 

@@ -95,6 +95,9 @@ def test_distributed_run_dir_is_complete(cli, tmp_path):
     workers = {w for (w,) in cli.sql("dist", "select distinct worker_id from REQ")}
     assert workers == {"w0", "w1"}
     assert meta["workers"]["mode"] == "distributed" and meta["workers"]["gaps"] == []
+    # the duration counted from when both workers were ready, and ran its 8 s from there
+    clock = meta["workers"]["clock_started_at"]
+    assert meta["started_at"] <= clock <= meta["ended_at"] - 8
 
 
 def _children(pid: int) -> list[int]:

@@ -290,6 +290,26 @@ def test_a_worker_silent_for_seconds_is_not_lost(tmp_path):
     assert sum(rows.values()) == meta["counts"]["requests"] == meta["counts"]["locust_requests"]
 
 
+def test_a_worker_that_dies_at_the_end_is_a_gap(tmp_path):
+    """A worker that dies at the run's end, before its final report: its silence never lasted
+    long enough to make it missing while the load ran, so only the master's wait for the final
+    reports sees it. The run is partial with a gap for it, and rows == Locust's count."""
+    cfg = tmp_path / "e.toml"
+    cfg.write_text(CONFIG.format(duration="3s"))
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    env = _env(ALBPROBE_TEST_COUNTS=str(counts), ALBPROBE_TEST_W0_DIES_AT_QUIT="1")
+    with FixedResponseProxy() as fx:
+        out = _distributed(tmp_path, fx.url, cfg, env)
+    meta = json.loads((_only_run(tmp_path) / "run.json").read_text())
+    assert meta["status"] == "partial", out[-3000:]
+    (gap,) = meta["workers"]["gaps"]
+    assert gap["worker_id"] == "w0" and gap["reason"] == "no final report"
+    assert meta["status_reason"].startswith("lost Locust worker w0 from ")
+    rows = sum(n for _, n in _rows(_only_run(tmp_path)))
+    assert rows == meta["counts"]["requests"] == meta["counts"]["locust_requests"]
+
+
 @pytest.fixture
 def s3_dest(moto_url, monkeypatch):  # noqa: F811
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
