@@ -128,6 +128,24 @@ def _both_have_parts(runs: Path) -> bool:
     return False
 
 
+def _slow_worker_run(
+    tmp: Path, duration: str, *extra: str, **knobs: str
+) -> tuple[str, Path, dict, list[int]]:
+    """A distributed run with tests/load/slow_worker.py beside the locustfile (``knobs``: its
+    environment variables): the master's output, the run, its run.json, and the requests each
+    worker says it made."""
+    cfg = tmp / "c.toml"
+    cfg.write_text(CONFIG.format(duration=duration))
+    counts = tmp / "counts"
+    counts.mkdir()
+    env = _env(ALBPROBE_TEST_COUNTS=str(counts), **knobs)
+    with FixedResponseProxy() as fx:
+        out = _distributed(tmp, fx.url, cfg, env, *extra)
+    run = _only_run(tmp)
+    made = [int(p.read_text()) for p in counts.iterdir()]
+    return out, run, json.loads((run / "run.json").read_text()), made
+
+
 def _only_run(tmp: Path) -> Path:
     (run,) = (tmp / "runs").iterdir()
     return run
@@ -190,18 +208,9 @@ def test_late_final_reports_are_waited_for(tmp_path, mode):
     """Workers whose final report comes 2 s after `quit` (Locust's master waits 0.5 s by itself):
     the master waits for it, so every request a worker made is a row of the run, and every part
     a worker wrote is in the manifest."""
-    cfg = tmp_path / "l.toml"
-    cfg.write_text(CONFIG.format(duration="4s"))
-    counts = tmp_path / "counts"
-    counts.mkdir()
     dest = tmp_path / "parts"
     extra = ("--albprobe-worker-parts", str(dest)) if mode == "worker-parts" else ()
-    env = _env(ALBPROBE_TEST_COUNTS=str(counts), ALBPROBE_TEST_LATE_REPORT_S="2")
-    with FixedResponseProxy() as fx:
-        out = _distributed(tmp_path, fx.url, cfg, env, *extra)
-    run = _only_run(tmp_path)
-    meta = json.loads((run / "run.json").read_text())
-    made = [int(p.read_text()) for p in counts.iterdir()]
+    out, run, meta, made = _slow_worker_run(tmp_path, "4s", *extra, ALBPROBE_TEST_LATE_REPORT_S="2")
     assert len(made) == 2, out[-3000:]
     rows = sum(n for _, n in _rows(run))
     assert rows == sum(made) == meta["counts"]["locust_requests"] > 20, (made, out[-3000:])
@@ -244,18 +253,9 @@ def test_a_slow_worker_start_is_not_load_time(tmp_path):
     """A worker whose test start takes 5 s (a busy machine, boto3's import, a slow S3 check)
     in a 3-s run: the duration counts from the moment both workers are ready, so the slow one
     loads too (with Locust's clock it made no request at all), and the run is complete."""
-    cfg = tmp_path / "w.toml"
-    cfg.write_text(CONFIG.format(duration="3s"))
-    counts = tmp_path / "counts"
-    counts.mkdir()
-    env = _env(ALBPROBE_TEST_COUNTS=str(counts), ALBPROBE_TEST_SLOW_START_S="5")
-    with FixedResponseProxy() as fx:
-        out = _distributed(tmp_path, fx.url, cfg, env)
-    run = _only_run(tmp_path)
-    meta = json.loads((run / "run.json").read_text())
+    out, run, meta, made = _slow_worker_run(tmp_path, "3s", ALBPROBE_TEST_SLOW_START_S="5")
     rows = dict(_rows(run))
     assert set(rows) == {"w0", "w1"} and rows["w0"] > 0, (rows, out[-3000:])
-    made = [int(p.read_text()) for p in counts.iterdir()]
     assert sum(rows.values()) == sum(made) == meta["counts"]["locust_requests"]
     assert meta["status"] == "complete", meta["status_reason"]
     ((first_w0,),) = duckdb.sql(
@@ -294,19 +294,12 @@ def test_a_worker_that_dies_at_the_end_is_a_gap(tmp_path):
     """A worker that dies at the run's end, before its final report: its silence never lasted
     long enough to make it missing while the load ran, so only the master's wait for the final
     reports sees it. The run is partial with a gap for it, and rows == Locust's count."""
-    cfg = tmp_path / "e.toml"
-    cfg.write_text(CONFIG.format(duration="3s"))
-    counts = tmp_path / "counts"
-    counts.mkdir()
-    env = _env(ALBPROBE_TEST_COUNTS=str(counts), ALBPROBE_TEST_W0_DIES_AT_QUIT="1")
-    with FixedResponseProxy() as fx:
-        out = _distributed(tmp_path, fx.url, cfg, env)
-    meta = json.loads((_only_run(tmp_path) / "run.json").read_text())
+    out, run, meta, _ = _slow_worker_run(tmp_path, "3s", ALBPROBE_TEST_W0_DIES_AT_QUIT="1")
     assert meta["status"] == "partial", out[-3000:]
     (gap,) = meta["workers"]["gaps"]
     assert gap["worker_id"] == "w0" and gap["reason"] == "no final report"
     assert meta["status_reason"].startswith("lost Locust worker w0 from ")
-    rows = sum(n for _, n in _rows(_only_run(tmp_path)))
+    rows = sum(n for _, n in _rows(run))
     assert rows == meta["counts"]["requests"] == meta["counts"]["locust_requests"]
 
 
