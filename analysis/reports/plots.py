@@ -45,6 +45,13 @@ EVENT_COLOURS = {
 }
 
 
+def _title(ax: Any, text: str) -> None:
+    """A panel's title at its default place, given explicitly: left automatic, matplotlib
+    measures every tick label of the panel (and of its twin) at each draw to clear top ticks
+    these panels do not have, a third of the report's drawing time."""
+    ax.set_title(text, y=1.0)
+
+
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     FigureCanvasAgg(fig)  # Agg draws it; savefig then needs no backend lookup
@@ -169,7 +176,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
                 ls=style,
                 label=f"CloudWatch {key.split('.')[0]} (per s, 60-s mean)",
             )
-    ax.set_title("Requests per second by outcome")
+    _title(ax, "Requests per second by outcome")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=7, ncol=4)
 
@@ -184,7 +191,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     who = "proxy + gunicorn" if "n" in tl.series else "ALB + target"
     ax.plot(x, rate, color="#d62728", lw=1.2, label=f"5xx rate % ({who})")
     ax.set_ylabel("5xx %")
-    ax.set_title("5xx rate and healthy targets")
+    _title(ax, "5xx rate and healthy targets")
     if "h_healthy" in tl.series:
         ax2 = ax.twinx()
         ax2.step(
@@ -221,7 +228,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     if cap:
         ax.axhline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} (workers x threads)")
     ax.set_ylabel("concurrent")
-    ax.set_title("Concurrency against capacity")
+    _title(ax, "Concurrency against capacity")
     ax.legend(loc="upper left", fontsize=7)
 
     ax = axes[3]
@@ -240,9 +247,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     # mathtext, whose parser alone cost a third of a second to build
     ax.yaxis.set_major_formatter(FuncFormatter(_ms_tick))
     ax.set_ylim(bottom=0)
-    ax.set_title(
-        "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)")
-    )
+    _title(ax, "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)"))
     ax.set_xlabel("seconds since start")
     ax.legend(loc="upper left", fontsize=7)
     _markers(list(axes), tl)
@@ -295,7 +300,7 @@ def latency_png(fig_data: Figures) -> bytes:
         ax.text(i - 0.2, v, f"{v:.0f}", ha="center", va="bottom", fontsize=7)
     ax.set_xticks(xs, labels)
     ax.set_ylabel("ms")
-    ax.set_title("Latency percentiles")
+    _title(ax, "Latency percentiles")
     ax.legend(fontsize=7)
     fig.subplots_adjust(left=0.1, right=0.98, top=0.9, bottom=0.1)  # fixed: no measuring draw
     return _png(fig)
@@ -329,7 +334,7 @@ def cross_table_png(cross: list[dict[str, Any]]) -> bytes:
             )
     ax.set_xticks(range(len(cors)), [f"CORS {c}" for c in cors])
     ax.set_yticks(range(len(sources)), sources)
-    ax.set_title("Response source x browser CORS verdict")
+    _title(ax, "Response source x browser CORS verdict")
     h = 0.5 + 0.45 * len(sources)  # margins in inches (the height grows with the sources)
     fig.subplots_adjust(left=0.9 / 5, right=1 - 0.15 / 5, bottom=0.3 / h, top=1 - 0.3 / h)
     return _png(fig)
@@ -372,7 +377,7 @@ def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
     ax.set_xlabel(
         f"seconds since {_clock(t0)} UTC" + (f" ({step} s per column)" if step > 1 else "")
     )
-    ax.set_title("5xx per target per second (proxy / ALB log)")
+    _title(ax, "5xx per target per second (proxy / ALB log)")
     fig.colorbar(im, ax=ax, pad=0.01, label="5xx")
     if window is not None:
         rows = [names.index(window.target)] if window.target in names else range(len(names))
