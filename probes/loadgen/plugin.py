@@ -434,6 +434,8 @@ def _on_test_start(environment, **_kw) -> None:
     s = session()
     s.started_at = time.time()
     runner = environment.runner
+    if s.role == "master":  # a new test (Locust's web UI can start several): a new clock
+        s.clock, s.ready_workers = LoadClock(), set()
     if s.role == "worker":
         s._worker_id = f"w{getattr(runner, 'worker_index', 0)}"
         _adopt_master_settings(s, environment.parsed_options)
