@@ -31,7 +31,7 @@ from core.config import Config, load_refusal
 from core.errors import AlbprobeError, ConfigError
 from core.rundir import RunDir, TableWriter
 from core.supervisor import Child
-from probes.loadgen.meta import config_for_record, gap_reason, versions
+from probes.loadgen.meta import config_for_record, gap_reason, rows_reason, versions
 from probes.loadgen.plans import OPEN_MODEL, peak_users, rates
 
 # Kept importable from here: the commands and tests use these names.
@@ -402,6 +402,13 @@ def _finalise(
     lost = gap_reason(gaps, summary.get("started_at"), meta["workers"]["count"])
     if lost and status == "complete":  # the load the run was asked for did not all go out
         status, reason = "partial", lost
+    short = rows_reason(
+        rows,
+        summary.get("locust_requests"),
+        meta["workers"]["mode"] == "distributed" and not summary.get("worker_parts"),
+    )
+    if short and status == "complete":  # what Locust counted is not all on disk
+        status, reason = "partial", short
     if summary.get("worker_parts"):
         meta["worker_parts"] = dict(summary["worker_parts"])
         if gathered is not None:

@@ -58,6 +58,21 @@ def gap_reason(gaps: list[dict[str, Any]], started_at: float | None, processes: 
     )
 
 
+def rows_reason(rows: int, locust_requests: int | None, shipped: bool) -> str | None:
+    """Why a run whose rows fall short of Locust's count is partial, or None. ``shipped``: a
+    distributed run whose workers ship their rows to the master, the one way to lose them
+    while Locust still counts them (a master past its ceiling, docs/distributed.md)."""
+    if locust_requests is None or rows >= locust_requests:
+        return None
+    why = (
+        ": the master fell behind writing the workers' rows; past about 100,000 rows/s use "
+        "worker-parts mode (--worker-parts, docs/distributed.md)"
+        if shipped
+        else ""
+    )
+    return f"recorded {rows:,} of the {locust_requests:,} requests Locust counted{why}"
+
+
 def standalone_meta(
     s: Any, environment: Any, *, status: str, summary: dict | None = None
 ) -> dict[str, Any]:
@@ -66,7 +81,9 @@ def standalone_meta(
     meta: dict[str, Any] = {
         "run_id": s.rundir.path.name,
         "status": status,
-        "status_reason": (summary or {}).get("abort_reason") or (summary or {}).get("gap_reason"),
+        "status_reason": (summary or {}).get("abort_reason")
+        or (summary or {}).get("gap_reason")
+        or (summary or {}).get("rows_reason"),
         "started_at": s.started_at or time.time(),
         "ended_at": (summary or {}).get("ended_at"),
         "target": {"kind": "url", "url": host},

@@ -772,12 +772,15 @@ def _on_quit(exit_code: int = 0, **_kw) -> None:
             )
             ev.close()
         if s.standalone:
-            from probes.loadgen.meta import gap_reason, standalone_meta
+            from probes.loadgen.meta import gap_reason, rows_reason, standalone_meta
 
             summary["gap_reason"] = gap_reason(s.gaps, s.started_at, s.processes)
+            summary["rows_reason"] = rows_reason(
+                summary["rows"], summary["locust_requests"], s.role == "master" and not s.manifest
+            )
             if s.abort_reason:
                 status = "aborted"
-            elif summary["gap_reason"]:
+            elif summary["gap_reason"] or summary["rows_reason"]:
                 status = "partial"
             elif s.shape_finished:
                 status = "complete"

@@ -6,6 +6,9 @@ variable, in seconds, 0 = off:
 * ALBPROBE_TEST_SLOW_START_S: worker w0's test start takes that long (albprobe's own test start
   runs after it: this plugin's listener is registered first, at import);
 * ALBPROBE_TEST_W0_DIES_AT_QUIT (1 = on): worker w0 dies instead of sending its final report;
+* ALBPROBE_TEST_MASTER_DROPS_ROWS (1 = on): the master drops the rows of the first report that
+  carries some, as a master past its ceiling loses them, while Locust still counts them (this
+  listener runs before Locust's and albprobe's: it is registered first);
 
 and at exit each worker writes how many requests it made to $ALBPROBE_TEST_COUNTS/<pid>."""
 
@@ -50,6 +53,13 @@ def _late(client_id, data, **_kw):
         if runner.worker_index == 0 and _knob("ALBPROBE_TEST_W0_DIES_AT_QUIT"):
             os._exit(1)  # no final report, no goodbye
         time.sleep(_knob("ALBPROBE_TEST_LATE_REPORT_S"))  # blocks the loop: the report leaves late
+
+
+@events.worker_report.add_listener
+def _drop_rows(client_id, data, **_kw):
+    dropping = _knob("ALBPROBE_TEST_MASTER_DROPS_ROWS") and not _state.get("dropped")
+    if dropping and data.pop("albprobe_rows", None):
+        _state["dropped"] = True
 
 
 @events.quitting.add_listener

@@ -13,6 +13,7 @@ from probes.loadgen.abort import AbortRule
 from probes.loadgen.arrival import intended_times
 from probes.loadgen.browser import failure_label
 from probes.loadgen.load_clock import LoadClock
+from probes.loadgen.meta import rows_reason
 from probes.loadgen.plans import make_plan, peak_users
 from probes.loadgen.plugin import ColumnBuffer, request_row
 from probes.loadgen.ratelimit import TokenBucket
@@ -63,6 +64,15 @@ def test_load_clock_does_not_wait_forever():
     assert clock.began_at == 11.0 and clock.elapsed(13.0, 32.0, ["w0"], set()) == 2.0
     # no worker connected (all missing): no start until the wait is over
     assert LoadClock().elapsed(5.0, 1.0, [], set()) == 0.0
+
+
+def test_rows_short_of_locusts_count_is_a_reason():
+    assert rows_reason(100, 100, shipped=True) is None
+    assert rows_reason(100, None, shipped=True) is None  # Locust's count unknown: no claim
+    assert rows_reason(90, 1200, shipped=False) == (
+        "recorded 90 of the 1,200 requests Locust counted"
+    )
+    assert "use worker-parts mode" in rows_reason(90, 1200, shipped=True)
 
 
 def test_abort_rule_needs_a_sustained_streak():

@@ -304,6 +304,18 @@ def test_a_worker_that_dies_at_the_end_is_a_gap(tmp_path):
     assert rows == meta["counts"]["requests"] == meta["counts"]["locust_requests"]
 
 
+def test_rows_short_of_locusts_count_make_the_run_partial(tmp_path):
+    """The master loses the rows of one report (as a master past its ceiling does) while Locust
+    counts them: the run is partial, says how many rows it has of how many, and names the fix."""
+    out, run, meta, made = _slow_worker_run(tmp_path, "3s", ALBPROBE_TEST_MASTER_DROPS_ROWS="1")
+    rows = sum(n for _, n in _rows(run))
+    assert rows == meta["counts"]["requests"] < meta["counts"]["locust_requests"] == sum(made)
+    assert meta["status"] == "partial", out[-3000:]
+    reason = meta["status_reason"]
+    assert reason.startswith(f"recorded {rows:,} of the {sum(made):,} requests Locust counted")
+    assert "worker-parts mode" in reason
+
+
 @pytest.fixture
 def s3_dest(moto_url, monkeypatch):  # noqa: F811
     for key in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
