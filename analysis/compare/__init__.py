@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analysis.compare import comparable, data, gates, judge, verdicts
+from analysis.compare import comparable, data, gates, judge, mix, verdicts
 from analysis.compare.data import ALL, RunData
 from analysis.compare.judge import Figure, Overall, Settings
 from core.errors import AlbprobeError
@@ -159,8 +159,15 @@ def compare_data(
         )
     scopes = [ALL, *common]
     figures: list[Figure] = []
+    same_set = set(base.endpoints) == set(new.endpoints)
+    mixed = mix.standardised(base.latency, new.latency, common) if same_set else None
+    if mixed is not None:
+        notes = [*notes, mixed[2]]
     for sc in scopes:
-        figures += judge.latency_figures(sc, base.latency[sc], new.latency[sc], s)
+        b_lat, n_lat = (
+            (mixed[0], mixed[1]) if sc == ALL and mixed else (base.latency[sc], new.latency[sc])
+        )
+        figures += judge.latency_figures(sc, b_lat, n_lat, s)
         figures += judge.rate_figures(sc, base.counts[sc], new.counts[sc], s)
     dropped = judge.dropped_figure(base, new, s)
     if dropped is not None:

@@ -141,8 +141,9 @@ def test_graceful_child_exits_on_its_stop_signal_without_sigkill(tmp_path):
         import signal, time
         # Python leaves SIGINT ignored when started with it ignored (a background job of a script)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        open({str(ready)!r}, "w").write("ok")
         try:
+            # ready only inside the try: a SIGINT right after the file appears is still caught
+            open({str(ready)!r}, "w").write("ok")
             while True:
                 time.sleep(0.05)
         except KeyboardInterrupt:
