@@ -54,9 +54,8 @@ def standardised(
     if len(endpoints) < 2 or any(not base[e].n or not new[e].n for e in endpoints):
         return None
     mix, theirs = shares(base, endpoints), shares(new, endpoints)
-    pct = ", ".join(f"{e} {mix[e]:.0%}" for e in endpoints)
-    note = f"(all) latency is judged at the baseline's endpoint mix ({pct})"
-    moved = max(abs(mix[e] - theirs[e]) for e in endpoints)
-    if moved >= 0.005:
-        note += "; the new run's: " + ", ".join(f"{e} {theirs[e]:.0%}" for e in endpoints)
+    ours, new_pct = (", ".join(f"{e} {m[e]:.0%}" for e in endpoints) for m in (mix, theirs))
+    note = f"(all) latency is judged at the baseline's endpoint mix ({ours})"
+    if new_pct != ours:  # only a mix that differs as printed
+        note += f"; the new run's: {new_pct}"
     return at_mix(base, endpoints, mix), at_mix(new, endpoints, mix), note
