@@ -108,6 +108,8 @@ class AlbPatterns:
     response_timeout_last_ts: float | None = None
     response_timeout_top_url_share: float | None = None  # share of those 504s on one URL
     response_timeout_top_url: str | None = None
+    timeout_kill_top_url_share: float | None = None  # share of the --timeout kills on one URL
+    timeout_kill_top_url: str | None = None
     latency_climb: float | None = None  # p50 target time before the failures / at the start
     latency_p90_before_fail_s: float | None = None
     fail_first_ts: float | None = None  # first ALB-generated 5xx (not the target's own)
@@ -298,6 +300,7 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
     _no_target(con, pat)
     _closed_at_once(con, pat)
     _response_timeouts(con, pat)
+    _timeout_kills(con, pat)
     _latency(con, pat)
     return pat
 
@@ -357,23 +360,37 @@ def _closed_at_once(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
     pat.closed_at_once_first_ts, pat.closed_at_once_last_ts = float(row["a"]), float(row["b"])
 
 
-def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
-    if not pat.kinds.get("response_timeout"):
-        return
+def _top_url(con: duckdb.DuckDBPyConnection, kind: str) -> dict[str, Any]:
+    """The failures of one kind: their commonest URL (top, top_n of total), first and last time
+    (a, b) and median time from dispatch to the failure (med)."""
     url = alb.request_part_sql("request", "url")
-    row = _rows(
+    return _rows(
         con,
         f"""SELECT arg_max(u, n) AS top, max(n) AS top_n, sum(n) AS total, min(a) AS a,
                    max(b) AS b,
-                   (SELECT median(closed_after) FROM _alb_fails
-                    WHERE kind = 'response_timeout') AS med
+                   (SELECT median(closed_after) FROM _alb_fails WHERE kind = '{kind}') AS med
             FROM (SELECT {url} AS u, count(*) AS n, min(ts) AS a, max(ts) AS b
-                  FROM _alb_fails WHERE kind = 'response_timeout' GROUP BY 1)""",
+                  FROM _alb_fails WHERE kind = '{kind}' GROUP BY 1)""",
     )[0]
+
+
+def _response_timeouts(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
+    if not pat.kinds.get("response_timeout"):
+        return
+    row = _top_url(con, "response_timeout")
     pat.response_timeout_first_ts, pat.response_timeout_last_ts = float(row["a"]), float(row["b"])
     pat.response_timeout_median_s = float(row["med"]) if row["med"] is not None else None
     pat.response_timeout_top_url = row["top"]
     pat.response_timeout_top_url_share = float(row["top_n"]) / float(row["total"])
+
+
+def _timeout_kills(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
+    """Workers killed at gunicorn's --timeout gather on the endpoint that runs longer than it."""
+    if not pat.kinds.get("timeout_kill"):
+        return
+    row = _top_url(con, "timeout_kill")
+    pat.timeout_kill_top_url = row["top"]
+    pat.timeout_kill_top_url_share = float(row["top_n"]) / float(row["total"])
 
 
 def _latency(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:

@@ -31,7 +31,7 @@ _SERVER = re.compile(r"^target(?:-(\d+))?(?:-failopen|-blocked)?$")
 class TargetStats:
     target: str  # ip:port
     answered: int  # responses that named it (requests.target), or log lines routed to it
-    failed: int  # proxy 5xx of requests routed to it (proxy / ALB log)
+    failed: int  # proxy-generated 5xx of requests routed to it (proxy / ALB log; _PROXY_MADE)
     unhealthy_samples: int  # health samples not healthy (unhealthy, draining, unused)
     health_samples: int
 
@@ -63,9 +63,9 @@ class TargetBreakdown:
         if top is None:
             return None
         return (
-            f"1 of {self.n} targets: {top.target} ({top.failed} of {self.failed} proxy 5xx in the "
+            f"1 of {self.n} targets: {top.target} ({top.failed:,} of {self.failed:,} proxy 5xx in the "
             f"{self.source}; the other targets served"
-            f" {sum(t.answered for t in self.targets if t is not top)} requests)"
+            f" {sum(t.answered for t in self.targets if t is not top):,} requests)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,13 +123,24 @@ def _health(con: duckdb.DuckDBPyConnection, targets: list[str]) -> dict[str, tup
     return out
 
 
+# A 5xx the proxy made itself, not one the app (or gunicorn) returned through it: a busy API's own
+# 500s, spread over every target, would otherwise bury the one target the proxy cannot reach.
+# HAProxy: the session ended abnormally (termination state not "-...") or found no server; the ALB:
+# no target status (its documented "-").
+_PROXY_MADE = {
+    "haproxy": "status >= 500 AND (term NOT LIKE '-%' OR server = '<NOSRV>')",
+    "alb": "elb_status_code >= 500 AND target_status_code IS NULL",
+}
+
+
 def _proxy_log(
     con: duckdb.DuckDBPyConnection, targets: list[str]
 ) -> tuple[str, dict[str, tuple[int, int]], int]:
-    """(source, {target: (lines, 5xx)}, 5xx without a target) from the HAProxy or ALB log."""
-    if {"server", "status"} <= table_columns(con, "haproxy"):
+    """(source, {target: (lines, proxy-made 5xx)}, proxy-made 5xx without a target) from the
+    HAProxy or ALB log."""
+    if {"server", "status", "term"} <= table_columns(con, "haproxy"):
         rows = con.execute(
-            """SELECT server, count(*), count(*) FILTER (WHERE status >= 500)
+            f"""SELECT server, count(*), count(*) FILTER (WHERE {_PROXY_MADE["haproxy"]})
                FROM haproxy GROUP BY 1"""
         ).fetchall()
         per: dict[str, tuple[int, int]] = {}
@@ -143,9 +154,9 @@ def _proxy_log(
             per[t] = (n0 + int(n), b0 + int(bad))
         if per or none:
             return "proxy log", per, none
-    if {"target_port", "elb_status_code"} <= table_columns(con, "alb"):
+    if {"target_port", "elb_status_code", "target_status_code"} <= table_columns(con, "alb"):
         rows = con.execute(
-            """SELECT target_port, count(*), count(*) FILTER (WHERE elb_status_code >= 500)
+            f"""SELECT target_port, count(*), count(*) FILTER (WHERE {_PROXY_MADE["alb"]})
                FROM alb GROUP BY 1"""
         ).fetchall()
         per, none = {}, 0
@@ -188,23 +199,26 @@ MAX_HEAT_S = 7 * 86400
 def heat(
     con: duckdb.DuckDBPyConnection, targets: list[str] | None = None
 ) -> tuple[int, list[str], np.ndarray] | None:
-    """The proxy's 5xx per target per second, from the HAProxy or ALB log: (first second, target
+    """The proxy-generated 5xx per target per second, from the HAProxy or ALB log: (first second, target
     names with '-' = no target last, matrix targets x seconds), for the report's heat strip, where
     a burst on one target shows at a glance. None without a proxy 5xx."""
     listed = list(targets or [])
     rows: list[tuple[int, str, int]] = []
-    if {"server", "status", "ts"} <= table_columns(con, "haproxy"):
+    if {"server", "status", "term", "ts"} <= table_columns(con, "haproxy"):
         for t, server, n in con.execute(
-            """SELECT CAST(floor(ts) AS BIGINT), server, count(*) FILTER (WHERE status >= 500)
+            f"""SELECT CAST(floor(ts) AS BIGINT), server,
+                      count(*) FILTER (WHERE {_PROXY_MADE["haproxy"]})
                FROM haproxy WHERE ts IS NOT NULL GROUP BY 1, 2"""
         ).fetchall():
             rows.append((int(t), target_of_server(str(server), listed) or "-", int(n)))
-    if not rows and {"target_port", "elb_status_code", "ts"} <= table_columns(con, "alb"):
+    if not rows and {"target_port", "elb_status_code", "target_status_code", "ts"} <= table_columns(
+        con, "alb"
+    ):
         rows = [
             (int(t), str(tp), int(n))
             for t, tp, n in con.execute(
-                """SELECT CAST(floor(ts) AS BIGINT), coalesce(target_port, '-'),
-                          count(*) FILTER (WHERE elb_status_code >= 500)
+                f"""SELECT CAST(floor(ts) AS BIGINT), coalesce(target_port, '-'),
+                          count(*) FILTER (WHERE {_PROXY_MADE["alb"]})
                    FROM alb WHERE ts IS NOT NULL GROUP BY 1, 2"""
             ).fetchall()
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from analysis.causes import alb_log
 from analysis.causes.base import (
@@ -236,8 +237,23 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     window = None
     if pat is not None and pat.get("fail_first_ts") is not None:
         window = alb_log.window(pat, pat["fail_first_ts"], pat["fail_last_ts"], None)
-    return Cause(
-        "capacity", sc.strength, sc.evidence, _capacity_fix(fig), sc.signals, window=window
+    fix = _timeout_kill_fix(fig, pat) or _capacity_fix(fig)
+    return Cause("capacity", sc.strength, sc.evidence, fix, sc.signals, window=window)
+
+
+def _timeout_kill_fix(fig: Figures, pat: dict[str, Any] | None) -> str | None:
+    """When most ALB 5xx are workers killed at gunicorn's --timeout on one URL, the fix is that
+    endpoint or the timeout, not more workers: more workers die the same way."""
+    tk, share = val(fig.alb_timeout_kill), (pat or {}).get("timeout_kill_top_url_share")
+    if not tk or tk < 0.5 * val(fig.alb_elb_5xx) or share is None or share < 0.8:
+        return None
+    url, timeout = pat["timeout_kill_top_url"], cnt(fig.alb_kill_timeout_s)  # type: ignore[index]
+    return (
+        f"{pct(share)} of the workers killed at gunicorn's --timeout ({timeout} s) were serving "
+        f"{url}: make it answer within the timeout (paginate, or move the work to a background "
+        "job), or raise gunicorn's --timeout above its longest request (e.g. `gunicorn --timeout "
+        "<s>`), kept below the ALB's idle timeout (idle_timeout.timeout_seconds, 60 s by default) "
+        "so that the ALB does not give up first (a 504). More workers would be killed the same way."
     )
 
 

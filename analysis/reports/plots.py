@@ -377,7 +377,7 @@ def heat_strip_png(tl: Timeline, window: Any = None) -> bytes | None:
     ax.set_xlabel(
         f"seconds since {_clock(t0)} UTC" + (f" ({step} s per column)" if step > 1 else "")
     )
-    _title(ax, "5xx per target per second (proxy / ALB log)")
+    _title(ax, "Proxy-generated 5xx per target per second (proxy / ALB log)")
     fig.colorbar(im, ax=ax, pad=0.01, label="5xx")
     if window is not None:
         rows = [names.index(window.target)] if window.target in names else range(len(names))

@@ -318,6 +318,36 @@ def test_verdict_calls_timeout_kills_capacity_not_a_keepalive_race(tmp_path):
     assert [c.id for c in v.causes][0] == "keepalive-race", v.headline
 
 
+def test_timeout_kills_on_one_url_get_that_urls_fix_not_more_workers(tmp_path):
+    """Workers killed at gunicorn's --timeout on one endpoint: more workers die the same way, so
+    the fix names the URL and the timeout. Spread over many URLs, the sizing fix stays."""
+    from analysis import verdict
+
+    fig, _ = _closes(tmp_path / "one", keepalive_every=0, kill_every=100)
+    cap = verdict.decide(fig, context="alb-logs").causes[0]
+    assert cap.id == "capacity"
+    assert cap.fix.startswith(
+        "100.0% of the workers killed at gunicorn's --timeout (30 s) were serving "
+        "http://api.hakwonplus.com:80/api/fast: make it answer within the timeout"
+    )
+    assert "idle_timeout.timeout_seconds" in cap.fix
+    # the same kills, each on its own URL: no endpoint to name
+    lines = list(synth.alb_lines(6000, keepalive_every=0, kill_every=100))
+    lines = [
+        ln.replace("/api/fast HTTP", f"/api/r{i} HTTP") if " 502 - " in ln else ln
+        for i, ln in enumerate(lines)
+    ]
+    (tmp_path / "many").mkdir()
+    (tmp_path / "many" / "a.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ds = dataset.open_alb_logs([tmp_path / "many" / "a.log"], since=None, until=None)
+    try:
+        fig, _ = correlate.compute(ds)
+    finally:
+        ds.close()
+    cap = verdict.decide(fig, context="alb-logs").causes[0]
+    assert cap.id == "capacity" and cap.fix.startswith("Size gunicorn for the load")
+
+
 # ---- a malformed request is an entry, not a malformed line -----------------------------------
 
 # How the ALB logs a request it could not parse (its own 400): no target, -1 times, the request

@@ -115,3 +115,41 @@ def test_alb_logs_split_the_failures_by_each_lines_target(tmp_path):
     assert per["10.0.2.11:8000"]["failed"] == 6 and per["10.0.1.10:8000"]["failed"] == 0
     assert split["one_of_n"].startswith("1 of 2 targets: 10.0.2.11:8000 (6 of 6")
     assert any(e == split["one_of_n"] for c in v.causes for e in c.evidence)
+
+
+def test_the_apps_own_500s_on_every_target_do_not_bury_the_one_failing_target(tmp_path):
+    """A busy API's own 500s (Django answered, the ALB passed them on: target status 500) come
+    from every target; only the ALB's own 502s (target status '-') say which target it could not
+    use. 6 keep-alive 502s on one target stay "1 of 2 targets" beside 60 app 500s spread over
+    both (counted as proxy 5xx, the top target held 36 of 66 and no pattern was found)."""
+    lines = list(synth.alb_lines(3000, keepalive_every=500))
+    for i in range(0, len(lines), 50):  # every 50th line: the app's 500, passed through
+        assert " 200 200 " in lines[i]
+        lines[i] = lines[i].replace(" 200 200 ", " 500 500 ").replace('"200" "-"', '"500" "-"')
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    v = analyze_alb_logs(str(logs), write=False).verdict
+    split = v.figures.target_breakdown
+    per = {t["target"]: t["failed"] for t in split["targets"]}
+    assert per == {"10.0.2.11:8000": 6, "10.0.1.10:8000": 0}
+    assert split["one_of_n"].startswith("1 of 2 targets: 10.0.2.11:8000 (6 of 6")
+    assert v.figures.alb_target_5xx == 60  # the app's 500s are still counted, as the target's
+
+
+def test_the_apps_own_500s_through_haproxy_are_not_the_proxys(tmp_path):
+    """The same on the testbed's proxy log: a 500 that gunicorn returned through HAProxy ends
+    normally (termination state '----'), on every server; only the sessions HAProxy ended itself
+    are the proxy's 5xx of a target."""
+    path = synth_targets.write(tmp_path, "one-target-bad")
+    log = path / "logs" / "haproxy-1.log"
+    lines = log.read_text(encoding="utf-8").splitlines()
+    ok = [i for i, ln in enumerate(lines) if " 200 230 - - ---- " in ln]
+    for i in ok[::10]:  # every 10th normal answer on either target: the app's 500
+        lines[i] = lines[i].replace(" 200 230 - - ---- ", " 500 230 - - ---- ")
+    log.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    v = analyze_run(path, write=False).verdict
+    per = {t["target"]: t["failed"] for t in v.figures.target_breakdown["targets"]}
+    assert per[T1] == 0 and per[T2] > 0
+    assert ids(v)[0] == "target-down"
+    assert any(e.startswith(f"1 of 2 targets: {T2} (") for e in v.causes[0].evidence)
