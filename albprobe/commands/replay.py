@@ -157,7 +157,7 @@ def print_plan(console: Any, prep: Any, req: Any) -> None:
         )
         p(
             f"  not sent: {a['skip-write']:,} writes (ALB logs carry no bodies; --allow-writes and a "
-            f"[replay.bodies] template send a path's): {top}"
+            f"{escape('[replay.bodies]')} template send a path's): {top}"
         )
     nf = a.get("not-forwarded", 0)
     if nf or s.malformed:

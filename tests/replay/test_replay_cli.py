@@ -50,6 +50,18 @@ def test_dry_run_prints_the_plan_the_diagnosis_and_the_replay_that_adds_the_caus
     assert not (tmp_path / "runs").exists()
 
 
+def test_skipped_writes_name_the_config_table_that_sends_them(tmp_path, capsys):
+    """The table's name is printed as written (rich read '[replay.bodies]' as markup and
+    dropped it: "and a  template")."""
+    es = [
+        aw.Entry(at=T0 + i, method="POST" if i % 2 else "GET", path="/api/items") for i in range(6)
+    ]
+    aw.write(tmp_path / "logs", [aw.line(e) for e in es])
+    assert main(["replay", "--alb-logs", str(tmp_path / "logs"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "--allow-writes and a [replay.bodies] template send a path's): POST /api/items x3" in out
+
+
 def test_cause_to_fault_mapping_and_its_clock():
     burst = (12.0, 19.0)
 
