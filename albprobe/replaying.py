@@ -20,7 +20,7 @@ from typing import Any
 
 from analysis.replay_plan import PlanOptions, PlanSummary, build_plan
 from analysis.verdict import Cause, Verdict
-from core.config import Config
+from core.config import Capacity, Config, TestbedGroup
 from core.errors import ConfigError
 
 # Seconds between Locust's start and the plan's offset 0: Locust imports and spawns its users
@@ -48,24 +48,77 @@ NOT_FROM_TRAFFIC: dict[str, str | None] = {
     "health-check-flapping": None,  # no testbed switch makes checks come and go
 }
 _ONE_OFF = ("deploy", "worker-kill")
+# Faults the testbed can switch on one target of several (albprobe.targets.TARGETED).
+_ONE_TARGET = ("target-down", "hang", "health-host", "keepalive-race")
+# The replay's testbed, shaped like the original when the config does not shape it: one
+# gunicorn per target on this machine, so a few targets at most; gthread workers whose threads
+# hold the window's busiest moment (the catch-all sleeps each line's target time) with headroom.
+MAX_TARGETS = 4
+WORKERS = 2
+MIN_THREADS, MAX_THREADS = 4, 64
+HEADROOM = 1.5
+
+
+@dataclass(frozen=True)
+class TestbedShape:
+    """The testbed a replay runs on, and why it has that shape (printed with the plan)."""
+
+    __test__ = False
+    capacity: Capacity
+    testbed: TestbedGroup
+    why: str
+
+
+def shape_testbed(cfg: Config, summary: PlanSummary) -> TestbedShape:
+    """The original's targets (up to MAX_TARGETS) and enough gunicorn threads that the replayed
+    traffic does not queue (its own overload would be a cause the original did not have), unless
+    the config sets [capacity] or [testbed]: the user's testbed is kept as given."""
+    if cfg.capacity != Capacity() or cfg.testbed != TestbedGroup():
+        return TestbedShape(cfg.capacity, cfg.testbed, "as [capacity] and [testbed] set it")
+    targets = max(1, min(summary.targets, MAX_TARGETS))
+    need = int(summary.peak_busy * HEADROOM) + 1
+    threads = max(MIN_THREADS, min(MAX_THREADS, -(-need // (targets * WORKERS))))
+    cap = dataclasses.replace(Capacity(), worker_class="gthread", workers=WORKERS, threads=threads)
+    why = (
+        f"shaped like the window: {summary.targets} target(s) in the log"
+        + (f" (the testbed runs {MAX_TARGETS})" if summary.targets > MAX_TARGETS else "")
+        + f", {summary.peak_busy} requests at the targets at once at the peak"
+    )
+    if targets * WORKERS * threads < summary.peak_busy:
+        why += (
+            f", more than the testbed's {targets * WORKERS * threads} threads: the replay will "
+            "queue (lower --scale or --speed)"
+        )
+    return TestbedShape(cap, dataclasses.replace(TestbedGroup(), targets=targets), why)
+
+
 _WHOLE_RUN = ("keepalive-race", "cors-misconfig")  # the target's configuration, from the start
 
 
-def cause_fault(cause: Cause, burst: tuple[float, float] | None) -> str | None:
+def cause_fault(cause: Cause, burst: tuple[float, float] | None, targets: int = 1) -> str | None:
     """The testbed fault that adds ``cause`` at its time, as `run --fault` reads it; ``burst`` is
     (first, last) replay second of the original's ALB-generated 5xx. None: the traffic makes this
     cause itself, or the testbed has no switch for it.
 
     A cause diagnosed with its own window (``cause.window``: when it struck, as an offset into
-    the log window) wins over the burst. The one place that maps a diagnosis to a fault.
+    the log window) wins over the burst. A window on one target, with a testbed of ``targets``
+    > 1, puts the fault on the testbed's first target only: the original's "1 of N targets".
+    The one place that maps a diagnosis to a fault.
     """
     fault = NOT_FROM_TRAFFIC.get(cause.id)
     if fault is None:
         return None
-    if fault in _WHOLE_RUN:
+    window = getattr(cause, "window", None)
+    one = targets > 1 and getattr(window, "target", None)
+    if one and fault == "blocked-port":
+        # the testbed blocks the whole group's port only; one target refusing connections
+        # (the ALB's -1/-1/-1 502s on it alone) is what its target-down does to that target
+        fault = "target-down"
+    if one and fault in _ONE_TARGET:
+        fault = f"{fault}:1"
+    if fault.split(":")[0] in _WHOLE_RUN:
         return f"{fault}@0s"
     first = last = None
-    window = getattr(cause, "window", None)
     if window is not None:
         first = window.offset_s
         last = window.offset_s + max(0.0, window.last_ts - window.first_ts)
@@ -73,7 +126,7 @@ def cause_fault(cause: Cause, burst: tuple[float, float] | None) -> str | None:
         first, last = burst
     if first is None:
         return None
-    if fault in _ONE_OFF:
+    if fault.split(":")[0] in _ONE_OFF:
         return f"{fault}@{first:g}s"
     return f"{fault}@{first:g}s-{(last if last is not None else first) + 1:g}s"
 
@@ -102,12 +155,12 @@ class Diagnosis:
         return dataclasses.asdict(self)
 
 
-def diagnose(verdict: Verdict, burst: tuple[float, float] | None) -> Diagnosis:
+def diagnose(verdict: Verdict, burst: tuple[float, float] | None, targets: int = 1) -> Diagnosis:
     notes, faults = [], []
     for c in verdict.causes:
         if c.id not in NOT_FROM_TRAFFIC:
             continue
-        spec = cause_fault(c, burst)
+        spec = cause_fault(c, burst, targets)
         if spec and not faults:  # the strongest such cause is the one the replay tests
             faults.append(spec)
             notes.append(
@@ -154,6 +207,7 @@ class Prepared:
     summary: PlanSummary
     diagnosis: Diagnosis
     users: int
+    testbed: TestbedShape | None = None  # None: the target is not the testbed
 
     @property
     def plan_file(self) -> Path:
@@ -199,7 +253,11 @@ def prepare(req: ReplayRequest) -> Iterator[Prepared]:
                 con, folder / "plan.parquet", req.plan.speed, alb_only=True
             )
         burst = (b.first_s, b.last_s) if b.count else None
-        yield Prepared(folder, summary, diagnose(verdict, burst), users_for(summary, req))
+        tb = shape_testbed(req.config, summary) if req.config.is_testbed else None
+        targets = tb.testbed.targets if tb is not None else 1
+        yield Prepared(
+            folder, summary, diagnose(verdict, burst, targets), users_for(summary, req), tb
+        )
 
 
 def users_for(summary: PlanSummary, req: ReplayRequest) -> int:
@@ -248,8 +306,21 @@ def run_options(req: ReplayRequest, prep: Prepared) -> Any:
     )
     # (the command refused --with-cause without the testbed; runner.validate refuses faults too)
     faults = [shift(f, lead) for f in prep.diagnosis.faults] if req.with_cause else []
+    overrides: dict[str, Any] = {}
+    if prep.testbed is not None:
+        cfg = dataclasses.replace(cfg, capacity=prep.testbed.capacity, testbed=prep.testbed.testbed)
+        # the ALB's health check, not the testbed's 1-s one: how long a dead target kept
+        # getting requests is part of the incident (ALB defaults: 30 s x 2 failures to take it out)
+        hc = cfg.aws.health_check
+        overrides = dict(
+            health_interval=hc.interval,
+            health_timeout=hc.timeout,
+            healthy_threshold=hc.healthy_threshold,
+            unhealthy_threshold=hc.unhealthy_threshold,
+        )
     return RunOptions(
         config=dataclasses.replace(cfg, load=load),
+        testbed_overrides=overrides,
         shape="replay",
         workers=req.workers,
         faults=parse_fault_schedule(faults, FAULTS),

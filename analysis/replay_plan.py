@@ -75,6 +75,10 @@ class PlanSummary:
     malformed_examples: list[str]
     elbs: list[str]
     original: dict[str, int]  # the window's status picture: 5xx, 502, alb_5xx, target_5xx
+    targets: int = 0  # distinct targets the window's lines were routed to
+    # most requests at the targets at once when the plan is sent (its target times, offsets
+    # divided by the speed): what the testbed must serve without queueing
+    peak_busy: int = 0
 
     @property
     def duration_s(self) -> float:
@@ -350,6 +354,15 @@ def _summarise(
             UNION ALL
             SELECT max(offset_s + coalesce(latency_ms, 0) / 1000) / {speed!r}, -1
             FROM plan WHERE action = 'send' GROUP BY lane))""")[0]
+    # requests at the targets at once: each sent line holds one from its send to its target time
+    peak_busy = one(f"""
+        SELECT coalesce(max(busy), 0) FROM (
+          SELECT sum(d) OVER (ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS busy FROM (
+            SELECT offset_s / {speed!r} AS t, 1 AS d FROM plan
+            WHERE action = 'send' AND target_ms IS NOT NULL
+            UNION ALL
+            SELECT offset_s / {speed!r} + target_ms / 1000, -1 FROM plan
+            WHERE action = 'send' AND target_ms IS NOT NULL))""")[0]
     orig = rows("""
         SELECT count(*) FILTER (WHERE elb_status >= 500) AS "5xx",
                count(*) FILTER (WHERE elb_status = 502) AS "502",
@@ -396,6 +409,8 @@ def _summarise(
         malformed_examples=list(stats.examples),
         elbs=elbs,
         original={k: int(v) for k, v in orig.items()},
+        targets=int(one("SELECT count(DISTINCT target_port) FROM lines")[0]),
+        peak_busy=int(peak_busy or 0),
     )
 
 

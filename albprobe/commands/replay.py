@@ -150,6 +150,14 @@ def print_plan(console: Any, prep: Any, req: Any) -> None:
         f"{s.peak_lanes:,} at once ({prep.users} users)"
     )
     p("  engines: " + ", ".join(f"{k} {v:,}" for k, v in s.engines.items()))
+    tb = prep.testbed
+    if tb is not None:
+        c = tb.capacity
+        threads = f" x {c.threads} threads" if c.worker_class == "gthread" else ""
+        p(
+            f"  testbed: {tb.testbed.targets} target(s) x gunicorn {c.workers} {c.worker_class} "
+            f"workers{threads}, {escape(tb.why)}"
+        )
     a = s.actions
     if a.get("skip-write"):
         top = ", ".join(
