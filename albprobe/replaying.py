@@ -57,6 +57,11 @@ MAX_TARGETS = 4
 WORKERS = 2
 MIN_THREADS, MAX_THREADS = 4, 64
 HEADROOM = 1.5
+# A window whose workers were killed at gunicorn's --timeout ran sync workers (gunicorn kills a
+# sync worker whose request outlasts it; a gthread worker keeps its heartbeat while a thread
+# sleeps, so the kills would not come back): one process per request at once, up to this many
+# per target.
+MAX_SYNC_WORKERS = 12
 
 
 @dataclass(frozen=True)
@@ -69,25 +74,38 @@ class TestbedShape:
     why: str
 
 
-def shape_testbed(cfg: Config, summary: PlanSummary) -> TestbedShape:
+def shape_testbed(cfg: Config, summary: PlanSummary, *, timeout_kills: int = 0) -> TestbedShape:
     """The original's targets (up to MAX_TARGETS) and enough gunicorn threads that the replayed
     traffic does not queue (its own overload would be a cause the original did not have), unless
-    the config sets [capacity] or [testbed]: the user's testbed is kept as given."""
+    the config sets [capacity] or [testbed]: the user's testbed is kept as given.
+    ``timeout_kills``: workers the window's log shows killed at gunicorn's --timeout (then sync
+    workers, which gunicorn kills the same way)."""
     if cfg.capacity != Capacity() or cfg.testbed != TestbedGroup():
         return TestbedShape(cfg.capacity, cfg.testbed, "as [capacity] and [testbed] set it")
     targets = max(1, min(summary.targets, MAX_TARGETS))
     need = int(summary.peak_busy * HEADROOM) + 1
-    threads = max(MIN_THREADS, min(MAX_THREADS, -(-need // (targets * WORKERS))))
-    cap = dataclasses.replace(Capacity(), worker_class="gthread", workers=WORKERS, threads=threads)
+    if timeout_kills:
+        workers = max(WORKERS, min(MAX_SYNC_WORKERS, -(-need // targets)))
+        cap = dataclasses.replace(Capacity(), worker_class="sync", workers=workers, threads=1)
+    else:
+        threads = max(MIN_THREADS, min(MAX_THREADS, -(-need // (targets * WORKERS))))
+        cap = dataclasses.replace(
+            Capacity(), worker_class="gthread", workers=WORKERS, threads=threads
+        )
     why = (
         f"shaped like the window: {summary.targets} target(s) in the log"
         + (f" (the testbed runs {MAX_TARGETS})" if summary.targets > MAX_TARGETS else "")
         + f", {summary.peak_busy} requests at the targets at once at the peak"
     )
-    if targets * WORKERS * threads < summary.peak_busy:
+    if timeout_kills:
         why += (
-            f", more than the testbed's {targets * WORKERS * threads} threads: the replay will "
-            "queue (lower --scale or --speed)"
+            f"; {timeout_kills} workers killed at gunicorn's --timeout in the log: sync workers, "
+            "which gunicorn kills the same way"
+        )
+    if targets * cap.slots < summary.peak_busy:
+        why += (
+            f"; more than the testbed's {targets * cap.slots} slots: the replay will queue "
+            "(lower --scale or --speed, or set [capacity])"
         )
     return TestbedShape(cap, dataclasses.replace(TestbedGroup(), targets=targets), why)
 
@@ -253,7 +271,12 @@ def prepare(req: ReplayRequest) -> Iterator[Prepared]:
                 con, folder / "plan.parquet", req.plan.speed, alb_only=True
             )
         burst = (b.first_s, b.last_s) if b.count else None
-        tb = shape_testbed(req.config, summary) if req.config.is_testbed else None
+        kills = int(verdict.figures.alb_timeout_kill or 0)
+        tb = (
+            shape_testbed(req.config, summary, timeout_kills=kills)
+            if req.config.is_testbed
+            else None
+        )
         targets = tb.testbed.targets if tb is not None else 1
         yield Prepared(
             folder, summary, diagnose(verdict, burst, targets), users_for(summary, req), tb

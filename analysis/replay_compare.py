@@ -76,6 +76,12 @@ def original_burst(
     return Burst(int(row[0]), row[1], row[2])
 
 
+# The replay's side of an original 502: a proxy 502, or gunicorn's own 5xx page. On the testbed,
+# gunicorn answers a request whose worker it kills at --timeout with its 500 page before the
+# worker exits (SIGABRT); the ALB logs the same kill as a 502 with no target status.
+REPLAY_502 = "(status = 502 OR (source = 'server' AND status >= 500))"
+
+
 def _replay_seconds(start: float) -> str:
     return f"(SELECT floor(coalesce(intended_ts, ts) - {float(start)!r}) AS s, * FROM requests)"
 
@@ -86,7 +92,7 @@ def reproduced(
     """Did the 502s come back: at the original's time (START_TOL_S) and rate (RATE_RATIO)?"""
     orig = original_burst(con, plan, speed)
     row = con.execute(
-        f"SELECT count(*), min(s), max(s) FROM {_replay_seconds(start)} WHERE status = 502"
+        f"SELECT count(*), min(s), max(s) FROM {_replay_seconds(start)} WHERE {REPLAY_502}"
     ).fetchall()[0]
     rep = Burst(int(row[0]), row[1], row[2])
     if not orig.count:
@@ -96,7 +102,7 @@ def reproduced(
     lo, hi = orig.first_s - START_TOL_S, orig.last_s + START_TOL_S  # type: ignore[operator]
     inside = int(
         con.execute(
-            f"SELECT count(*) FROM {_replay_seconds(start)} WHERE status = 502 "
+            f"SELECT count(*) FROM {_replay_seconds(start)} WHERE {REPLAY_502} "
             f"AND s BETWEEN {lo!r} AND {hi!r}"
         ).fetchall()[0][0]
     )

@@ -48,6 +48,13 @@ class PlanOptions:
     bodies: Mapping[str, str] = field(default_factory=dict)  # path -> body template
     secret_params: Sequence[str] = ()  # more secret-looking query names (the config's)
     seed: int = 1
+    gunicorn_timeout: float | None = None  # the original's --timeout (None: gunicorn's 30 s)
+
+
+# A line whose worker was killed at gunicorn's --timeout logs the time to the kill, not how long
+# the request would have run: its replay asks the testbed for this much past the timeout, so that
+# gunicorn kills it again (at exactly the timeout, the answer races the kill).
+KILL_PAST_S = 5.0
 
 
 @dataclass
@@ -170,7 +177,7 @@ def _check_balancer(con: duckdb.DuckDBPyConnection, source: str, expected: str |
     return elbs
 
 
-def _lines_sql(since: float | None) -> str:
+def _lines_sql(since: float | None, gunicorn_timeout: float | None = None) -> str:
     """One row per log line: arrival, path, engine, client; numbered in arrival order."""
     method = alb_parser.request_part_sql("request", "method")
     url = alb_parser.decode_sql(alb_parser.request_part_sql("request", "url"))
@@ -191,10 +198,11 @@ def _lines_sql(since: float | None) -> str:
                       ELSE regexp_replace(u, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', '') END AS raw_path,
                  {_engine_sql("user_agent")} AS engine,
                  target_port, elb_status_code, target_status_code,
-                 target_processing_time,
+                 target_processing_time, closed_kind,
                  greatest(request_processing_time, 0) + greatest(target_processing_time, 0)
                    + greatest(response_processing_time, 0) AS latency_s
-          FROM (SELECT *, {url} AS u FROM alb)
+          FROM (SELECT *, {url} AS u, {alb_parser.target_closed_kind_sql(gunicorn_timeout)}
+                  AS closed_kind FROM alb)
         )"""
 
 
@@ -238,7 +246,10 @@ def _empty(source: str, st: ParseStats, *, windowed: bool) -> AlbprobeError:
 
 
 def _plan_table(con: duckdb.DuckDBPyConnection, since: float | None, opts: PlanOptions) -> None:
-    con.execute(f"CREATE TABLE lines AS {_lines_sql(since)}")
+    con.execute(f"CREATE TABLE lines AS {_lines_sql(since, opts.gunicorn_timeout)}")
+    kill_ms = (
+        float(opts.gunicorn_timeout or alb_parser.GUNICORN_DEFAULT_TIMEOUT_S) + KILL_PAST_S
+    ) * 1000
     copies = max(1, int(-(-opts.scale // 1)))  # ceil
     whole, frac = int(opts.scale // 1), opts.scale % 1
     seed = int(opts.seed)
@@ -299,7 +310,8 @@ def _plan_table(con: duckdb.DuckDBPyConnection, since: float | None, opts: PlanO
           CASE WHEN action = 'send' THEN lead(line) OVER (
                  PARTITION BY lane, action = 'send' ORDER BY offset_s, line) IS NULL
                ELSE false END AS last_in_lane,
-          CASE WHEN target_processing_time >= 0 THEN target_processing_time * 1000 END
+          CASE WHEN closed_kind = 'timeout-kill' THEN {kill_ms!r}
+               WHEN target_processing_time >= 0 THEN target_processing_time * 1000 END
             AS target_ms,
           elb_status_code AS elb_status, target_status_code AS target_status,
           latency_s * 1000 AS latency_ms,

@@ -103,6 +103,7 @@ def replay(
         allow_writes=allow_writes,
         bodies=cfg.replay.bodies,
         secret_params=cfg.replay.secret_params,
+        gunicorn_timeout=gunicorn_timeout,
     )
     check_options(opts)
     if with_cause and not cfg.is_testbed:

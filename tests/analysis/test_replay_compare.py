@@ -32,7 +32,7 @@ def _plan(path, statuses):
     return path
 
 
-def _con(replay_statuses, *, shift=0):
+def _con(replay_statuses, *, shift=0, sources=None):
     con = duckdb.connect()
     n = len(replay_statuses)
     t = pa.table(
@@ -40,7 +40,7 @@ def _con(replay_statuses, *, shift=0):
             "ts": [START + i + shift + 0.001 for i in range(n)],
             "intended_ts": [START + i + shift for i in range(n)],
             "status": replay_statuses,
-            "source": ["proxy" if s == 502 else "app" for s in replay_statuses],
+            "source": sources or ["proxy" if s == 502 else "app" for s in replay_statuses],
             "path": ["/a"] * n,
             "latency_ms": [5.0] * n,
             "co_latency_ms": [6.0] * n,
@@ -67,6 +67,16 @@ def test_reproduced_yes_partly_no(tmp_path, replay, shift, answer):
     got = rc.reproduced(_con(replay, shift=shift), plan, 1.0, START)
     assert got.answer == answer, got.reason
     assert got.original.count == 4 and (got.original.first_s, got.original.last_s) == (10, 13)
+
+
+def test_gunicorns_timeout_500s_on_the_testbed_stand_for_the_albs_502s(tmp_path):
+    """A worker killed at --timeout: the ALB logs a 502 (no target status), the testbed's
+    gunicorn answers its own 500 page first (source 'server'). The app's own 500s are not it."""
+    plan = _plan(tmp_path / "p.parquet", ORIG)
+    status = [500 if s == 502 else s for s in ORIG]
+    for source, answer in (("server", "yes"), ("app", "no")):
+        con = _con(status, sources=[source if s == 500 else "app" for s in status])
+        assert rc.reproduced(con, plan, 1.0, START).answer == answer
 
 
 def test_no_502s_in_the_original_is_not_applicable_and_tables_line_up(tmp_path):

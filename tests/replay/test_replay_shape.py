@@ -107,3 +107,42 @@ def test_the_replays_testbed_checks_health_as_the_alb_does(tmp_path):
         "unhealthy_threshold": hc.unhealthy_threshold,
     }
     assert opts.config.testbed.targets == 3 and opts.config.capacity.worker_class == "gthread"
+
+
+def test_workers_killed_at_the_timeout_in_the_log_mean_sync_workers(tmp_path):
+    """A gthread worker keeps its heartbeat while a thread sleeps past --timeout, so gunicorn
+    kills nothing (measured: 92 replayed 30.004-s requests all answered 200 after 30.04 s);
+    a sync worker is killed as the original's were."""
+    s = dataclasses.replace(_summary(tmp_path), peak_busy=20)
+    tb = shape_testbed(Config(), s, timeout_kills=92)
+    assert tb.capacity.worker_class == "sync" and tb.capacity.threads == 1
+    assert tb.capacity.workers == 11  # 20 x 1.5 + 1 = 31 over 3 targets
+    assert "92 workers killed at gunicorn's --timeout in the log: sync workers" in tb.why
+    big = shape_testbed(Config(), dataclasses.replace(s, peak_busy=200), timeout_kills=1)
+    assert big.capacity.workers == 12 and "the replay will queue" in big.why
+
+
+def test_a_line_killed_at_the_timeout_asks_for_longer_than_the_timeout(tmp_path):
+    """The log holds the time to the kill (about --timeout), not the request's own length: sent
+    as logged, the answer races the kill (measured: 92 of 92 answered 200). Such lines ask for
+    KILL_PAST_S more than the timeout; the others keep their logged target time."""
+    import duckdb
+
+    from analysis.replay_plan import KILL_PAST_S
+    from fixtures import synth
+
+    files = synth.write_alb_logs(tmp_path / "logs", 600, keepalive_every=0, kill_every=100)
+    for timeout, files_ in ((None, files), (20.0, None)):
+        opts = PlanOptions(gunicorn_timeout=timeout)
+        out = tmp_path / f"plan-{timeout}"
+        if files_ is None:  # the same kills read with --gunicorn-timeout 20: not at 20 s, kept
+            build_plan(files, "logs", out, opts=opts)
+            kills = 0
+        else:
+            build_plan(files_, "logs", out, opts=opts)
+            kills = 6
+        rows = duckdb.sql(
+            f"SELECT target_ms FROM read_parquet('{out / 'plan.parquet'}') WHERE elb_status = 502"
+        ).fetchall()
+        want = (30.0 + KILL_PAST_S) * 1000
+        assert sum(r[0] == want for r in rows) == kills, (timeout, rows)
