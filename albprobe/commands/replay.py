@@ -84,12 +84,13 @@ def replay(
     from rich.console import Console
 
     from albprobe import replaying
-    from albprobe.commands.analyze import _s3_fetcher
+    from albprobe.commands.analyze import _gunicorn_timeout, _s3_fetcher
     from albprobe.runner import check_target_allowed
     from analysis.replay_plan import PlanOptions, check_options
     from core.config import load_config, validate_target
 
     cfg = load_config(config)
+    gunicorn_timeout = _gunicorn_timeout(config, gunicorn_timeout)  # as analyze reads it
     if target:
         cfg = dataclasses.replace(cfg, target=validate_target(target))
     check_target_allowed(cfg)

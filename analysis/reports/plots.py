@@ -191,7 +191,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     who = "proxy + gunicorn" if "n" in tl.series else "ALB + target"
     ax.plot(x, rate, color="#d62728", lw=1.2, label=f"5xx rate % ({who})")
     ax.set_ylabel("5xx %")
-    _title(ax, "5xx rate and healthy targets")
+    _title(ax, "5xx rate and healthy targets" if "h_healthy" in tl.series else "5xx rate")
     if "h_healthy" in tl.series:
         ax2 = ax.twinx()
         ax2.step(
@@ -228,7 +228,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     if cap:
         ax.axhline(cap, color="black", lw=1.5, label=f"capacity {cap:.0f} (workers x threads)")
     ax.set_ylabel("concurrent")
-    _title(ax, "Concurrency against capacity")
+    _title(ax, "Concurrency against capacity" if cap else "Concurrency at the target")
     ax.legend(loc="upper left", fontsize=7)
 
     ax = axes[3]
@@ -248,7 +248,7 @@ def timeline_png(tl: Timeline, fig_data: Figures) -> bytes:
     ax.yaxis.set_major_formatter(FuncFormatter(_ms_tick))
     ax.set_ylim(bottom=0)
     _title(ax, "Latency per second" + ("" if "n" in tl.series else " (ALB target_processing_time)"))
-    ax.set_xlabel("seconds since start")
+    ax.set_xlabel(f"seconds since {_clock(tl.t0)} UTC")
     ax.legend(loc="upper left", fontsize=7)
     _markers(list(axes), tl)
     _gaps(list(axes), tl)

@@ -103,6 +103,7 @@ def _bad_gz(folder):
         ("gz", [], "cannot be decompressed (corrupt .gz)"),
         ("url", ["--target", "https://api.example.com"], "api.example.com"),
         ("rps", ["--scale", "50"], "above safety.max_rps"),
+        ("timeout", ["--gunicorn-timeout", "0"], "--gunicorn-timeout 0: must be a positive"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, case, extra, needle):
