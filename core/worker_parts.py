@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,11 +57,12 @@ def check_local_dest(dest: str) -> None:
             hint="give a folder (e.g. /data/albprobe-parts) or s3://bucket/prefix",
         )
     path = Path(dest)
-    probe = path / ".albprobe-write-check"
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        # a probe of this process's own: workers that start together check one DEST at once,
+        # and with one shared name a worker's unlink removed another's probe (ENOENT)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".albprobe-write-check-"):
+            pass
     except OSError as exc:
         raise AlbprobeError(
             f"worker parts destination {dest}: cannot write there ({exc.strerror or exc})",

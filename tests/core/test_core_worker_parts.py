@@ -115,6 +115,29 @@ def test_an_unwritable_dest_is_refused(tmp_path):
     assert str(blocker / "sub") in e.value.one_line() and "cannot write there" in str(e.value)
 
 
+def test_workers_checking_one_dest_at_once_all_pass(tmp_path):
+    """Workers that start together check one DEST at the same moment (a CI run beside a CPU hog
+    aborted with "worker w1 cannot write its parts ... (No such file or directory)": with one
+    shared probe name, a worker's unlink removed the other's probe). 8 processes x 200 checks."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        errors = pool.map(_check_many, [str(tmp_path / "parts")] * 8)
+    assert errors == [0] * 8
+    assert list((tmp_path / "parts").iterdir()) == []  # no probe left behind
+
+
+def _check_many(dest: str) -> int:
+    errors = 0
+    for _ in range(200):
+        try:
+            wp.check_local_dest(dest)
+        except AlbprobeError:
+            errors += 1
+    return errors
+
+
 def test_take_first_cuts_exactly_the_rows_so_far(tmp_path):
     """A report's parts hold the rows appended before it, even when back-pressure waits."""
     ex = ThreadPoolExecutor(max_workers=1)
