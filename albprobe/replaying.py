@@ -22,6 +22,7 @@ from analysis.replay_plan import PlanOptions, PlanSummary, build_plan
 from analysis.verdict import Cause, Verdict
 from core.config import Capacity, Config, TestbedGroup
 from core.errors import ConfigError
+from testbed.config import TARGET_FAULTS  # faults the testbed switches on one target
 
 # Seconds between Locust's start and the plan's offset 0: Locust imports and spawns its users
 # first (lines it misses are late, counted). Faults are scheduled on the same clock.
@@ -48,8 +49,6 @@ NOT_FROM_TRAFFIC: dict[str, str | None] = {
     "health-check-flapping": None,  # no testbed switch makes checks come and go
 }
 _ONE_OFF = ("deploy", "worker-kill")
-# Faults the testbed can switch on one target of several (albprobe.targets.TARGETED).
-_ONE_TARGET = ("target-down", "hang", "health-host", "keepalive-race")
 # The replay's testbed, shaped like the original when the config does not shape it: one
 # gunicorn per target on this machine, so a few targets at most; gthread workers whose threads
 # hold the window's busiest moment (the catch-all sleeps each line's target time) with headroom.
@@ -132,7 +131,7 @@ def cause_fault(cause: Cause, burst: tuple[float, float] | None, targets: int = 
         # the testbed blocks the whole group's port only; one target refusing connections
         # (the ALB's -1/-1/-1 502s on it alone) is what its target-down does to that target
         fault = "target-down"
-    if one and fault in _ONE_TARGET:
+    if one and fault in TARGET_FAULTS:
         fault = f"{fault}:1"
     if fault.split(":")[0] in _WHOLE_RUN:
         return f"{fault}@0s"
