@@ -161,14 +161,19 @@ def compare_data(
     figures: list[Figure] = []
     same_set = set(base.endpoints) == set(new.endpoints)
     mixed = mix.standardised(base.latency, new.latency, common) if same_set else None
-    if mixed is not None:
-        notes = [*notes, mixed[2]]
+    rated = (
+        mix.standardised_counts(base.endpoint_windows, new.endpoint_windows, common)
+        if same_set
+        else None
+    )
+    notes = [*notes, *mix.notes(mixed and mixed[2], rated and rated[1])]
     for sc in scopes:
         b_lat, n_lat = (
             (mixed[0], mixed[1]) if sc == ALL and mixed else (base.latency[sc], new.latency[sc])
         )
+        n_counts = rated[0] if sc == ALL and rated else new.counts[sc]
         figures += judge.latency_figures(sc, b_lat, n_lat, s)
-        figures += judge.rate_figures(sc, base.counts[sc], new.counts[sc], s)
+        figures += judge.rate_figures(sc, base.counts[sc], n_counts, s)
     dropped = judge.dropped_figure(base, new, s)
     if dropped is not None:
         figures.append(dropped)

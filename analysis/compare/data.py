@@ -42,7 +42,7 @@ class Counts:
 
     @property
     def total(self) -> int:
-        return int(self.n.sum())
+        return int(round(float(self.n.sum())))  # weighted counts (mix.py) are not whole
 
 
 @dataclass
@@ -86,6 +86,8 @@ class RunData:
     window_s: float
     span_s: float
     counts: dict[str, Counts] = field(default_factory=dict)
+    # each endpoint's counts over every window of the run (zeros kept), aligned for reweighting
+    endpoint_windows: dict[str, Counts] = field(default_factory=dict)
     latency: dict[str, Latency] = field(default_factory=dict)
     cors_failures: list[dict[str, Any]] = field(default_factory=list)
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -312,6 +314,7 @@ def _count(rd: RunData, eps: list[str], ep: np.ndarray, win: np.ndarray, flags: 
     scopes = {ALL: (n.sum(axis=0), {p: v.sum(axis=0) for p, v in events.items()})}
     for i, e in enumerate(eps):
         scopes[e] = (n[i], {p: v[i] for p, v in events.items()})
+        rd.endpoint_windows[e] = Counts(n[i], {p: v[i] for p, v in events.items()})
     for name in sorted(scopes):
         tot, ev = scopes[name]
         has = tot > 0

@@ -1,6 +1,6 @@
-"""The (all) scope's latency is judged at the baseline's endpoint mix: two runs of one build whose
-users happened to pick a fast and a slow endpoint in other proportions are no regression, while a
-slower build still is (analysis/compare/mix.py)."""
+"""The (all) scope is judged at the baseline's endpoint mix: two runs of one build whose users
+happened to pick a fast and a slow endpoint (or a flaky and a sound one) in other proportions are
+no regression, while a slower or more failing build still is (analysis/compare/mix.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.compare import compare_runs, mix
-from analysis.compare.data import ALL, Latency
+from analysis.compare.data import ALL, Counts, Latency
 from fixtures import synth_compare as sc
 
 # far apart on purpose: the run-wide median sits where they meet and jumps with the mix
@@ -68,7 +68,7 @@ def test_another_mix_of_the_same_build_passes(runs):
     judgement, effect = _all_p50(cmp)
     assert cmp.overall.result == "pass", cmp.overall.reasons
     assert judgement == "unchanged" and abs(effect) < 0.1
-    note = next(n for n in cmp.notes if n.startswith("(all) latency is judged"))
+    note = next(n for n in cmp.notes if n.startswith("(all) latency"))
     assert "(slow 45%, steady 55%)" in note and "the new run's: slow 54%, steady 46%" in note
     # the raw run-wide medians are far apart: this is what the mix alone did
     raw = [np.median(cmp.base.latency[ALL].ms), np.median(cmp.new.latency[ALL].ms)]
@@ -82,3 +82,75 @@ def test_a_slower_build_in_another_mix_still_fails(runs):
     assert judgement == "regressed" and 0.25 < effect < 0.6
     per_ep = {(f.scope, f.name): f.judgement for f in cmp.figures}
     assert per_ep[("steady", "p50")] == per_ep[("slow", "p50")] == "regressed"
+
+
+def test_counts_at_mix_weights_each_endpoints_rate_and_keeps_the_total():
+    # two windows; "a" fails 10 % of its requests, "b" none; the run sent "a" 75 %
+    windows = {
+        "a": Counts(np.array([60.0, 90.0]), {"proxy_5xx": np.array([6.0, 9.0])}),
+        "b": Counts(np.array([30.0, 20.0]), {"proxy_5xx": np.array([0.0, 0.0])}),
+    }
+    assert mix.request_shares(windows, ["a", "b"]) == {"a": 0.75, "b": 0.25}
+    out = mix.counts_at_mix(windows, ["a", "b"], {"a": 0.5, "b": 0.5})
+    assert out.total == 200
+    assert out.events["proxy_5xx"].sum() / out.n.sum() == pytest.approx(0.05)  # 0.5 x 10 %
+    # each window keeps its own counts, weighted: a x 2/3, b x 2
+    assert out.n.tolist() == pytest.approx([100.0, 100.0])
+
+
+FLAKY = {"steady": 30.0, "slow": 600.0}
+
+
+@pytest.fixture(scope="module")
+def flaky_runs(tmp_path_factory):
+    """One endpoint answers 10 % proxy 502s in every run; enough requests for a 1-point change of
+    the run-wide rate to be significant."""
+    root = tmp_path_factory.mktemp("flaky")
+
+    def run(run_id: str, seed: int, steady: int, slow: int, steady_fail: float = 0.0):
+        return sc.write_run(
+            root,
+            run_id,
+            seed=seed,
+            endpoints=FLAKY,
+            per_endpoint={"steady": steady, "slow": slow},
+            fail_step={"slow": 0.1, "steady": steady_fail},
+        )
+
+    return {
+        "base": run("base", 1, 11000, 9000),
+        "same": run("same", 2, 9200, 10800),  # the same build; users picked "slow" more often
+        "failing": run("failing", 3, 9200, 10800, steady_fail=0.02),  # steady fails 2 % more
+    }
+
+
+def _all_rate(cmp) -> object:
+    return next(f for f in cmp.figures if f.scope == ALL and f.name == "proxy_5xx_rate")
+
+
+def test_another_mix_of_a_flaky_endpoint_is_no_failure_rate_regression(flaky_runs):
+    cmp = compare_runs(flaky_runs["base"], flaky_runs["same"], with_verdicts=False)
+    f = _all_rate(cmp)
+    assert cmp.overall.result == "pass", cmp.overall.reasons
+    assert f.judgement == "unchanged" and abs(f.effect) < 0.005
+    # what the mix alone does to the raw run-wide rate: more than the minimum effect, and
+    # significant on this many requests
+    raw = [r.counts[ALL] for r in (cmp.base, cmp.new)]
+    rates = [c.events["proxy_5xx"].sum() / c.n.sum() for c in raw]
+    assert rates[1] - rates[0] > 0.008
+    note = next(n for n in cmp.notes if n.startswith("(all) failure rates"))
+    assert "of requests (slow 45%, steady 55%); the new run's: slow 54%, steady 46%" in note
+
+
+def test_a_failing_build_in_another_mix_still_regresses_the_run_wide_rate(flaky_runs):
+    cmp = compare_runs(flaky_runs["base"], flaky_runs["failing"], with_verdicts=False)
+    f = _all_rate(cmp)
+    assert cmp.overall.result == "fail"
+    assert f.judgement == "regressed" and 0.005 < f.effect < 0.02
+
+
+def test_one_note_when_both_mixes_print_alike():
+    assert mix.notes("(a 50%, b 50%)", "(a 50%, b 50%)") == [
+        "(all) latency and failure rates are judged at the baseline's endpoint mix (a 50%, b 50%)"
+    ]
+    assert mix.notes(None, None) == []
