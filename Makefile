@@ -30,7 +30,9 @@ testbed: setup
 
 # The suite mostly waits (health checks, fault offsets, run durations, browser starts), so it runs
 # on more parallel workers than cores; each worker has its own port band (tests/conftest.py).
-TEST_WORKERS ?= 6
+# 7 workers, 5 of them taking the load tests in turn (ALBPROBE_TEST_HEAVY): on a quiet 2-core
+# machine 5 min 24 s (6 workers / 4 heavy groups: 5 min 52 s); beside a 2-core CPU hog 7 min 35 s.
+TEST_WORKERS ?= 7
 test: setup-test
 	@.venv/bin/ruff check .
 	@.venv/bin/lint-imports --no-cache

@@ -69,7 +69,7 @@ _STACK_DIRS = ("tests/load/", "tests/e2e/", "tests/testbed/")
 # health checks and timeouts. So `make test` (--dist loadgroup) deals them into HEAVY groups, each
 # run in turn on one worker, balanced by their recorded durations (tests/durations.json);
 # the other workers take the light tests one at a time meanwhile.
-HEAVY = max(1, int(os.environ.get("ALBPROBE_TEST_HEAVY", "4")))
+HEAVY = max(1, int(os.environ.get("ALBPROBE_TEST_HEAVY", "5")))
 DURATIONS = Path(__file__).with_name("durations.json")
 UNKNOWN_DURATION = 30.0  # a new slow test until `python tests/durations.py` records it
 
