@@ -37,24 +37,26 @@ def test_no_mix_to_keep_for_one_endpoint_or_an_endpoint_without_answers():
     assert mix.standardised(base, {"a": _lat([1.0]), "b": _lat([])}, ["a", "b"]) is None
 
 
+def _run(root, run_id: str, seed: int, steady: int, slow: int, **kw):
+    """A synthetic run of ENDPOINTS with these many requests on each (kw: write_run's)."""
+    return sc.write_run(
+        root,
+        run_id,
+        seed=seed,
+        endpoints=ENDPOINTS,
+        per_endpoint={"steady": steady, "slow": slow},
+        **kw,
+    )
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("mix")
-
-    def run(run_id: str, seed: int, steady: int, slow: int, scale: float = 1.0):
-        return sc.write_run(
-            root,
-            run_id,
-            seed=seed,
-            endpoints=ENDPOINTS,
-            per_endpoint={"steady": steady, "slow": slow},
-            latency_scale={"steady": scale, "slow": scale},
-        )
-
+    slower = {"steady": 1.4, "slow": 1.4}
     return {
-        "base": run("base", 1, 1100, 900),  # 55 % steady, as the testbed's failing pair
-        "same": run("same", 2, 920, 1080),  # 46 % steady: the same build, another mix
-        "slower": run("slower", 3, 920, 1080, scale=1.4),  # and 40 % slower everywhere
+        "base": _run(root, "base", 1, 1100, 900),  # 55 % steady, as the testbed's failing pair
+        "same": _run(root, "same", 2, 920, 1080),  # 46 % steady: the same build, another mix
+        "slower": _run(root, "slower", 3, 920, 1080, latency_scale=slower),  # 40 % slower
     }
 
 
@@ -98,29 +100,18 @@ def test_counts_at_mix_weights_each_endpoints_rate_and_keeps_the_total():
     assert out.n.tolist() == pytest.approx([100.0, 100.0])
 
 
-FLAKY = {"steady": 30.0, "slow": 600.0}
-
-
 @pytest.fixture(scope="module")
 def flaky_runs(tmp_path_factory):
-    """One endpoint answers 10 % proxy 502s in every run; enough requests for a 1-point change of
-    the run-wide rate to be significant."""
+    """ "slow" answers 10 % proxy 502s in every run; enough requests for a 1-point change of the
+    run-wide rate to be significant."""
     root = tmp_path_factory.mktemp("flaky")
-
-    def run(run_id: str, seed: int, steady: int, slow: int, steady_fail: float = 0.0):
-        return sc.write_run(
-            root,
-            run_id,
-            seed=seed,
-            endpoints=FLAKY,
-            per_endpoint={"steady": steady, "slow": slow},
-            fail_step={"slow": 0.1, "steady": steady_fail},
-        )
-
+    flaky = {"slow": 0.1}
     return {
-        "base": run("base", 1, 11000, 9000),
-        "same": run("same", 2, 9200, 10800),  # the same build; users picked "slow" more often
-        "failing": run("failing", 3, 9200, 10800, steady_fail=0.02),  # steady fails 2 % more
+        "base": _run(root, "base", 1, 11000, 9000, fail_step=flaky),
+        # the same build; users picked "slow" more often
+        "same": _run(root, "same", 2, 9200, 10800, fail_step=flaky),
+        # and "steady" fails 2 % more
+        "failing": _run(root, "failing", 3, 9200, 10800, fail_step=flaky | {"steady": 0.02}),
     }
 
 
