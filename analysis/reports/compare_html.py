@@ -107,6 +107,16 @@ def failure_mix_png(cmp: Comparison) -> str:
     return _png(fig)
 
 
+def _mix_caption(cmp: Comparison) -> str:
+    """The chart shows the rates as recorded; say so when the (all) rate figures are weighted."""
+    if not any("failure rates are judged" in n for n in cmp.notes):
+        return ""
+    return (
+        '<p class="muted">as recorded; the (all) rate figures below are at the baseline\'s '
+        "endpoint mix (see the notes)</p>"
+    )
+
+
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.regressed{color:#b00;font-weight:bold}
@@ -160,6 +170,7 @@ def render(cmp: Comparison, *, version: str = "") -> str:
 <h2>Latency CDFs (app answers, baseline vs new)</h2><img alt="latency CDFs" src="data:image/png;base64,{cdf_png(cmp)}">
 <h2>Timelines on one time axis</h2><img alt="timelines" src="data:image/png;base64,{timeline_png(cmp)}">
 <h2>Failure mix</h2><img alt="failure mix" src="data:image/png;base64,{failure_mix_png(cmp)}">
+{_mix_caption(cmp)}
 <h2>Figures</h2>{_figures_table(cmp)}
 <p class="muted">regressed = significant after {escape(s.correction)} correction (alpha {s.alpha}) and beyond the minimum effect
 (latency +{s.min_latency_effect:.0%}, failure rate +{s.min_rate_effect * 100:.2g} points); time blocks of

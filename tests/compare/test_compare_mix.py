@@ -9,6 +9,7 @@ import pytest
 
 from analysis.compare import compare_runs, mix
 from analysis.compare.data import ALL, Counts, Latency
+from analysis.reports import compare_html
 from fixtures import synth_compare as sc
 
 # far apart on purpose: the run-wide median sits where they meet and jumps with the mix
@@ -131,6 +132,8 @@ def test_another_mix_of_a_flaky_endpoint_is_no_failure_rate_regression(flaky_run
     assert rates[1] - rates[0] > 0.008
     note = next(n for n in cmp.notes if n.startswith("(all) failure rates"))
     assert "of requests (slow 45%, steady 55%); the new run's: slow 54%, steady 46%" in note
+    # the HTML's failure-mix chart (raw rates) says the (all) figures are weighted
+    assert "as recorded" in compare_html._mix_caption(cmp)
 
 
 def test_a_failing_build_in_another_mix_still_regresses_the_run_wide_rate(flaky_runs):
