@@ -7,7 +7,7 @@ where the two meet and jumps from one to the other when the share moves a few po
 the testbed: 55 % of the fast endpoint in one run, 46 % in the next, and the (all) p50 was +74 %).
 So both runs' ``(all)`` latency is judged at the baseline's mix: each endpoint's rows are thinned
 until every endpoint has its baseline share. The failure rates move the same way when one endpoint
-fails more than another (an endpoint at 10 % 502s sent 42 % of the requests, then 51 %: +0.9
+fails more than another (an endpoint at 10 % 502s sent 45 % of the requests, then 54 %: +0.9
 points run-wide with no endpoint failing more), so the new run's ``(all)`` counts are weighted to
 the baseline's share of requests. Each endpoint's own figures are judged as they are.
 """
