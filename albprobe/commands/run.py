@@ -210,10 +210,31 @@ def run(
         raise typer.Exit(130 if "Ctrl-C" in (result.status_reason or "") else 1)
     if breached:
         raise ConfigError(
-            f"--fail-on breached: {', '.join(breached)}",
-            hint=f"run directory {result.rundir.path}",
+            _breach_message(breached, baseline),
+            hint=f"run directory {result.rundir.path}"
+            + (
+                f"; comparison {result.rundir.path / 'compare' / 'compare.html'}"
+                if baseline
+                else ""
+            ),
             exit_code=1,
         )
+
+
+# the comparison's own judgement: a gate of every --baseline run, asked for or not
+_JUDGEMENT = "compare judgement"
+
+
+def _breach_message(breached: list[str], baseline: Path | None) -> str:
+    """The one-line error of a breached run: the comparison's judgement (no --fail-on needed)
+    and the user's --fail-on thresholds, each named as what it is."""
+    parts = []
+    if _JUDGEMENT in breached:
+        parts.append(f"the comparison with the baseline {baseline} failed (overall: fail)")
+    asked = [b for b in breached if b != _JUDGEMENT]
+    if asked:
+        parts.append(f"--fail-on breached: {', '.join(asked)}")
+    return "; ".join(parts)
 
 
 def split_fail_on(exprs: list[str], baseline: Path | None) -> tuple[list[str], list[str]]:
@@ -259,4 +280,5 @@ def _compare(baseline: Path, new: Path, fail_on: list[str], console, cases: list
     cases += [
         dataclasses.replace(c, name=f"compare: {c.name}") for c in compare_output.junit_cases(cmp)
     ]
+    # the judgement gate's name is _JUDGEMENT
     return [f"compare {g.name}" for g in cmp.gates if not g.passed]

@@ -377,3 +377,22 @@ def test_a_side_by_side_child_that_dies_is_replaced_by_reading_here(runs, tmp_pa
     assert got.requests == data.load(a).requests > 0
     assert both._child is None  # reaped
     assert both.get() == (verdicts.run_verdict(a), verdicts.run_verdict(b))
+
+
+def test_a_baseline_runs_failure_names_the_comparison_not_fail_on():
+    """`albprobe run --baseline` fails on the comparison's judgement with no --fail-on given: the
+    error says so, and names the user's own --fail-on thresholds apart."""
+    from albprobe.commands.run import _breach_message
+
+    base = Path("runs/release-41")
+    assert _breach_message(["compare judgement"], base) == (
+        "the comparison with the baseline runs/release-41 failed (overall: fail)"
+    )
+    both = _breach_message(
+        ["5xx_rate>0.01", "compare judgement", "compare p99_regression>10%"], base
+    )
+    assert both == (
+        "the comparison with the baseline runs/release-41 failed (overall: fail); "
+        "--fail-on breached: 5xx_rate>0.01, compare p99_regression>10%"
+    )
+    assert _breach_message(["p99>800"], None) == "--fail-on breached: p99>800"

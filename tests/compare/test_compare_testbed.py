@@ -121,6 +121,7 @@ def test_proxy_502s_fail_on_the_proxy_5xx_rate_and_name_the_new_cause(tb, junit_
     r = tb.results["down"]
     assert r.returncode == 1, (r.stdout[-3000:], r.stderr[-2000:])
     assert "--fail-on breached" in r.stderr and "proxy_5xx_rate_delta>0.005" in r.stderr
+    assert "the comparison with the baseline" in r.stderr and "failed (overall: fail)" in r.stderr
     doc = json.loads((tb.runs / "down" / "compare" / "compare.json").read_text())
     assert ("(all)", "proxy_5xx_rate") in regressed(doc)
     assert doc["verdicts"]["new"]["at_fault"] == "proxy"
