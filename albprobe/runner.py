@@ -176,6 +176,16 @@ def validate(opts: RunOptions) -> None:
     check_opt_ins(opts.opt_ins())
 
 
+def planned_record(cfg: Config, shape: str) -> dict[str, Any]:
+    """run.json's origin, shape and config, known before the run: what `compare` needs two runs
+    to agree on (with the target, which the target adds when it starts)."""
+    return {
+        "origin": cfg.browser.origin,
+        "shape": {"name": shape, "params": dataclasses.asdict(cfg.load)},
+        "config": config_for_record(cfg),
+    }
+
+
 def _create_run(opts: RunOptions) -> tuple[RunDir, dict[str, Any]]:
     """The run directory and its run.json, status "running"."""
     from probes.loadgen.plugin import new_run_id
@@ -196,9 +206,7 @@ def _create_run(opts: RunOptions) -> tuple[RunDir, dict[str, Any]]:
         "status_reason": None,
         "started_at": time.time(),
         "ended_at": None,
-        "origin": cfg.browser.origin,
-        "shape": {"name": opts.shape, "params": dataclasses.asdict(cfg.load)},
-        "config": config_for_record(cfg),
+        **planned_record(cfg, opts.shape),
         "versions": versions(),
         "workers": {
             "mode": "distributed" if opts.workers else "local",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import typer
@@ -139,10 +140,11 @@ def run(
     from testbed.config import FAULTS, LISTENERS
 
     analyze_gates, compare_gates = split_fail_on(fail_on, baseline)
+    base_meta = None
     if baseline is not None:
         from analysis.compare.data import read_meta
 
-        read_meta(baseline)  # a wrong --baseline fails now, not after the run
+        base_meta = read_meta(baseline)  # a wrong --baseline fails now, not after the run
     if listener not in LISTENERS:
         raise ConfigError(
             f"--listener: unknown listener {listener!r}", hint=f"one of: {', '.join(LISTENERS)}"
@@ -174,6 +176,8 @@ def run(
         collect=frozenset({"alb-access-logs"} if alb_access_logs else ()),
         testbed_overrides={"listener": listener} if listener != "http" else {},
     )
+    if base_meta is not None:
+        refuse_incomparable(baseline, base_meta, cfg, opts.shape)
     console = Console(highlight=False)
     view = ProgressView(console, duration=cfg.load.duration)
     with view:
@@ -218,6 +222,26 @@ def run(
                 else ""
             ),
             exit_code=1,
+        )
+
+
+def refuse_incomparable(baseline: Path, base_meta: dict, cfg, shape: str) -> None:
+    """Before any load: a run that `compare` would refuse against --baseline (other endpoints,
+    shape, shape parameters, target or origin) is refused now, not after its whole duration."""
+    from albprobe.runner import planned_record
+    from analysis.compare.comparable import differences, endpoints_of
+
+    if not endpoints_of(base_meta, []):
+        return  # a run.json without its config: compare reads its endpoints from its rows, later
+    target = {"kind": "testbed"} if cfg.is_testbed else {"kind": "url", "url": cfg.target}
+    # as run.json will hold it (JSON: tuples become lists)
+    planned = json.loads(json.dumps(planned_record(cfg, shape) | {"target": target}, default=str))
+    diffs, _ = differences(base_meta, planned, [], [])
+    if diffs:
+        raise ConfigError(
+            f"--baseline {baseline}: this run would not be comparable with it: {'; '.join(diffs)}",
+            hint="run with the baseline's config and options (its run.json records them), or drop "
+            "--baseline and use `albprobe compare --force` after the run",
         )
 
 

@@ -310,6 +310,11 @@ def test_run_refuses_a_bad_baseline_or_gate_before_any_load(capsys, tmp_path, ru
             ["--baseline", str(runs["base"]), "--fail-on", "p99_regresion>1"],
             "cannot read this threshold",
         ),
+        # a run compare would refuse: other endpoints and shape parameters than the baseline's
+        (
+            ["--baseline", str(runs["base"])],
+            "this run would not be comparable with it: endpoint write",
+        ),
     ]
     for args, expect in cases:
         rc = main(["run", "--runs-dir", str(tmp_path / "runs"), "--duration", "1s", *args])
@@ -396,3 +401,25 @@ def test_a_baseline_runs_failure_names_the_comparison_not_fail_on():
         "--fail-on breached: 5xx_rate>0.01, compare p99_regression>10%"
     )
     assert _breach_message(["p99>800"], None) == "--fail-on breached: p99>800"
+
+
+def test_run_with_the_baselines_own_settings_is_not_refused(tmp_path):
+    """The check before the load compares what run.json will record: the baseline's own settings
+    pass (as JSON, the way run.json holds them), one changed option is named."""
+    from albprobe.commands.run import refuse_incomparable
+    from albprobe.runner import planned_record
+    from core.config import load_config
+    from core.errors import ConfigError
+
+    cfg = load_config(None)  # the testbed's defaults
+    base = json.loads(
+        json.dumps(
+            planned_record(cfg, "users") | {"target": {"kind": "testbed", "url": "x"}}, default=str
+        )
+    )
+    refuse_incomparable(tmp_path, base, cfg, "users")  # no error
+    with pytest.raises(
+        ConfigError, match="shape is 'users' in the baseline, 'step' in the new run"
+    ):
+        refuse_incomparable(tmp_path, base, cfg, "step")
+    refuse_incomparable(tmp_path, {"shape": {"name": "step"}}, cfg, "users")  # no config: later
