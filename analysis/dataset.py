@@ -246,6 +246,9 @@ def _alb_file_notes(ds: Dataset) -> None:
         )
     for f in st.truncated_files:
         ds.notes.append(f"ALB log object {Path(f).name} is cut short: read up to the cut")
+    for pair in st.copies:
+        copy, original = pair.split(" = ", 1)
+        ds.notes.append(f"ALB log object {copy} is a copy of {original}: read once")
 
 
 def open_alb_logs(

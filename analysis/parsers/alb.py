@@ -324,6 +324,30 @@ def list_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and p.name.endswith((".log", ".gz")))
 
 
+# An ALB log object's name, unique by construction (docs: account, region, load balancer, end time,
+# address, random string): the same name twice is one object downloaded twice.
+_OBJECT_NAME = re.compile(r"^\d{12}_elasticloadbalancing_[a-z0-9-]+_.+_\d{8}T\d{4}Z_.+\.log$")
+
+
+def without_copies(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """The objects to read, and the (copy, original) pairs left out: an ALB object name found
+    twice, with or without its .gz (the bucket synced into two folders, or `gunzip -k` leaving
+    the .log beside its .log.gz). Files with other names are all read, however alike."""
+    kept: list[Path] = []
+    first: dict[str, Path] = {}
+    copies: list[tuple[Path, Path]] = []
+    for p in paths:
+        name = p.name.removesuffix(".gz")
+        if not _OBJECT_NAME.match(name):
+            kept.append(p)
+        elif name in first:
+            copies.append((p, first[name]))
+        else:
+            first[name] = p
+            kept.append(p)
+    return kept, copies
+
+
 # The fields the figures, the verdict and the ALB tables read (analysis/correlate.py,
 # alb_patterns.py, targets.py, release.py, pipeline.alb_tables): every column stored costs parse
 # time, so a field no figure reads is left out (``ts`` is always added; ``load(fields=None)``
@@ -356,7 +380,8 @@ def load(
     the fast CSV reader rejects a line are re-read line by line, and objects DuckDB cannot read
     at all (a cut or corrupt ``.gz``) are streamed by Python up to where they break.
     """
-    stats = ParseStats("alb", files=len(paths))
+    paths, copies = without_copies(paths)
+    stats = ParseStats("alb", files=len(paths), copies=[f"{c} = {o}" for c, o in copies])
     keep = [(n, t) for n, t in FIELDS if fields is None or n in fields]
     cols_sql = ", ".join(f"{n} {'DOUBLE' if t == 'TIMESTAMPTZ' else t}" for n, t in keep)
     con.execute(f"CREATE OR REPLACE TABLE {table} ({cols_sql}, ts DOUBLE)")

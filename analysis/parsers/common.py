@@ -23,6 +23,7 @@ class ParseStats:
     other: int = 0  # recognised non-record lines (startup notices, tracebacks)
     truncated_files: list[str] = field(default_factory=list)  # read up to a cut
     unreadable_files: list[str] = field(default_factory=list)  # not one line (corrupt .gz)
+    copies: list[str] = field(default_factory=list)  # "copy = original": read once (alb.py)
     examples: list[str] = field(default_factory=list)  # a few malformed lines, for the report
 
     def note_example(self, line: str, limit: int = 3) -> None:
@@ -39,6 +40,7 @@ class ParseStats:
             "other": self.other,
             "truncated_files": list(self.truncated_files),
             "unreadable_files": list(self.unreadable_files),
+            "copies": list(self.copies),
             "examples": list(self.examples),
         }
 

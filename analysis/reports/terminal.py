@@ -106,6 +106,13 @@ def print_summary(
                     else ""
                 )
             )
+        if p.get("copies"):
+            con.print(
+                f"[yellow]{p['input']} logs:[/yellow] {len(p['copies'])} object(s) found twice, "
+                f"read once (copy = original: {escape(p['copies'][0])}"
+                + (", ..." if len(p["copies"]) > 1 else "")
+                + ")"
+            )
     for b in breaches or []:
         mark = "[red]BREACHED[/red]" if b["breached"] else "[green]ok[/green]"
         con.print(f"--fail-on {b['threshold']}: {mark} (measured {b['value']})")

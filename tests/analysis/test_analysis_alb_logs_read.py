@@ -263,6 +263,35 @@ def test_corrupt_gz_is_named(tmp_path, capsys):
     assert len(err.splitlines()) == 1
 
 
+def test_an_object_downloaded_twice_is_read_once(tmp_path, capsys):
+    """The bucket synced into two folders, and `gunzip -k` leaving a .log beside its .log.gz:
+    each ALB object counts once (its name is unique by construction); files with other names are
+    all read, however alike."""
+    logs = tmp_path / "logs"
+    objects = synth.write_alb_logs(logs / "sync1", 3000, files=2)
+    (logs / "sync2").mkdir()
+    again = logs / "sync2" / objects[0].name
+    again.write_bytes(objects[0].read_bytes())
+    plain = objects[1].with_suffix("")  # x.log beside x.log.gz
+    plain.write_bytes(gzip.decompress(objects[1].read_bytes()))
+    out = tmp_path / "rep"
+    assert main(["analyze", "--alb-logs", str(logs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.replace("\n", "")
+    assert "2 object(s) found twice, read once" in printed
+    data = json.loads((out / "summary.json").read_text())
+    parse = data["figures"]["parse"]["alb"]
+    assert (parse["files"], parse["lines"], parse["parsed"]) == (2, 3000, 3000)
+    assert sorted(parse["copies"]) == sorted([f"{objects[1]} = {plain}", f"{again} = {objects[0]}"])
+    assert sum("is a copy of" in n for n in data["figures"]["notes"]) == 2
+    # other names: two files, both read, even with equal content
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "access.log.gz").write_bytes(objects[0].read_bytes())
+    (other / "access.log").write_bytes(gzip.decompress(objects[0].read_bytes()))
+    st = alb.load(dataset.connect(), alb.list_files(other))
+    assert (st.files, st.parsed, st.copies) == (2, 3000, [])
+
+
 def test_no_entries_hint_names_the_window_only_when_given(tmp_path, capsys):
     logs = tmp_path / "logs"
     logs.mkdir()
