@@ -153,7 +153,7 @@ def fetch_alb_logs(
                 f"--alb-logs {source}: no S3 reader given",
                 hint="download the objects first (aws s3 sync s3://bucket/prefix/AWSLogs/... ./alb-logs) and pass the folder",
             )
-        return list(s3_fetch(source, since, until, dest))
+        return _one_balancer(source, list(s3_fetch(source, since, until, dest)))
     root = Path(source)
     if not root.exists():
         raise AlbprobeError(
@@ -165,6 +165,21 @@ def fetch_alb_logs(
         raise AlbprobeError(
             f"--alb-logs {source}: no .log or .log.gz files in it",
             hint="ALB objects are named <account>_elasticloadbalancing_<region>_app.<lb>_<end>_<ip>_<rand>.log.gz",
+        )
+    return _one_balancer(source, files)
+
+
+def _one_balancer(source: str, files: list[Path]) -> list[Path]:
+    """One load balancer's objects: a region's prefix (or a folder synced from it) holds every
+    balancer's logs, and their requests, targets and 5xx mixed would make one diagnosis of two
+    incidents. Told from the object names, before any line is read."""
+    found = alb_parser.balancers(files)
+    if len(found) > 1:
+        raise AlbprobeError(
+            f"--alb-logs {source}: the objects are of {len(found)} load balancers "
+            f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''})",
+            hint="pass one load balancer's objects: a folder of them, or filter the sync, e.g. "
+            f"aws s3 sync ... --exclude '*' --include '*_{found[0].split()[0]}_*'",
         )
     return files
 

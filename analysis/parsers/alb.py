@@ -326,7 +326,11 @@ def list_files(root: Path) -> list[Path]:
 
 # An ALB log object's name, unique by construction (docs: account, region, load balancer, end time,
 # address, random string): the same name twice is one object downloaded twice.
-_OBJECT_NAME = re.compile(r"^\d{12}_elasticloadbalancing_[a-z0-9-]+_.+_\d{8}T\d{4}Z_.+\.log$")
+# (probes/aws/accesslogs.py reads the S3 keys; analysis may not import probes)
+_OBJECT_NAME = re.compile(
+    r"^\d{12}_elasticloadbalancing_(?P<region>[a-z0-9-]+)_(?P<lb>[^_]+)_\d{8}T\d{4}Z_"
+    r"[^_]+_[^_]+\.log$"
+)
 
 
 def without_copies(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
@@ -346,6 +350,17 @@ def without_copies(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, 
             first[name] = p
             kept.append(p)
     return kept, copies
+
+
+def balancers(paths: Sequence[Path]) -> list[str]:
+    """The load balancers the ALB object names belong to ("app.NAME.ID (region)"), sorted; files
+    with other names name none."""
+    found = {
+        f"{m['lb']} ({m['region']})"
+        for p in paths
+        if (m := _OBJECT_NAME.match(p.name.removesuffix(".gz")))
+    }
+    return sorted(found)
 
 
 # The fields the figures, the verdict and the ALB tables read (analysis/correlate.py,

@@ -244,7 +244,7 @@ def test_corrupt_gz_is_named(tmp_path, capsys):
     synth.write_alb_logs(logs, 3000, files=2)
     bad = (
         logs
-        / "123456789012_elasticloadbalancing_us-east-2_app.x_20261126T1310Z_10.0.0.9_bad.log.gz"
+        / "123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.50dc6c495c0c9188_20261126T1310Z_10.0.0.9_bad.log.gz"
     )
     bad.write_bytes(b"\x1f\x8b\x08\x00" + b"not a deflate stream" * 10)
     out = tmp_path / "rep"
@@ -290,6 +290,27 @@ def test_an_object_downloaded_twice_is_read_once(tmp_path, capsys):
     (other / "access.log").write_bytes(gzip.decompress(objects[0].read_bytes()))
     st = alb.load(dataset.connect(), alb.list_files(other))
     assert (st.files, st.parsed, st.copies) == (2, 3000, [])
+
+
+def test_two_load_balancers_objects_are_refused_before_reading(tmp_path, capsys):
+    """A region's prefix synced whole holds every balancer's objects: one diagnosis of two
+    balancers' requests would mix two incidents, so analyze says which and how to pick one."""
+    logs = tmp_path / "logs"
+    (first,) = synth.write_alb_logs(logs, 200, files=1)
+    other = first.name.replace(
+        "app.my-loadbalancer.50dc6c495c0c9188", "app.admin-alb.0123456789abcdef"
+    )
+    (logs / other).write_bytes(first.read_bytes())
+    assert alb.balancers([first, logs / other, logs / "notes.log"]) == [
+        "app.admin-alb.0123456789abcdef (us-east-2)",
+        "app.my-loadbalancer.50dc6c495c0c9188 (us-east-2)",
+    ]
+    assert main(["analyze", "--alb-logs", str(logs), "--out", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "the objects are of 2 load balancers (app.admin-alb.0123456789abcdef (us-east-2)" in err
+    assert "--include '*_app.admin-alb.0123456789abcdef_*'" in err
+    assert not (tmp_path / "rep").exists()
 
 
 def test_no_entries_hint_names_the_window_only_when_given(tmp_path, capsys):
