@@ -5,10 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from core.config import Config
 
 
 def register(app: typer.Typer) -> None:
@@ -225,7 +229,7 @@ def run(
         )
 
 
-def refuse_incomparable(baseline: Path, base_meta: dict, cfg, shape: str) -> None:
+def refuse_incomparable(baseline: Path, base_meta: dict, cfg: Config, shape: str) -> None:
     """Before any load: a run that `compare` would refuse against --baseline (other endpoints,
     shape, shape parameters, target or origin) is refused now, not after its whole duration."""
     from albprobe.runner import planned_record
