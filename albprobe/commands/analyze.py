@@ -182,7 +182,11 @@ def _s3_fetcher(config: Path | None, region: str | None, profile: str | None):
 
         aws = load_config(config).aws
         clients = AwsClients.from_config(aws, region=region, profile=profile)
-        return download_access_logs(clients, source, since, until, dest)
+        # [aws] load_balancer narrows an s3:// prefix to that balancer's objects; one diagnosis
+        # (or replay) is of one balancer
+        return download_access_logs(
+            clients, source, since, until, dest, load_balancer=aws.load_balancer, one_balancer=True
+        )
 
     return fetch
 

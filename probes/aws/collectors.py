@@ -378,12 +378,14 @@ def download_access_logs(
     *,
     load_balancer: str | None = None,
     max_keys: int = 5000,
+    one_balancer: bool = False,
 ) -> list[Path]:
     """Fetch the ALB access-log files of [start, end] into ``dest`` (original keys kept).
 
     ``load_balancer_arn_or_s3_uri``: an ALB ARN or name (bucket and prefix come from its
     access_logs.s3.* attributes), or an s3://bucket/prefix URI (optionally narrowed to one load
     balancer with ``load_balancer``: an ARN, or the key id ``app.<name>.<id>``).
+    ``one_balancer``: objects of several load balancers are refused before any download.
     """
     clients = AwsClients.of(session)
     dest = Path(dest)
@@ -398,6 +400,16 @@ def download_access_logs(
     keys = list_access_log_keys(clients, location, start, end, lb=lb_id, max_keys=max_keys)
     if load_balancer and lb_id is None:
         keys = [k for k in keys if k.lb == load_balancer or k.lb.split(".")[1:2] == [load_balancer]]
+    balancers = sorted({k.lb for k in keys})
+    if one_balancer and len(balancers) > 1:
+        # a region's prefix holds every balancer's logs: refused before anything is downloaded
+        # (analysis.pipeline refuses the same of local folders, from the names)
+        raise AlbprobeError(
+            f"{load_balancer_arn_or_s3_uri}: the window's objects are of {len(balancers)} load "
+            f"balancers ({', '.join(balancers[:3])}{', ...' if len(balancers) > 3 else ''})",
+            hint=f'name one: [aws] load_balancer = "{balancers[0].split(".")[1]}" in the config, '
+            "or pass the load balancer's ARN instead of the s3:// prefix",
+        )
     paths = []
     with aws_errors(f"downloading access logs from s3://{location.bucket}"):
         for k in keys:

@@ -131,8 +131,21 @@ def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
 
     calls = []
 
-    def download_access_logs(clients, uri, start, end, dest):
-        calls.append((uri, start, end, dest, clients.region, clients.endpoint_url))
+    def download_access_logs(
+        clients, uri, start, end, dest, *, load_balancer=None, one_balancer=False
+    ):
+        calls.append(
+            (
+                uri,
+                start,
+                end,
+                dest,
+                clients.region,
+                clients.endpoint_url,
+                load_balancer,
+                one_balancer,
+            )
+        )
         return synth.write_alb_logs(dest / "AWSLogs", 3000, files=1)
 
     fake = types.ModuleType("probes.aws.collectors")
@@ -141,7 +154,10 @@ def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-2")
     cfg = tmp_path / "albprobe.toml"
     # analyze --alb-logs s3:// reads the config's [aws] section as `check` does.
-    cfg.write_text('[aws]\nregion = "eu-west-1"\nendpoint_url = "http://127.0.0.1:9"\n')
+    cfg.write_text(
+        '[aws]\nregion = "eu-west-1"\nendpoint_url = "http://127.0.0.1:9"\n'
+        'load_balancer = "my-loadbalancer"\n'
+    )
     out = tmp_path / "rep"
     rc = main(
         [
@@ -159,8 +175,9 @@ def test_s3_goes_through_the_collector(monkeypatch, tmp_path, capsys):
         ]
     )
     assert rc == 0, capsys.readouterr().err
-    ((uri, start, end, dest, region, endpoint),) = calls
+    ((uri, start, end, dest, region, endpoint, lb, one),) = calls
     assert (region, endpoint) == ("eu-west-1", "http://127.0.0.1:9")
+    assert lb == "my-loadbalancer" and one  # narrowed by [aws] load_balancer, one balancer
     assert uri == "s3://bucket/prefix" and start == synth.T0 and end == synth.T0 + 3600
     assert dest == out / "alb-logs"
     data = json.loads((out / "summary.json").read_text())

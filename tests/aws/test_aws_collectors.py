@@ -311,6 +311,11 @@ def test_download_access_logs_from_an_s3_uri(clients, prod, logs_bucket, tmp_pat
         clients, deep, start, end, tmp_path / "e", load_balancer=prod.lb_arn
     )
     assert len(deep_one) == len(keys_in)
+    # analyze and replay ask for one balancer: refused before any download, both named
+    with pytest.raises(AlbprobeError) as e:
+        download_access_logs(clients, uri, start, end, tmp_path / "f", one_balancer=True)
+    assert "objects are of 2 load balancers" in e.value.message and "other-alb" in e.value.message
+    assert not (tmp_path / "f").exists()
 
 
 def test_access_logs_not_enabled(clients, tmp_path):
