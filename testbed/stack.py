@@ -624,16 +624,18 @@ class Testbed:
         state: str,
         timeout: float | None = None,
         *,
-        check_status: str | None = None,
+        check_status: str | tuple[str, ...] | None = None,
         target: int = 1,
     ) -> ServerStat:
         """Wait until the proxy's health check reports the target UP or DOWN (and, when given,
-        the last check's status, e.g. L7STS: a slow first check can take it DOWN as L7TOUT)."""
+        the last check's status, or one of several, e.g. L7STS: a slow first check can take it
+        DOWN as L7TOUT)."""
         want = state.upper()
+        statuses = (check_status,) if isinstance(check_status, str) else check_status
         deadline = time.monotonic() + (self.health_budget() if timeout is None else timeout)
         st = self.server_status(target)
         while not st.status.startswith(want) or (
-            check_status is not None and st.check_status != check_status
+            statuses is not None and st.check_status not in statuses
         ):
             if time.monotonic() > deadline or self._closing.is_set():
                 raise TimeoutError(
