@@ -314,7 +314,7 @@ def _count(rd: RunData, eps: list[str], ep: np.ndarray, win: np.ndarray, flags: 
     scopes = {ALL: (n.sum(axis=0), {p: v.sum(axis=0) for p, v in events.items()})}
     for i, e in enumerate(eps):
         scopes[e] = (n[i], {p: v[i] for p, v in events.items()})
-        rd.endpoint_windows[e] = Counts(n[i], {p: v[i] for p, v in events.items()})
+        rd.endpoint_windows[e] = Counts(*scopes[e])
     for name in sorted(scopes):
         tot, ev = scopes[name]
         has = tot > 0

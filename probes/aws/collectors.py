@@ -400,8 +400,8 @@ def download_access_logs(
     keys = list_access_log_keys(clients, location, start, end, lb=lb_id, max_keys=max_keys)
     if load_balancer and lb_id is None:
         keys = [k for k in keys if k.lb == load_balancer or k.lb.split(".")[1:2] == [load_balancer]]
-    balancers = sorted({k.lb for k in keys})
-    if one_balancer and len(balancers) > 1:
+    balancers = sorted({k.lb for k in keys}) if one_balancer else []
+    if len(balancers) > 1:
         # a region's prefix holds every balancer's logs: refused before anything is downloaded
         # (analysis.pipeline refuses the same of local folders, from the names)
         raise AlbprobeError(
