@@ -77,11 +77,21 @@ class TargetLife:
     fail_max_per_s: int
     burst_s: float  # the longest run of its failing seconds (gaps <= BURST_JOIN_S joined)
     during_fail: int  # its lines from its first to its last ALB-generated 5xx
-    ok_after_fail: int  # requests routed to it after its last failure and answered below 500
+    # requests routed to it after its last failure that it answered below 500 itself (a
+    # client that gave up, 460, or an ALB 4xx with no target is no sign of the target)
+    ok_after_fail: int
     gaps: list[tuple[float, float]]  # (left, back): it was away while the others served
     gone: bool  # disappeared before the window's end while the others served
     appeared: bool  # appeared after the window's start while the others served
     median_close_s: float | None  # seconds from dispatch to the close, target-closed 502s
+    # its refused connects (502 -1/-1/-1) alone: a stray failure of another kind hours away
+    # does not stretch the stretch the app was down
+    refused_first_ts: float | None = None
+    refused_last_ts: float | None = None
+    during_refused: int = 0  # its lines from its first to its last refused connect
+    # answered by the target itself (a status of its own, a 500 too) after its last refused
+    # connect: a client that gave up (460) or the ALB's own 5xx is no sign it was back
+    answered_after_refused: int = 0
 
     @property
     def failed(self) -> int:
@@ -193,7 +203,7 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _alb_kinds AS
             SELECT ts, coalesce(request_creation_time, ts) AS created, target_port,
-                   elb_status_code, target_processing_time, request,
+                   elb_status_code, target_status_code, target_processing_time, request,
                    {alb.closed_after_sql()} AS closed_after, {kind} AS kind FROM alb
             WHERE ts IS NOT NULL"""
     )
@@ -240,14 +250,18 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
         f"""WITH f AS (
               SELECT target_port, min(ts) FILTER (WHERE {_OWN}) AS fa,
                      max(ts) FILTER (WHERE {_OWN}) AS fb,
-                     median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med
+                     median(closed_after) FILTER (WHERE kind IN {CLOSE_KINDS}) AS med,
+                     min(ts) FILTER (WHERE kind = 'connect_fail') AS ra,
+                     max(ts) FILTER (WHERE kind = 'connect_fail') AS rb
               FROM _alb_fails WHERE target_port IS NOT NULL GROUP BY 1)
             SELECT k.target_port AS target, count(*) AS n, min(created) AS a, max(created) AS b,
                    count(*) FILTER (WHERE elb_status_code < 500) AS ok,
                    any_value(f.fa) AS fa, any_value(f.fb) AS fb,
                    count(*) FILTER (WHERE ts BETWEEN f.fa AND f.fb) AS during,
-                   count(*) FILTER (WHERE created > f.fb AND elb_status_code < 500) AS ok_after,
-                   any_value(f.med) AS med
+                   count(*) FILTER (WHERE created > f.fb AND target_status_code < 500) AS ok_after,
+                   any_value(f.med) AS med, any_value(f.ra) AS ra, any_value(f.rb) AS rb,
+                   count(*) FILTER (WHERE ts BETWEEN f.ra AND f.rb) AS rduring,
+                   count(*) FILTER (WHERE created > f.rb AND target_status_code IS NOT NULL) AS rok_after
             FROM _alb_kinds k LEFT JOIN f USING (target_port)
             WHERE k.target_port IS NOT NULL GROUP BY 1 ORDER BY 1""",
     )
@@ -295,6 +309,10 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
                 appeared=float(r["a"]) - t0 > away
                 and load.others_served(name, t0, float(r["a"]) - 1),
                 median_close_s=_float(r["med"]),
+                refused_first_ts=_float(r["ra"]),
+                refused_last_ts=_float(r["rb"]),
+                during_refused=int(r["rduring"]),
+                answered_after_refused=int(r["rok_after"]),
             )
         )
     _no_target(con, pat)

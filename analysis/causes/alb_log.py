@@ -51,3 +51,25 @@ def window(pat: dict[str, Any], first: float, last: float, target: str | None) -
 def served_meanwhile(pat: dict[str, Any], target: str) -> int:
     """Requests the other targets answered (the whole window)."""
     return sum(int(t["ok"]) for t in pat.get("targets") or [] if t["target"] != target)
+
+
+# A target that refused at least this share of the requests routed to it from its first refused
+# connect to its last refused everything for a stretch (an app down), not a stray refusal now
+# and then (a full backlog)
+REFUSED_ALL = 0.8
+
+
+def came_back(pat: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets that refused every connect (502 -1/-1/-1) for a stretch and then answered again on
+    the same address: the app on them was down (crashed, killed, restarted) and came back. Most
+    refused first. A target that never answered again is a crash or an unreachable port."""
+    out = []
+    for t in pat.get("targets") or []:
+        refused = int((t.get("fails") or {}).get("connect_fail", 0))
+        if (
+            refused >= 3
+            and refused / max(1, int(t.get("during_refused") or 0)) >= REFUSED_ALL
+            and int(t.get("answered_after_refused") or 0) > 0
+        ):
+            out.append(t)
+    return sorted(out, key=lambda t: -int(t["fails"]["connect_fail"]))

@@ -87,6 +87,15 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     pat = alb_log.patterns(fig)
     t = alb_log.worst(pat) if pat else None
     window = None
+    refusing = [x for x in (pat or {}).get("targets") or [] if x["fails"].get("connect_fail")]
+    back = alb_log.came_back(pat) if pat else []
+    if "alb.connect-fail" in sc.signals and refusing and len(back) == len(refusing):
+        sc.damp(
+            0.3,
+            f"but {'every target' if len(back) > 1 else back[0]['target']} that refused connects "
+            "answered again on the same address afterwards: the app there was down, the path to "
+            "it was open",
+        )
     if pat is not None and t is not None:
         refused = int(t["fails"].get("connect_fail", 0))
         timed_out = int(t["fails"].get("connect_timeout", 0))

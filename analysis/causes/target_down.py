@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from analysis.causes import alb_log
 from analysis.causes.base import (
     MIN_STRENGTH,
     REFUSED_REASONS,
@@ -9,6 +12,7 @@ from analysis.causes.base import (
     CauseSpec,
     Context,
     Score,
+    Window,
     cnt,
     conditional,
     hap,
@@ -31,7 +35,23 @@ WEIGHTS = {
     "events.target-stopped": 0.7,
     "requests.refused": 0.3,
     "alb.connect-fail": 0.35,
+    "alb.refused-then-back": 0.7,
 }
+FIX = (
+    "Bring the target back and keep it supervised: `docker ps -a` / `docker logs academy-api` for "
+    "the exit reason (OOM-killed? exit code), run it with `--restart unless-stopped`, and check "
+    "`dmesg | grep -i oom`."
+)
+# The app went down and came back by itself: the fix is why it went down, or how it is restarted.
+FIX_CAME_BACK = (
+    "Find why the app stopped: `docker inspect -f '{{.RestartCount}} {{.State.OOMKilled}} "
+    "{{.State.ExitCode}}' academy-api` on the target (137 = SIGKILL, often the OOM killer), "
+    "`dmesg -T | grep -i oom`, `docker logs --since <time> academy-api`; give it memory headroom "
+    "(or fewer gunicorn workers). If a deploy restarted it, take the target out first: "
+    "`aws elbv2 deregister-targets --target-group-arn <tg> --targets Id=<instance>,Port=8000`, "
+    "wait for the deregistration delay, restart, then `aws elbv2 register-targets` with the same "
+    "arguments (or deploy by replacing targets: an ECS rolling update drains each one)."
+)
 
 
 def judge(fig: Figures, ctx: Context) -> Cause | None:
@@ -99,16 +119,80 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             cf / val(fig.alb_elb_5xx),
             f"ALB log: {cnt(cf)} ALB 502s with target_status_code '-' and -1/-1/-1 times (could not connect: refused, reset or unreachable)",
         )
+    window = _came_back(fig, sc)
     if sc.strength < MIN_STRENGTH:
         return None
     return Cause(
         "target-down",
         sc.strength,
         sc.evidence,
-        "Bring the target back and keep it supervised: `docker ps -a` / `docker logs academy-api` for the exit "
-        "reason (OOM-killed? exit code), run it with `--restart unless-stopped`, and check `dmesg | grep -i oom`.",
+        FIX_CAME_BACK if window is not None else FIX,
         sc.signals,
+        window=window,
     )
+
+
+def _came_back(fig: Figures, sc: Score) -> Window | None:
+    """ALB log alone: targets that refused every connect for a stretch, then answered again on
+    the same address (alb_log.came_back). Their window: the target that refused most."""
+    pat = alb_log.patterns(fig)
+    back = alb_log.came_back(pat) if pat else []
+    if pat is None or not back:
+        return None
+    refused = sum(int(t["fails"]["connect_fail"]) for t in back)
+    sc.add(
+        "alb.refused-then-back",
+        refused / max(1, alb_log.alb_5xx(pat)) * 1.5,
+        "ALB log: "
+        + "; ".join(_outage(pat, t, first=i == 0) for i, t in enumerate(back[:3]))
+        + (f"; and {len(back) - 3} more target(s)" if len(back) > 3 else "")
+        + ": the app was down and came back on the same address (a network block drops "
+        "packets, which the ALB logs as 504 connect timeouts, and does not lift by itself)",
+    )
+    if len(back) > 1:
+        spans = sorted((float(t["refused_first_ts"]), float(t["refused_last_ts"])) for t in back)
+        apart = all(b[0] > a[1] for a, b in zip(spans, spans[1:], strict=False))
+        sc.evidence.append(
+            f"{len(back)} targets went down one after another, never two at once: a restart "
+            "target by target (a deploy that restarts each container in place)"
+            if apart
+            else f"{len(back)} targets were down at the same time"
+        )
+    sc.evidence.append(
+        "the log alone cannot tell a crash restarted by its supervisor (Docker's --restart, "
+        "systemd, ECS) from a restart on purpose (a deploy that restarts the app without "
+        "deregistering the target first): the container's restart count and OOMKilled flag, "
+        "`dmesg -T | grep -i oom` and the deploy history at that time tell them apart"
+    )
+    t = back[0]
+    return alb_log.window(
+        pat, float(t["refused_first_ts"]), float(t["refused_last_ts"]), t["target"]
+    )
+
+
+def _outage(pat: dict[str, Any], t: dict[str, Any], *, first: bool) -> str:
+    """One target's refused stretch, in words (``first``: with what the others did meanwhile)."""
+    a, b = float(t["refused_first_ts"]), float(t["refused_last_ts"])
+    words = (
+        f"every request routed to {t['target']} from {alb_log.clock(a)} to {alb_log.clock(b)} "
+        f"({b - a:.0f} s) was refused at connect ({cnt(t['fails']['connect_fail'])} x 502 with "
+        "-1/-1/-1)"
+    )
+    away = [g for g in t.get("gaps") or [] if b - 1 <= g[0] <= b + 60]
+    if away:
+        words += (
+            f", then none was routed to it for {away[0][1] - away[0][0]:.0f} s (the health "
+            "checks had taken it out)"
+        )
+    words += f", and it answered {cnt(t['answered_after_refused'])} requests after"
+    if first and len(pat.get("targets") or []) > 1:
+        words += (
+            f" (the other targets served {cnt(alb_log.served_meanwhile(pat, t['target']))} "
+            "requests in the window)"
+        )
+    elif first:
+        words += " (the only target: every request in those seconds failed)"
+    return words
 
 
 def explained(fig: Figures) -> float | None:

@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from analysis import pipeline, verdict
 from analysis.causes import registry
 from analysis.reports import plots
+from analysis.reports.terminal import print_summary
 from fixtures import alb_incidents
 
 SEEDS = {p: 7 + i for i, p in enumerate(alb_incidents.PATTERNS)}
@@ -148,3 +150,114 @@ def test_no_cause_of_a_recorded_run_contradicts_itself():
     for run in sorted(data.iterdir()):
         for c in pipeline.analyze_run(run, write=False).verdict.causes:
             _agrees_with_itself(c)
+
+
+def _entry(t: float, i: int, target: str, times: str, elb: int, tsc: str) -> str:
+    when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+    return (
+        f"https {when} app/a/1 198.51.100.7:{2000 + i} {target} {times} {elb} {tsc} 300 800 "
+        '"GET https://api.example.com:443/api/v1/me/ HTTP/1.1" "ua" ECDHE-RSA-AES128-GCM-SHA256 '
+        f'TLSv1.2 arn:aws:elasticloadbalancing:r:1:targetgroup/t/1 "Root=1-{i:08x}" '
+        f'"api.example.com" "-" 1 {when} "forward" "-" "-" "{target}" "{tsc}" "-" "-" '
+        f"TID_{i:032x}"
+    )
+
+
+@pytest.mark.parametrize("targets", [1, 3])
+def test_a_target_that_refused_then_came_back_is_down_not_unreachable(targets, tmp_path):
+    """The app's container restarted on its instance (OOM-killed and restarted by Docker, or a
+    deploy that restarts it in place): the ALB's connects to it are refused for 25 s, then it
+    answers again on the same address. A stray keep-alive race on it a minute before does not
+    stretch the outage. It was target-down 0.35 next to connectivity 0.30 (a security group),
+    with no window for replay."""
+    t0 = 1_790_000_000.0
+    names = ["10.0.1.10:8000", "10.0.2.20:8000", "10.0.3.30:8000"][:targets]
+    down = names[-1]
+    lines = []
+    for i in range(1800):  # 10 requests a second for 180 s, round robin
+        t, target = t0 + i * 0.1, names[i % targets]
+        if i == 300 and target == down:  # a stray race, 60 s before the outage
+            lines.append(_entry(t, i, target, "0.000 0.001 -1", 502, "-"))
+        elif target == down and 900 <= i < 1150:  # refused from 90 s to 115 s
+            lines.append(_entry(t, i, target, "-1 -1 -1", 502, "-"))
+        else:
+            lines.append(_entry(t, i, target, "0.000 0.031 0.000", 200, "200"))
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
+    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    ranked = [(c.id, c.strength) for c in v.causes]
+    assert v.at_fault == "proxy" and v.top is not None and v.top.id == "target-down", ranked
+    assert v.top.strength >= 0.7 and "connectivity" not in {c.id for c in v.causes}, ranked
+    w = v.top.window
+    assert w is not None and w.target == down
+    assert 89 <= w.first_ts - t0 <= 91 and 113 <= w.last_ts - t0 <= 115  # not from the race
+    text = " ".join(v.top.evidence)
+    assert "came back on the same address" in text and "cannot tell a crash" in text
+    assert ("the only target" in text) == (targets == 1)
+    assert "OOMKilled" in v.top.fix and "deregister-targets" in v.top.fix
+    for c in v.causes:
+        _agrees_with_itself(c)
+
+
+def test_the_terminal_tables_show_whole_targets_and_urls_in_80_columns(tmp_path):
+    """In an 80-column terminal (or a CI log) every target read "10.0.1..." and every URL
+    "https://...", all alike. Now the names keep their room, the counts that are 0 in every row
+    are named under the table instead, URLs of one origin show their paths, and the log-only
+    target table has no "0 / 0" health column (there are no health samples)."""
+    inc = alb_incidents.draw("target-restart", SEEDS["target-restart"])
+    res = _analyze(tmp_path, inc)
+    console = Console(record=True, width=80)
+    print_summary(res.verdict, console=console, extra_tables=res.extra_tables)
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert all(
+        line.rstrip().endswith(("│", "┃", "┓", "┩", "┘", "╮", "╯")) or "─" not in line
+        for line in text.splitlines()
+        if line.startswith(("│", "┃", "┏", "┡", "└"))
+    )
+    for target in inc.targets:
+        assert f"│ {target} " in text or f"│{target} " in text, target
+    urls = {r["url"] for r in res.extra_tables["ALB 5xx per URL"]}
+    (origin,) = {u.split("/api/")[0] for u in urls}
+    assert f"ALB 5xx per URL ({origin})" in text
+    for u in urls:
+        assert f"│ {u[len(origin) :]} " in text, u
+    assert "0 in every row: " in text  # the counts that never fired, named once
+    assert "not healthy / samples" not in text and "None" not in text
+
+
+def test_a_target_refusing_to_the_end_is_still_unreachable(tmp_path):
+    """The same refusals that never end: a port nothing listens on (or a closed one), which the
+    log alone reads as connectivity, with target-down beside it. A client that gave up (460) on
+    that target after its last refusal is no sign that it came back: it was counted as one, and
+    the sweep's connect-fail:9026 window was read as target-down 0.35."""
+    t0 = 1_790_000_000.0
+    names = ["10.0.1.10:8000", "10.0.2.20:8000"]
+    lines = [
+        _entry(t0 + i * 0.1, i, names[i % 2], "-1 -1 -1", 502, "-")
+        if i % 2 and i >= 600
+        else _entry(t0 + i * 0.1, i, names[i % 2], "0.000 0.031 0.000", 200, "200")
+        for i in range(1799)
+    ]
+    lines.append(_entry(t0 + 179.9, 1799, names[1], "0.000 -1 -1", 460, "-"))
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
+    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    ids = [(c.id, c.strength) for c in v.causes]
+    assert ids[0][0] == "connectivity" and ids[0][1] >= 0.7 and "target-down" in dict(ids), ids
+    assert not any("came back" in e for c in v.causes for e in c.evidence)
+
+
+def test_the_headline_counts_each_status_the_alb_answered(tmp_path):
+    """A window of 504s: the headline said '(target_status_code '-'; 0 x 502)'."""
+    t0 = 1_790_000_000.0
+    lines = [
+        _entry(t0 + i * 0.1, i, "10.0.1.10:8000", "0.000 -1 -1", 504, "-")
+        if i % 10 == 0
+        else _entry(t0 + i * 0.1, i, "10.0.1.10:8000", "0.000 0.031 0.000", 200, "200")
+        for i in range(600)
+    ]
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "w.log").write_text("\n".join(lines) + "\n")
+    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    assert "(target_status_code '-'; 60 x 504)" in v.headline, v.headline
