@@ -256,6 +256,15 @@ def _no_entries(source: str, st: ParseStats, *, windowed: bool) -> AlbprobeError
                 hint="download the object(s) again (aws s3 cp s3://<bucket>/<key> .) or remove them",
             )
     what = "in the window" if windowed else "read"
+    if windowed and st.parsed and st.first_ts is not None and st.last_ts is not None:
+        # The entries are there, the window misses them: say where they are. A time without
+        # a zone is UTC, as the ALB logs; a window given in local time misses by its offset.
+        return AlbprobeError(
+            f"--alb-logs {source}: no ALB log entry in the window: the {st.parsed:,} entries "
+            f"read span {_utc(st.first_ts)} to {_utc(st.last_ts)} UTC",
+            hint="set --since/--until inside that span; a time without a zone is UTC: add the "
+            "zone for local time, e.g. --since 2026-11-26T21:00+09:00",
+        )
     return AlbprobeError(
         f"--alb-logs {source}: no ALB log entry {what} ({st.lines:,} lines read, "
         f"{st.malformed:,} malformed{'; ' + corrupt if corrupt else ''})",
@@ -265,6 +274,10 @@ def _no_entries(source: str, st: ParseStats, *, windowed: bool) -> AlbprobeError
             else "check that the files are ALB access logs (space-separated, one entry per line)"
         ),
     )
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def analyze_alb_logs(

@@ -412,9 +412,16 @@ def load(
 
     def commit() -> None:
         """Count the rows of _alb_batch, then move its good rows in the window into the table."""
-        row = con.execute("SELECT count(*), count(*) FILTER (WHERE _ok) FROM _alb_batch").fetchone()
+        row = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE _ok), min(ts) FILTER (WHERE _ok), "
+            "max(ts) FILTER (WHERE _ok) FROM _alb_batch"
+        ).fetchone()
         assert row is not None
         total, good = int(row[0]), int(row[1])
+        if row[2] is not None:
+            lo, hi = float(row[2]), float(row[3])
+            stats.first_ts = lo if stats.first_ts is None else min(stats.first_ts, lo)
+            stats.last_ts = hi if stats.last_ts is None else max(stats.last_ts, hi)
         stats.lines += total
         stats.parsed += good
         stats.malformed += total - good

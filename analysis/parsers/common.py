@@ -25,6 +25,10 @@ class ParseStats:
     unreadable_files: list[str] = field(default_factory=list)  # not one line (corrupt .gz)
     copies: list[str] = field(default_factory=list)  # "copy = original": read once (alb.py)
     examples: list[str] = field(default_factory=list)  # a few malformed lines, for the report
+    # the span of the well-formed entries read, before any --since/--until window (epoch s):
+    # an empty window says where the logs are (alb.py)
+    first_ts: float | None = None
+    last_ts: float | None = None
 
     def note_example(self, line: str, limit: int = 3) -> None:
         if len(self.examples) < limit:

@@ -113,7 +113,11 @@ def test_alb_logs_window_with_no_entries(tmp_path, capsys):
             str(tmp_path / "o"),
         ]
     )
-    assert rc == 2 and "no ALB log entry in the window" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 2 and "no ALB log entry in the window" in err
+    # where the entries are, and how to give a local time (a window in KST misses by 9 hours)
+    assert "the 100 entries read span 20" in err and " UTC" in err and "+09:00" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_json_flag_prints_summary(mode_runs, tmp_path, capsys):
