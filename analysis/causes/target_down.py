@@ -173,10 +173,13 @@ def _came_back(fig: Figures, sc: Score) -> Window | None:
 def _outage(pat: dict[str, Any], t: dict[str, Any], *, first: bool) -> str:
     """One target's refused stretch, in words (``first``: with what the others did meanwhile)."""
     a, b = float(t["refused_first_ts"]), float(t["refused_last_ts"])
+    refused, routed = int(t["fails"]["connect_fail"]), int(t["during_refused"])
+    every = refused >= routed  # else most (alb_log.REFUSED_ALL): a client gave up meanwhile
     words = (
-        f"every request routed to {t['target']} from {alb_log.clock(a)} to {alb_log.clock(b)} "
-        f"({b - a:.0f} s) was refused at connect ({cnt(t['fails']['connect_fail'])} x 502 with "
-        "-1/-1/-1)"
+        f"{'every request' if every else f'{cnt(refused)} of the {cnt(routed)} requests'} routed "
+        f"to {t['target']} from {alb_log.clock(a)} to {alb_log.clock(b)} ({b - a:.0f} s) "
+        f"{'was' if every else 'were'} refused at connect"
+        + (f" ({cnt(refused)} x 502 with -1/-1/-1)" if every else " (502 with -1/-1/-1)")
     )
     away = [g for g in t.get("gaps") or [] if b - 1 <= g[0] <= b + 60]
     if away:
@@ -191,7 +194,7 @@ def _outage(pat: dict[str, Any], t: dict[str, Any], *, first: bool) -> str:
             "requests in the window)"
         )
     elif first:
-        words += " (the only target: every request in those seconds failed)"
+        words += " (the only target: the API was down for those seconds)"
     return words
 
 
