@@ -206,7 +206,15 @@ def two_proportions(
     var = max(v_pooled, v_cluster)
     delta = p2 - p1
     if var <= 0:
-        return ProportionTest(p1, p2, delta, (delta, delta), 1.0 if delta == 0 else 0.0)
+        # No failure in either run (or nothing but failures): the plain interval has no width,
+        # as if both rates were known exactly. Agresti-Caffo's (one event and one non-event
+        # added to each run) is what ~900 clean requests per run can still hide, e.g. 0 vs 0
+        # of 900 is about +-0.3 points.
+        a1, a2 = (e1 + 1) / (n1 + 2), (e2 + 1) / (n2 + 2)
+        half = _z(level) * math.sqrt(a1 * (1 - a1) / (n1 + 2) + a2 * (1 - a2) / (n2 + 2))
+        return ProportionTest(
+            p1, p2, delta, (a2 - a1 - half, a2 - a1 + half), 1.0 if delta == 0 else 0.0
+        )
     se = math.sqrt(var)
     zc = _z(level)
     return ProportionTest(

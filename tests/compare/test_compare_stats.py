@@ -45,6 +45,23 @@ def test_two_proportions_uses_the_burstier_variance():
     assert a.ci[0] < a.delta < a.ci[1]
 
 
+def test_no_failure_in_either_run_still_has_an_interval():
+    """0 of 863 vs 0 of 957: the interval was [+0.00, +0.00] points, as if both rates were known
+    exactly; Agresti-Caffo's is what that many clean requests can still hide."""
+    t = stats.two_proportions(np.full(9, 0.0), np.full(9, 863 / 9), np.zeros(10), np.full(10, 95.7))
+    assert t.delta == 0 and t.p == 1.0
+    assert -0.004 < t.ci[0] < -0.002 and 0.002 < t.ci[1] < 0.004
+    # more requests, a narrower interval; all failing in both runs is the mirror case
+    big = stats.two_proportions(
+        np.zeros(1), np.full(1, 90_000.0), np.zeros(1), np.full(1, 90_000.0)
+    )
+    assert big.ci[1] - big.ci[0] < (t.ci[1] - t.ci[0]) / 5
+    full = stats.two_proportions(
+        np.full(1, 500.0), np.full(1, 500.0), np.full(1, 400.0), np.full(1, 400.0)
+    )
+    assert full.ci[0] < 0 < full.ci[1] and full.p == 1.0
+
+
 def test_block_bootstrap_is_wider_than_the_row_bootstrap_when_seconds_share_slowness():
     rng = np.random.default_rng(3)
     win = np.repeat(np.arange(40), 50)
