@@ -47,6 +47,7 @@ NOT_FROM_TRAFFIC: dict[str, str | None] = {
     "no-routable-target": "target-down",
     "target-timeout": "hang",
     "health-check-flapping": None,  # no testbed switch makes checks come and go
+    "fixed-response": None,  # a listener rule's own answer: the testbed has no listener rules
 }
 _ONE_OFF = ("deploy", "worker-kill")
 # The replay's testbed, shaped like the original when the config does not shape it: one

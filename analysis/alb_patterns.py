@@ -23,6 +23,7 @@ import duckdb
 import numpy as np
 
 from analysis.parsers import alb
+from analysis.targets import table_columns
 
 # A target "gone" / "appeared": no line of it in its last/first this many seconds while others
 # served (and its own rate would have given >= GAP_EXPECTED lines in that time).
@@ -42,13 +43,21 @@ KINDS = (
     "connect_timeout",  # 504, never dispatched
     "response_timeout",  # 504 after dispatch: the idle timeout
     "no_target",  # 503, target '-'
+    "fixed_response",  # a 5xx a listener rule answered itself (actions_executed fixed-response)
     "target_5xx",  # the target's own 5xx
 )
 
 
-def _kind_sql(timeout_s: float) -> str:
+def _kind_sql(timeout_s: float, fixed_response: bool = True) -> str:
     closed = alb.target_closed_kind_sql(timeout_s)
-    return f"""CASE
+    # a listener rule's own 5xx first: no target was asked, whatever its times say
+    fixed = (
+        f"WHEN elb_status_code >= 500 AND target_status_code IS NULL AND {alb.FIXED_RESPONSE_SQL} "
+        "THEN 'fixed_response'"
+        if fixed_response
+        else ""
+    )
+    return f"""CASE {fixed}
       WHEN {closed} = 'keepalive-race' THEN 'closed_at_once'
       WHEN {closed} = 'timeout-kill' THEN 'timeout_kill'
       WHEN {closed} = 'closed-late' THEN 'closed_mid_request'
@@ -124,6 +133,14 @@ class AlbPatterns:
     latency_p90_before_fail_s: float | None = None
     fail_first_ts: float | None = None  # first ALB-generated 5xx (not the target's own)
     fail_last_ts: float | None = None
+    # a listener rule's own 5xx (actions_executed fixed-response): when, which status and URL
+    fixed_response_first_ts: float | None = None
+    fixed_response_last_ts: float | None = None
+    fixed_response_statuses: dict[str, int] = field(default_factory=dict)
+    fixed_response_top_url: str | None = None
+    fixed_response_top_url_share: float | None = None
+    fixed_response_hosts: int = 0  # distinct hosts they were asked for
+    fixed_response_share: float | None = None  # of every request from their first to their last
 
     @property
     def failed(self) -> int:
@@ -199,7 +216,7 @@ def compute(con: duckdb.DuckDBPyConnection, timeout_s: float) -> AlbPatterns | N
     Three passes over the entries (the head, the per-target figures, the per-target seconds):
     the questions about failures read ``_alb_fails``, the few entries with a kind (every kind
     is a 5xx), and the gaps read ``_alb_secs``, one row per target and second of arrival."""
-    kind = _kind_sql(timeout_s)
+    kind = _kind_sql(timeout_s, "actions_executed" in table_columns(con, "alb"))
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW _alb_kinds AS
             SELECT ts, coalesce(request_creation_time, ts) AS created, target_port,
@@ -316,6 +333,7 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
             )
         )
     _no_target(con, pat)
+    _fixed_response(con, pat)
     _closed_at_once(con, pat)
     _response_timeouts(con, pat)
     _timeout_kills(con, pat)
@@ -363,6 +381,36 @@ def _no_target(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
            AND floor(ts) IN (SELECT DISTINCT floor(ts) FROM _alb_fails WHERE kind = 'no_target')"""
     ).fetchone()
     pat.served_during_no_target = int(served[0]) if served else 0
+
+
+def _fixed_response(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:
+    if not pat.kinds.get("fixed_response"):
+        return
+    url = alb.request_part_sql("request", "url")
+    host = f"split_part(split_part({url}, '://', 2), '/', 1)"
+    row = _rows(
+        con,
+        f"""SELECT min(ts) AS a, max(ts) AS b, count(DISTINCT {host}) AS hosts, count(*) AS n
+            FROM _alb_fails WHERE kind = 'fixed_response'""",
+    )[0]
+    a, b = float(row["a"]), float(row["b"])
+    pat.fixed_response_first_ts, pat.fixed_response_last_ts = a, b
+    pat.fixed_response_hosts = int(row["hosts"])
+    during = con.execute(
+        f"SELECT count(*) FROM _alb_kinds WHERE ts BETWEEN {a!r} AND {b!r}"
+    ).fetchone()
+    pat.fixed_response_share = int(row["n"]) / max(1, int(during[0]) if during else 1)
+    pat.fixed_response_statuses = {
+        str(r["s"]): int(r["n"])
+        for r in _rows(
+            con,
+            "SELECT elb_status_code AS s, count(*) AS n FROM _alb_fails "
+            "WHERE kind = 'fixed_response' GROUP BY 1 ORDER BY 2 DESC",
+        )
+    }
+    top = _top_url(con, "fixed_response")
+    pat.fixed_response_top_url = top["top"]
+    pat.fixed_response_top_url_share = int(top["top_n"]) / max(1, int(top["total"]))
 
 
 def _closed_at_once(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> None:

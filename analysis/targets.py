@@ -19,6 +19,8 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from analysis.parsers import alb as alb_parser
+
 # The share of the target-attributed failures one target must hold to be "the" failing target.
 ONE_TARGET_SHARE = 0.8
 UNHEALTHY_STATES = ("unhealthy", "draining", "unused")
@@ -154,15 +156,19 @@ def _proxy_log(
             per[t] = (n0 + int(n), b0 + int(bad))
         if per or none:
             return "proxy log", per, none
-    if {"target_port", "elb_status_code", "target_status_code"} <= table_columns(con, "alb"):
+    cols = table_columns(con, "alb")
+    if {"target_port", "elb_status_code", "target_status_code"} <= cols:
+        # a listener rule's fixed response asked no target: not "no routable target"
+        fixed = alb_parser.FIXED_RESPONSE_SQL if "actions_executed" in cols else "false"
         rows = con.execute(
-            f"""SELECT target_port, count(*), count(*) FILTER (WHERE {_PROXY_MADE["alb"]})
+            f"""SELECT target_port, count(*), count(*) FILTER (WHERE {_PROXY_MADE["alb"]}),
+                      count(*) FILTER (WHERE {_PROXY_MADE["alb"]} AND {fixed})
                FROM alb GROUP BY 1"""
         ).fetchall()
         per, none = {}, 0
-        for tp, n, bad in rows:
+        for tp, n, bad, by_rule in rows:
             if tp in (None, "", "-"):
-                none += int(bad)
+                none += int(bad) - int(by_rule)
             else:
                 per[str(tp)] = (int(n), int(bad))
         if per or none:

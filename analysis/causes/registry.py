@@ -8,6 +8,7 @@ from analysis.causes import (
     connectivity,
     cors,
     deploy,
+    fixed_response,
     flapping,
     health_check,
     http_redirect,
@@ -37,6 +38,7 @@ PROXY: tuple[CauseSpec, ...] = (
     no_target.SPEC,
     target_timeout.SPEC,
     flapping.SPEC,
+    fixed_response.SPEC,
 )
 CORS: CauseSpec = cors.SPEC
 ALL: tuple[CauseSpec, ...] = (*PROXY, CORS)

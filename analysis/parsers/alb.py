@@ -376,7 +376,11 @@ ANALYSIS_FIELDS = (
     "target_status_code",
     "request",  # method and URL of the 5xx (tables, the 504s' top URL)
     "request_creation_time",  # with ts: how long after dispatch a target closed (closed_after)
+    "actions_executed",  # "fixed-response": a listener rule's own answer, not a failed target
 )
+# The ALB answered by a listener rule (a maintenance page, a default action no rule matched past),
+# not because a target failed: its 5xx are configuration (shared/reference/aws-alb.md, §2).
+FIXED_RESPONSE_SQL = "contains(coalesce(actions_executed, ''), 'fixed-response')"
 
 
 def load(

@@ -248,6 +248,38 @@ def test_a_target_refusing_to_the_end_is_still_unreachable(tmp_path):
     assert not any("came back" in e for c in v.causes for e in c.evidence)
 
 
+def test_a_listener_rules_fixed_response_is_not_a_missing_target(tmp_path):
+    """Two minutes of a maintenance rule's 503 (actions_executed fixed-response, target '-',
+    -1/-1/-1) between normal traffic on two targets. It read as no-routable-target 0.86 ('the
+    target group had no registered target'), with its fix, and '... found no routable target'."""
+    t0 = 1_790_000_000.0
+    names = ["10.0.1.10:8000", "10.0.2.20:8000"]
+    lines = []
+    for i in range(3000):  # 10 a second for 300 s
+        t = t0 + i * 0.1
+        if 1200 <= i < 2400:
+            line = _entry(t, i, "-", "-1 -1 -1", 503, "-")
+            lines.append(line.replace('"forward"', '"fixed-response"'))
+        else:
+            lines.append(_entry(t, i, names[i % 2], "0.000 0.031 0.000", 200, "200"))
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "w.log").write_text("\n".join(lines) + "\n")
+    res = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False)
+    v = res.verdict
+    ids = [(c.id, c.strength) for c in v.causes]
+    assert v.top is not None and v.top.id == "fixed-response" and v.top.strength >= 0.8, ids
+    assert "no-routable-target" not in dict(ids), ids
+    text = " ".join(v.top.evidence)
+    assert "1,200 ALB 5xx (1,200 x 503) were a listener rule's fixed response" in text
+    assert "maintenance page" in text and "no Access-Control-Allow-Origin" in text
+    assert "describe-rules" in v.top.fix
+    w = v.top.window
+    assert w is not None and w.target is None and 119 <= w.first_ts - t0 <= 121
+    console = Console(record=True, width=100)
+    print_summary(v, console=console, extra_tables=res.extra_tables)
+    assert "found no routable target" not in console.export_text()
+
+
 def test_the_headline_counts_each_status_the_alb_answered(tmp_path):
     """A window of 504s: the headline said '(target_status_code '-'; 0 x 502)'."""
     t0 = 1_790_000_000.0
