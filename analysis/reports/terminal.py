@@ -145,9 +145,7 @@ def _rows_table(name: str, rows: list[dict[str, Any]]) -> Table:
         if len(found) == 1 and len(urls) == sum(1 for u in urls if _ORIGIN.match(u))
         else None
     )
-    numeric = {
-        col: all(isinstance(r.get(col), int | float | type(None)) for r in rows) for col in rows[0]
-    }
+    numeric = {col: all(_number(r.get(col)) for r in rows) for col in rows[0]}
     # a count that is 0 on every row says nothing here (summary.json keeps it): the columns
     # that did fire get the width
     zero = [c for c in rows[0] if numeric[c] and not any(r.get(c) for r in rows)]
@@ -168,8 +166,7 @@ def _rows_table(name: str, rows: list[dict[str, Any]]) -> Table:
     )
     cells = [[_cell(c, r.get(c), origin) for c in cols] for r in rows]
     for i, col in enumerate(cols):
-        # words wrap in the header (keepalive signature, not "keepaliv..."); the names of
-        # targets and URLs get the room first, the counts take what is left
+        # the names of targets and URLs get the room first, the counts take what is left
         widest = max(len(c[i]) for c in cells)
         t.add_column(
             _LABELS.get(col, str(col).replace("_", " ")),
@@ -180,6 +177,11 @@ def _rows_table(name: str, rows: list[dict[str, Any]]) -> Table:
     for c in cells:
         t.add_row(*[escape(x) for x in c])
     return t
+
+
+def _number(v: Any) -> bool:
+    """A count or a measure (None: not measured); a yes/no is not one, even as a 0."""
+    return v is None or (isinstance(v, int | float) and not isinstance(v, bool))
 
 
 def _cell(col: str, v: Any, origin: str | None) -> str:
