@@ -50,6 +50,11 @@ NOT_FROM_TRAFFIC: dict[str, str | None] = {
     "fixed-response": None,  # a listener rule's own answer: the testbed has no listener rules
 }
 _ONE_OFF = ("deploy", "worker-kill")
+# What to do instead, for a cause the testbed has no switch for (default: by hand on the target)
+BY_HAND = {
+    "fixed-response": "it is the listener's own answer, not the targets': read the listener's "
+    "rules (aws elbv2 describe-rules) instead",
+}
 # The replay's testbed, shaped like the original when the config does not shape it: one
 # gunicorn per target on this machine, so a few targets at most; gthread workers whose threads
 # hold the window's busiest moment (the catch-all sleeps each line's target time) with headroom.
@@ -193,7 +198,7 @@ def diagnose(verdict: Verdict, burst: tuple[float, float] | None, targets: int =
         else:
             notes.append(
                 f"{c.id} ({c.strength:.2f}): traffic alone does not create it, and the testbed "
-                "has no switch for it: reproduce it on the target by hand"
+                f"has no switch for it: {BY_HAND.get(c.id, 'reproduce it on the target by hand')}"
             )
     return Diagnosis(
         verdict.at_fault,

@@ -87,6 +87,10 @@ def test_cause_to_fault_mapping_and_its_clock():
     )
     assert d.faults == ["target-down@12s-20s"]  # the strongest cause the traffic does not make
     assert len(d.not_from_traffic) == 2
+    # a listener rule's fixed response: no switch, and nothing to do on the target
+    d = diagnose(Verdict("proxy", "", causes=[c("fixed-response")]), burst)
+    assert d.faults == [] and "describe-rules" in d.not_from_traffic[0]
+    assert "on the target by hand" not in d.not_from_traffic[0]
 
 
 def _bad_gz(folder):
