@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analysis.causes import alb_log
 from analysis.replay_plan import PlanOptions, PlanSummary, build_plan
 from analysis.verdict import Cause, Verdict
 from core.config import Capacity, Config, TestbedGroup
@@ -178,6 +179,24 @@ class Diagnosis:
         return dataclasses.asdict(self)
 
 
+def restart_faults(verdict: Verdict, cause: Cause, targets: int) -> list[str]:
+    """A target-down read from several targets that went down and came back in turn (a deploy
+    restarting each in place, analysis/causes/alb_log.came_back): one target-down per target, in
+    the order they went down, on the testbed's targets 1, 2, ... (up to ``targets``), each at
+    its own stretch. Empty: one target or none (``cause_fault`` places that one)."""
+    pat = verdict.figures.get("alb_patterns") if cause.id == "target-down" else None
+    back = alb_log.came_back(pat) if pat and targets > 1 else []
+    if len(back) < 2:
+        return []
+    t0 = float(pat["first_ts"])  # type: ignore[index]  # the window's offset 0, as cause.window
+    order = sorted(back, key=lambda t: float(t["refused_first_ts"]))[:targets]
+    return [
+        f"target-down:{k}@{float(t['refused_first_ts']) - t0:g}s-"
+        f"{float(t['refused_last_ts']) - t0 + 1:g}s"
+        for k, t in enumerate(order, start=1)
+    ]
+
+
 def diagnose(verdict: Verdict, burst: tuple[float, float] | None, targets: int = 1) -> Diagnosis:
     notes, faults = [], []
     for c in verdict.causes:
@@ -185,10 +204,10 @@ def diagnose(verdict: Verdict, burst: tuple[float, float] | None, targets: int =
             continue
         spec = cause_fault(c, burst, targets)
         if spec and not faults:  # the strongest such cause is the one the replay tests
-            faults.append(spec)
+            faults.extend(restart_faults(verdict, c, targets) or [spec])
             notes.append(
                 f"{c.id} ({c.strength:.2f}): traffic alone does not create it; on the testbed, "
-                f"--with-cause adds {spec}"
+                f"--with-cause adds {', '.join(faults)}"
             )
         elif spec:
             notes.append(

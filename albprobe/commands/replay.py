@@ -227,7 +227,10 @@ def _send(console: Any, req: Any, prep: Any) -> None:
     if opts.faults:
         console.print(
             "  with the cause: "
-            + ", ".join(f"{f.fault}@{f.at:g}s{'' if f.on else ' off'}" for f in opts.faults)
+            + ", ".join(
+                f"{f.fault}{f':{f.target}' if f.target else ''}@{f.at:g}s{'' if f.on else ' off'}"
+                for f in opts.faults
+            )
         )
     view = ProgressView(console, duration=opts.config.load.duration)
     with view:

@@ -93,6 +93,27 @@ def test_cause_to_fault_mapping_and_its_clock():
     assert "on the target by hand" not in d.not_from_traffic[0]
 
 
+def test_targets_restarted_in_turn_are_each_brought_back_on_their_own_testbed_target(tmp_path):
+    """A deploy that restarted three targets in place, one after another: the replay took down
+    only the one that refused most; now each target, on the testbed's 1, 2, 3, at its own time."""
+    from analysis import pipeline
+    from fixtures import alb_incidents
+
+    inc = alb_incidents.draw("target-restart", 4)  # variant 3: every target in turn
+    assert inc.notes.startswith("variant 3") and len(inc.targets) == 3
+    alb_incidents.write(tmp_path / "logs", inc)
+    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    assert v.top is not None and v.top.id == "target-down"
+    d = diagnose(v, None, targets=3)
+    assert [f.split("@")[0] for f in d.faults] == [f"target-down:{k}" for k in (1, 2, 3)]
+    starts = [float(f.split("@")[1].split("s-")[0]) for f in d.faults]
+    assert starts == sorted(starts) and starts[1] - starts[0] > 10  # in turn, never at once
+    assert all(f in d.not_from_traffic[0] for f in d.faults)
+    # one testbed target: the one window (cause_fault), on the whole group
+    (one,) = diagnose(v, None, targets=1).faults
+    assert one.startswith("target-down@")
+
+
 def _bad_gz(folder):
     folder.mkdir()
     (folder / "x.log.gz").write_bytes(gzip.compress(b"x")[:8] + b"garbage")
