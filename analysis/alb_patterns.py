@@ -101,6 +101,8 @@ class TargetLife:
     # answered by the target itself (a status of its own, a 500 too) after its last refused
     # connect: a client that gave up (460) or the ALB's own 5xx is no sign it was back
     answered_after_refused: int = 0
+    # ... and before its first refused connect: it served on this address, so the port was right
+    answered_before_refused: int = 0
 
     @property
     def failed(self) -> int:
@@ -278,7 +280,8 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
                    count(*) FILTER (WHERE created > f.fb AND target_status_code < 500) AS ok_after,
                    any_value(f.med) AS med, any_value(f.ra) AS ra, any_value(f.rb) AS rb,
                    count(*) FILTER (WHERE ts BETWEEN f.ra AND f.rb) AS rduring,
-                   count(*) FILTER (WHERE created > f.rb AND target_status_code IS NOT NULL) AS rok_after
+                   count(*) FILTER (WHERE created > f.rb AND target_status_code IS NOT NULL) AS rok_after,
+                   count(*) FILTER (WHERE ts < f.ra AND target_status_code IS NOT NULL) AS rok_before
             FROM _alb_kinds k LEFT JOIN f USING (target_port)
             WHERE k.target_port IS NOT NULL GROUP BY 1 ORDER BY 1""",
     )
@@ -330,6 +333,7 @@ def _compute(con: duckdb.DuckDBPyConnection, pat: AlbPatterns) -> AlbPatterns:
                 refused_last_ts=_float(r["rb"]),
                 during_refused=int(r["rduring"]),
                 answered_after_refused=int(r["rok_after"]),
+                answered_before_refused=int(r["rok_before"]),
             )
         )
     _no_target(con, pat)

@@ -59,17 +59,35 @@ def served_meanwhile(pat: dict[str, Any], target: str) -> int:
 REFUSED_ALL = 0.8
 
 
+def refused_all(t: dict[str, Any]) -> bool:
+    """The target refused (nearly) every request routed to it from its first refused connect to
+    its last (502 -1/-1/-1): nothing listened on its port then."""
+    refused = int((t.get("fails") or {}).get("connect_fail", 0))
+    return refused >= 3 and refused / max(1, int(t.get("during_refused") or 0)) >= REFUSED_ALL
+
+
+def stopped(pat: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets that served on their address, then refused every connect to the end of the window:
+    the app on them stopped listening on the port it had served on (crashed or stopped, and not
+    back yet). Most refused first. A port refused from the first request is ambiguous (a wrong
+    port, or an app down all along); one that came back is ``came_back``."""
+    out = [
+        t
+        for t in pat.get("targets") or []
+        if refused_all(t)
+        and int(t.get("answered_before_refused") or 0) > 0
+        and not int(t.get("answered_after_refused") or 0)
+    ]
+    return sorted(out, key=lambda t: -int(t["fails"]["connect_fail"]))
+
+
 def came_back(pat: dict[str, Any]) -> list[dict[str, Any]]:
     """Targets that refused every connect (502 -1/-1/-1) for a stretch and then answered again on
     the same address: the app on them was down (crashed, killed, restarted) and came back. Most
     refused first. A target that never answered again is a crash or an unreachable port."""
-    out = []
-    for t in pat.get("targets") or []:
-        refused = int((t.get("fails") or {}).get("connect_fail", 0))
-        if (
-            refused >= 3
-            and refused / max(1, int(t.get("during_refused") or 0)) >= REFUSED_ALL
-            and int(t.get("answered_after_refused") or 0) > 0
-        ):
-            out.append(t)
+    out = [
+        t
+        for t in pat.get("targets") or []
+        if refused_all(t) and int(t.get("answered_after_refused") or 0) > 0
+    ]
     return sorted(out, key=lambda t: -int(t["fails"]["connect_fail"]))

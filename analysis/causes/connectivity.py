@@ -87,14 +87,18 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
     pat = alb_log.patterns(fig)
     t = alb_log.worst(pat) if pat else None
     window = None
-    refusing = [x for x in (pat or {}).get("targets") or [] if x["fails"].get("connect_fail")]
-    back = alb_log.came_back(pat) if pat else []
-    if "alb.connect-fail" in sc.signals and refusing and len(back) == len(refusing):
+    targets = (pat or {}).get("targets") or []
+    refusing = {x["target"] for x in targets if x["fails"].get("connect_fail")}
+    dropped = any(x["fails"].get("connect_timeout") for x in targets)
+    # refusals on an address that served before, or served again: the port was right and
+    # reachable; the app on it was not listening (a security group drops, it does not refuse)
+    served = {x["target"] for x in (alb_log.came_back(pat) + alb_log.stopped(pat) if pat else [])}
+    if refusing and not dropped and refusing <= served:
         sc.damp(
             0.3,
-            f"but {'every target' if len(back) > 1 else back[0]['target']} that refused connects "
-            "answered again on the same address afterwards: the app there was down, the path to "
-            "it was open",
+            f"but {'every target' if len(refusing) > 1 else next(iter(refusing))} that refused "
+            "connects answered on the same address before or after: the path to it was open, "
+            "the app there was not listening",
         )
     if pat is not None and t is not None:
         refused = int(t["fails"].get("connect_fail", 0))

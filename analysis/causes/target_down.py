@@ -36,6 +36,7 @@ WEIGHTS = {
     "requests.refused": 0.3,
     "alb.connect-fail": 0.35,
     "alb.refused-then-back": 0.7,
+    "alb.stopped-listening": 0.7,
 }
 FIX = (
     "Bring the target back and keep it supervised: `docker ps -a` / `docker logs academy-api` for "
@@ -120,6 +121,7 @@ def judge(fig: Figures, ctx: Context) -> Cause | None:
             f"ALB log: {cnt(cf)} ALB 502s with target_status_code '-' and -1/-1/-1 times (could not connect: refused, reset or unreachable)",
         )
     window = _came_back(fig, sc)
+    window = _stopped(fig, sc) or window
     if sc.strength < MIN_STRENGTH:
         return None
     return Cause(
@@ -168,6 +170,30 @@ def _came_back(fig: Figures, sc: Score) -> Window | None:
     return alb_log.window(
         pat, float(t["refused_first_ts"]), float(t["refused_last_ts"]), t["target"]
     )
+
+
+def _stopped(fig: Figures, sc: Score) -> Window | None:
+    """ALB log alone: targets that served, then refused every connect to the end of the window
+    (alb_log.stopped). Their window: the target that refused most."""
+    pat = alb_log.patterns(fig)
+    gone = alb_log.stopped(pat) if pat else []
+    if pat is None or not gone:
+        return None
+    t = gone[0]
+    refused = sum(int(x["fails"]["connect_fail"]) for x in gone)
+    a, b = float(t["refused_first_ts"]), float(t["refused_last_ts"])
+    sc.add(
+        "alb.stopped-listening",
+        refused / max(1, alb_log.alb_5xx(pat)) * 1.5,
+        f"ALB log: {t['target']} answered {cnt(t['answered_before_refused'])} requests, then "
+        f"from {alb_log.clock(a)} refused every connect to the end of the window "
+        f"({cnt(t['fails']['connect_fail'])} x 502 with -1/-1/-1 over {b - a:.0f} s)"
+        + (f", and {len(gone) - 1} more target(s) the same way" if len(gone) > 1 else "")
+        + ": the app stopped listening on the port it had served on (crashed or stopped, not "
+        "back yet); a security group or NACL drops packets, which the ALB logs as 504 connect "
+        "timeouts, and does not refuse",
+    )
+    return alb_log.window(pat, a, b, t["target"])
 
 
 def _outage(pat: dict[str, Any], t: dict[str, Any], *, first: bool) -> str:

@@ -226,16 +226,20 @@ def test_the_terminal_tables_show_whole_targets_and_urls_in_80_columns(tmp_path)
     assert "not healthy / samples" not in text and "None" not in text
 
 
-def test_a_target_refusing_to_the_end_is_still_unreachable(tmp_path):
-    """The same refusals that never end: a port nothing listens on (or a closed one), which the
-    log alone reads as connectivity, with target-down beside it. A client that gave up (460) on
-    that target after its last refusal is no sign that it came back: it was counted as one, and
-    the sweep's connect-fail:9026 window was read as target-down 0.35."""
+@pytest.mark.parametrize("served_first", [False, True])
+def test_a_target_refusing_to_the_end(served_first, tmp_path):
+    """Refusals that never end. From the target's first request: a port nothing listens on (a
+    wrong target port, or an app down all along) - connectivity, target-down beside it. After
+    it served on that address: the app stopped listening on a port that was right - target-down
+    (it was connectivity 0.72, whose fix opens a security group: a security group drops packets,
+    it does not refuse). A client that gave up (460) after the last refusal is no sign that it
+    came back: it was counted as one, and the sweep's connect-fail:9026 read as target-down 0.35."""
     t0 = 1_790_000_000.0
     names = ["10.0.1.10:8000", "10.0.2.20:8000"]
+    start = 600 if served_first else 0
     lines = [
         _entry(t0 + i * 0.1, i, names[i % 2], "-1 -1 -1", 502, "-")
-        if i % 2 and i >= 600
+        if i % 2 and i >= start
         else _entry(t0 + i * 0.1, i, names[i % 2], "0.000 0.031 0.000", 200, "200")
         for i in range(1799)
     ]
@@ -244,8 +248,16 @@ def test_a_target_refusing_to_the_end_is_still_unreachable(tmp_path):
     (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
     v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
     ids = [(c.id, c.strength) for c in v.causes]
-    assert ids[0][0] == "connectivity" and ids[0][1] >= 0.7 and "target-down" in dict(ids), ids
     assert not any("came back" in e for c in v.causes for e in c.evidence)
+    if not served_first:
+        assert ids[0][0] == "connectivity" and ids[0][1] >= 0.7 and "target-down" in dict(ids), ids
+        return
+    assert ids[0][0] == "target-down" and ids[0][1] >= 0.7, ids
+    text = " ".join(v.causes[0].evidence)
+    assert "answered 300 requests, then from" in text and "stopped listening" in text
+    assert dict(ids).get("connectivity", 0) < ids[0][1]
+    w = v.causes[0].window
+    assert w is not None and w.target == names[1] and 59 <= w.first_ts - t0 <= 61
 
 
 def test_a_listener_rules_fixed_response_is_not_a_missing_target(tmp_path):
