@@ -38,6 +38,7 @@ WEIGHTS = {
     "alb.refused-then-back": 0.7,
     "alb.stopped-listening": 0.7,
 }
+KILLED_MIN = 3  # requests closed mid-request as a target went down: it was killed, not stopped
 FIX = (
     "Bring the target back and keep it supervised: `docker ps -a` / `docker logs academy-api` for "
     "the exit reason (OOM-killed? exit code), run it with `--restart unless-stopped`, and check "
@@ -160,13 +161,24 @@ def _came_back(fig: Figures, sc: Score) -> Window | None:
             if apart
             else f"{len(back)} targets were down at the same time"
         )
-    sc.evidence.append(
-        "the log alone cannot tell a crash restarted by its supervisor (Docker's --restart, "
-        "systemd, ECS) from a restart on purpose (a deploy that restarts the app without "
-        "deregistering the target first): the container's restart count and OOMKilled flag, "
-        "`dmesg -T | grep -i oom` and the deploy history at that time tell them apart"
-    )
     t = back[0]
+    # requests it dropped mid-work as it went down: killed (a stop on purpose lets gunicorn
+    # finish them in its graceful timeout)
+    mid = int(t["fails"].get("closed_mid_request", 0)) + int(t["fails"].get("timeout_kill", 0))
+    if mid >= KILLED_MIN and float(t["fail_first_ts"]) <= float(t["refused_first_ts"]):
+        sc.evidence.append(
+            f"{cnt(mid)} of its requests were closed mid-request as it went down: it was killed "
+            "while working (a restart on purpose lets gunicorn finish them), a crash or an OOM "
+            "kill restarted by its supervisor: the container's OOMKilled flag and "
+            "`dmesg -T | grep -i oom` tell which"
+        )
+    else:
+        sc.evidence.append(
+            "the log alone cannot tell a crash restarted by its supervisor (Docker's --restart, "
+            "systemd, ECS) from a restart on purpose (a deploy that restarts the app without "
+            "deregistering the target first): the container's restart count and OOMKilled flag, "
+            "`dmesg -T | grep -i oom` and the deploy history at that time tell them apart"
+        )
     return alb_log.window(
         pat, float(t["refused_first_ts"]), float(t["refused_last_ts"]), t["target"]
     )

@@ -199,6 +199,31 @@ def test_a_target_that_refused_then_came_back_is_down_not_unreachable(targets, t
         _agrees_with_itself(c)
 
 
+def test_a_target_killed_mid_work_then_restarted_says_it_was_killed(tmp_path):
+    """An OOM kill restarted by Docker: the target's requests close mid-request (target time in
+    the hundreds of ms, response -1), then its connects are refused, then it serves again. The
+    closes tell a kill from a restart on purpose (gunicorn finishes its requests on a stop)."""
+    t0 = 1_790_000_000.0
+    names = ["10.0.1.10:8000", "10.0.2.20:8000"]
+    lines = []
+    for i in range(1800):
+        t, target = t0 + i * 0.1, names[i % 2]
+        if target == names[1] and 900 <= i < 940:  # closed mid-request, 4 s
+            lines.append(_entry(t, i, target, f"0.000 0.{300 + i % 5 * 100} -1", 502, "-"))
+        elif target == names[1] and 940 <= i < 1150:  # refused, 21 s
+            lines.append(_entry(t, i, target, "-1 -1 -1", 502, "-"))
+        else:
+            lines.append(_entry(t, i, target, "0.000 0.031 0.000", 200, "200"))
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
+    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    down = next(c for c in v.causes if c.id == "target-down")
+    text = " ".join(down.evidence)
+    assert "came back on the same address" in text
+    assert "20 of its requests were closed mid-request as it went down: it was killed" in text
+    assert "cannot tell a crash restarted" not in text
+
+
 def test_the_terminal_tables_show_whole_targets_and_urls_in_80_columns(tmp_path):
     """In an 80-column terminal (or a CI log) every target read "10.0.1..." and every URL
     "https://...", all alike. Now the names keep their room, the counts that are 0 in every row
