@@ -45,11 +45,25 @@ class Window:
     target: str | None = None
 
     def describe(self) -> str:
-        """'struck 07:34:31 to 07:35:09 UTC (151 s into the window) on 10.0.2.108:8000'."""
-        clock = time.strftime("%H:%M:%S", time.gmtime(self.first_ts))
-        until = time.strftime("%H:%M:%S", time.gmtime(self.last_ts))
+        """'struck 2026-11-26 07:34:31 to 07:35:09 UTC (151 s into the window) on
+        10.0.2.108:8000': the day too (a window of logs can span days, and the time is what a
+        user types into --since), the end's day only when it is another."""
+        start = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.first_ts))
+        same_day = time.gmtime(self.first_ts)[:3] == time.gmtime(self.last_ts)[:3]
+        until = time.strftime(
+            "%H:%M:%S" if same_day else "%Y-%m-%d %H:%M:%S", time.gmtime(self.last_ts)
+        )
         on = f" on {self.target}" if self.target else ""
-        return f"struck {clock} to {until} UTC ({self.offset_s:.0f} s into the window){on}"
+        return f"struck {start} to {until} UTC ({_offset(self.offset_s)} into the window){on}"
+
+
+def _offset(s: float) -> str:
+    """151 s, 25 min, 7.6 h: how far into the window, readable at any window length."""
+    if s < 600:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
 
 
 @dataclass

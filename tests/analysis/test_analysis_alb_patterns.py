@@ -330,3 +330,17 @@ def test_the_headline_counts_each_status_the_alb_answered(tmp_path):
     (tmp_path / "logs" / "w.log").write_text("\n".join(lines) + "\n")
     v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
     assert "(target_status_code '-'; 60 x 504)" in v.headline, v.headline
+
+
+def test_a_window_is_dated_and_its_offset_readable_at_any_length():
+    """A day or a week of logs: '07:34:31 (27271 s into the window)' named no day and counted
+    seconds; the time is what a user types into --since next."""
+    from analysis.causes.base import Window
+
+    t = 1_795_000_000.0  # 2026-11-18 11:06:40 UTC
+    assert Window(t, t + 38, 151.0, "10.0.2.108:8000").describe() == (
+        "struck 2026-11-18 11:06:40 to 11:07:18 UTC (151 s into the window) on 10.0.2.108:8000"
+    )
+    assert "(25 min into the window)" in Window(t, t + 1, 1500.0).describe()
+    across = Window(t, t + 86400, 27271.0).describe()
+    assert across == "struck 2026-11-18 11:06:40 to 2026-11-19 11:06:40 UTC (7.6 h into the window)"
