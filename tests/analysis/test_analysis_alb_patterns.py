@@ -27,6 +27,13 @@ def _analyze(tmp_path: Path, inc: alb_incidents.Incident) -> pipeline.Result:
     return pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False)
 
 
+def _analyze_lines(tmp_path: Path, lines: list[str]) -> pipeline.Result:
+    """Hand-written ALB log lines, as one log file, through `analyze --alb-logs`'s code path."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
+    return pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False)
+
+
 def _agrees_with_itself(c: verdict.Cause) -> None:
     text = " ".join(c.evidence).lower()
     for a, b in CONTRADICTIONS:
@@ -182,9 +189,7 @@ def test_a_target_that_refused_then_came_back_is_down_not_unreachable(targets, t
             lines.append(_entry(t, i, target, "-1 -1 -1", 502, "-"))
         else:
             lines.append(_entry(t, i, target, "0.000 0.031 0.000", 200, "200"))
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
-    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    v = _analyze_lines(tmp_path, lines).verdict
     ranked = [(c.id, c.strength) for c in v.causes]
     assert v.at_fault == "proxy" and v.top is not None and v.top.id == "target-down", ranked
     assert v.top.strength >= 0.7 and "connectivity" not in {c.id for c in v.causes}, ranked
@@ -214,9 +219,7 @@ def test_a_target_killed_mid_work_then_restarted_says_it_was_killed(tmp_path):
             lines.append(_entry(t, i, target, "-1 -1 -1", 502, "-"))
         else:
             lines.append(_entry(t, i, target, "0.000 0.031 0.000", 200, "200"))
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
-    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    v = _analyze_lines(tmp_path, lines).verdict
     down = next(c for c in v.causes if c.id == "target-down")
     text = " ".join(down.evidence)
     assert "came back on the same address" in text
@@ -269,9 +272,7 @@ def test_a_target_refusing_to_the_end(served_first, tmp_path):
         for i in range(1799)
     ]
     lines.append(_entry(t0 + 179.9, 1799, names[1], "0.000 -1 -1", 460, "-"))
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "incident.log").write_text("\n".join(lines) + "\n")
-    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    v = _analyze_lines(tmp_path, lines).verdict
     ids = [(c.id, c.strength) for c in v.causes]
     assert not any("came back" in e for c in v.causes for e in c.evidence)
     if not served_first:
@@ -299,9 +300,7 @@ def test_a_listener_rules_fixed_response_is_not_a_missing_target(tmp_path):
             lines.append(line.replace('"forward"', '"fixed-response"'))
         else:
             lines.append(_entry(t, i, names[i % 2], "0.000 0.031 0.000", 200, "200"))
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "w.log").write_text("\n".join(lines) + "\n")
-    res = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False)
+    res = _analyze_lines(tmp_path, lines)
     v = res.verdict
     ids = [(c.id, c.strength) for c in v.causes]
     assert v.top is not None and v.top.id == "fixed-response" and v.top.strength >= 0.8, ids
@@ -326,9 +325,7 @@ def test_the_headline_counts_each_status_the_alb_answered(tmp_path):
         else _entry(t0 + i * 0.1, i, "10.0.1.10:8000", "0.000 0.031 0.000", 200, "200")
         for i in range(600)
     ]
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "w.log").write_text("\n".join(lines) + "\n")
-    v = pipeline.analyze_alb_logs(str(tmp_path / "logs"), write=False).verdict
+    v = _analyze_lines(tmp_path, lines).verdict
     assert "(target_status_code '-'; 60 x 504)" in v.headline, v.headline
 
 
