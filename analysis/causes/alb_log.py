@@ -53,9 +53,9 @@ def served_meanwhile(pat: dict[str, Any], target: str) -> int:
     return sum(int(t["ok"]) for t in pat.get("targets") or [] if t["target"] != target)
 
 
-# A target that refused at least this share of the requests routed to it from its first refused
-# connect to its last refused everything for a stretch (an app down), not a stray refusal now
-# and then (a full backlog)
+# A target "refused everything for a stretch" (an app down; not a stray refusal now and then, as
+# from a full backlog) when at least this share of the requests routed to it, from its first
+# refused connect to its last, were refused
 REFUSED_ALL = 0.8
 
 
@@ -84,7 +84,8 @@ def stopped(pat: dict[str, Any]) -> list[dict[str, Any]]:
 def came_back(pat: dict[str, Any]) -> list[dict[str, Any]]:
     """Targets that refused every connect (502 -1/-1/-1) for a stretch and then answered again on
     the same address: the app on them was down (crashed, killed, restarted) and came back. Most
-    refused first. A target that never answered again is a crash or an unreachable port."""
+    refused first. One that never answered again is ``stopped`` (or a crash, or a port nothing
+    ever listened on)."""
     out = [
         t
         for t in pat.get("targets") or []
