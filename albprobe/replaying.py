@@ -152,7 +152,12 @@ def cause_fault(cause: Cause, burst: tuple[float, float] | None, targets: int = 
         return None
     if fault.split(":")[0] in _ONE_OFF:
         return f"{fault}@{first:g}s"
-    return f"{fault}@{first:g}s-{(last if last is not None else first) + 1:g}s"
+    return _during(fault, first, last if last is not None else first)
+
+
+def _during(fault: str, first: float, last: float) -> str:
+    """A fault on from ``first`` to a second past ``last`` (replay seconds)."""
+    return f"{fault}@{first:g}s-{last + 1:g}s"
 
 
 def shift(spec: str, by: float) -> str:
@@ -188,13 +193,13 @@ def restart_faults(verdict: Verdict, cause: Cause, targets: int) -> list[str]:
     back = alb_log.came_back(pat) if pat and targets > 1 else []
     if len(back) < 2:
         return []
-    t0 = float(pat["first_ts"])  # type: ignore[index]  # the window's offset 0, as cause.window
     order = sorted(back, key=lambda t: float(t["refused_first_ts"]))[:targets]
-    return [
-        f"target-down:{k}@{float(t['refused_first_ts']) - t0:g}s-"
-        f"{float(t['refused_last_ts']) - t0 + 1:g}s"
-        for k, t in enumerate(order, start=1)
-    ]
+    out = []
+    for k, t in enumerate(order, start=1):
+        # the same clock as a cause's own window (its offset into the log window)
+        w = alb_log.window(pat, float(t["refused_first_ts"]), float(t["refused_last_ts"]), None)  # type: ignore[arg-type]
+        out.append(_during(f"target-down:{k}", w.offset_s, w.offset_s + w.last_ts - w.first_ts))
+    return out
 
 
 def diagnose(verdict: Verdict, burst: tuple[float, float] | None, targets: int = 1) -> Diagnosis:

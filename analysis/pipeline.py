@@ -106,7 +106,7 @@ def analyze_run(
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(float(ts), tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{_utc(ts)} UTC"
 
 
 def parse_when(value: str | None, *, name: str) -> float | None:
@@ -277,7 +277,7 @@ def _no_entries(source: str, st: ParseStats, *, windowed: bool) -> AlbprobeError
 
 
 def _utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def analyze_alb_logs(
